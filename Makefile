@@ -1,0 +1,39 @@
+# The README's two commands are `make demo` and `make test`; both run `setup` first.
+PY      := .venv/bin/python
+STAMP   := .venv/.installed
+export HF_HUB_DISABLE_TELEMETRY := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup demo demo-full test test-fast lint bench package clean
+
+setup: $(STAMP)
+
+# torch==2.13.0 goes in first so that nothing later pulls a multi-GB CUDA build;
+# the stamp makes a second `make setup` a no-op until pyproject.toml changes.
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: setup
+	$(PY) demo.py
+
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m 'not slow and not browser'
+
+lint: setup
+	.venv/bin/ruff check .
+
+bench: setup
+	$(PY) -m bench
+
+package: setup
+	$(PY) -m core.package --out repo.zip
+
+clean:
+	rm -rf runs bench/results.json repo.zip

@@ -1,0 +1,39 @@
+"""Benchmarks that measure ratios against a baseline run side by side in one process.
+
+    python -m bench                 # all benchmarks (`make bench`)
+    python -m bench minhash trainer # only those whose module name contains one of the words
+
+Each `bench/bench_<name>.py` defines `run() -> list[BenchRow]`. `ratio` always reads "how many
+times better ours is" (higher is better), so a target is a minimum ratio.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass
+class BenchRow:
+    name: str
+    ours: float
+    baseline: float
+    ratio: float
+    target: float | None
+    unit: str
+    note: str = ""
+
+    @property
+    def met(self) -> bool | None:
+        return None if self.target is None else self.ratio >= self.target
+
+    def as_json(self) -> dict:
+        row = asdict(self)
+        row.pop("name")
+        return row
+
+
+def ratio(ours: float, baseline: float, higher_is_better: bool = True) -> float:
+    """How many times better `ours` is than `baseline` (for times, pass higher_is_better=False)."""
+    if higher_is_better:
+        return ours / baseline if baseline else float("inf")
+    return baseline / ours if ours else float("inf")

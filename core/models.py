@@ -1,0 +1,170 @@
+"""Load a causal LM and its tokenizer by Hub id, local path, or `tiny` (the offline model).
+
+    model, tok = load_model("tiny")                          # built once from a seed, then cached
+    model, tok = load_model("unsloth/Llama-3.2-1B-Instruct") # any Hub id or local folder
+
+The tiny model is a randomly initialised Llama-architecture LM (~3M parameters) with a byte-level
+BPE tokenizer trained on our own sample text and a Llama-3-style chat template with its special
+tokens. Its text is noise; everything around it (templates, training, decoding) is the real path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from core.errors import UserError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TINY = "tiny"
+TINY_VERSION = 1
+SPECIAL_TOKENS = [
+    "<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>",
+    "<|finetune_right_pad_id|>",
+]
+# Llama 3's chat template, minus the date/tool preamble: the same header and turn tokens.
+LLAMA3_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}"
+    "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + (message['content'] | trim) + '<|eot_id|>' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
+)
+TINY_SHAPE = {
+    "hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 4, "num_attention_heads": 4,
+    "num_key_value_heads": 4, "max_position_embeddings": 2048,
+}
+TINY_VOCAB = 4096
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SEEDLOOP_CACHE", Path.home() / ".cache" / "seedloop"))
+
+
+def tiny_corpus() -> list[str]:
+    """Our own text the tiny tokenizer is trained on: the sample files and the task specs."""
+    texts: list[str] = []
+    samples = REPO_ROOT / "data" / "samples"
+    for path in sorted(samples.rglob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                texts.extend(str(v) for k, v in row.items() if k != "id" and isinstance(v, str))
+    for path in sorted((REPO_ROOT / "tasks").glob("*.yaml")):
+        texts.append(path.read_text(encoding="utf-8"))
+    return texts
+
+
+def tiny_model_path(seed: int = 0) -> Path:
+    """Folder of the tiny model for `seed`, building it on first use (atomically: safe in parallel)."""
+    corpus = tiny_corpus()
+    digest = hashlib.sha256("\n".join(corpus).encode()).hexdigest()[:10]
+    target = cache_dir() / f"tiny-v{TINY_VERSION}-seed{seed}-{digest}"
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tiny-", dir=target.parent))
+    try:
+        build_tiny_model(tmp, seed=seed, corpus=corpus)
+        try:
+            tmp.rename(target)
+        except OSError:  # another process finished first: theirs is identical, keep it
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def build_tiny_model(out: Path, *, seed: int = 0, corpus: list[str] | None = None) -> None:
+    """Train the tokenizer, initialise the Llama weights from `seed` and save both to `out`."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    corpus = corpus if corpus is not None else tiny_corpus()
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=TINY_VOCAB, special_tokens=SPECIAL_TOKENS, show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    bpe.train_from_iterator(corpus, trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, bos_token="<|begin_of_text|>", eos_token="<|eot_id|>",
+        pad_token="<|finetune_right_pad_id|>", model_max_length=TINY_SHAPE["max_position_embeddings"],
+    )
+    tokenizer.chat_template = LLAMA3_CHAT_TEMPLATE
+    tokenizer.save_pretrained(out)
+
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), tie_word_embeddings=False, bos_token_id=ids["<|begin_of_text|>"],
+        eos_token_id=ids["<|eot_id|>"], pad_token_id=ids["<|finetune_right_pad_id|>"], **TINY_SHAPE,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.save_pretrained(out)
+    GenerationConfig(
+        bos_token_id=config.bos_token_id, eos_token_id=[ids["<|eot_id|>"], ids["<|end_of_text|>"]],
+        pad_token_id=config.pad_token_id,
+    ).save_pretrained(out)
+
+
+def resolve_model(name: str, seed: int = 0) -> str:
+    """`tiny` → the cached tiny model's folder; anything else is passed through (Hub id or path)."""
+    return str(tiny_model_path(seed)) if name == TINY else name
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_tokenizer(name: str) -> PreTrainedTokenizerBase:
+    from transformers import AutoTokenizer
+
+    path = resolve_model(name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except OSError as exc:
+        raise UserError(f"cannot load tokenizer '{name}': {str(exc).splitlines()[0]}") from None
+    if tokenizer.pad_token is None:
+        # Llama 3 ships no pad token but reserves one; fall back to EOS for other families.
+        reserved = "<|finetune_right_pad_id|>"
+        tokenizer.pad_token = reserved if reserved in tokenizer.get_vocab() else tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(
+    name: str, *, device: str | None = None, dtype: Any = None, adapter: str | Path | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load model + tokenizer; with `adapter`, the PEFT adapter is applied on top of the base model."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    device = device or default_device()
+    if dtype is None:
+        dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    tokenizer = load_tokenizer(name)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(resolve_model(name), dtype=dtype)
+    except OSError as exc:
+        raise UserError(f"cannot load model '{name}': {str(exc).splitlines()[0]}") from None
+    if adapter is not None:
+        from peft import PeftModel
+
+        if not (Path(adapter) / "adapter_config.json").is_file():
+            raise UserError(f"{adapter}: not a PEFT adapter folder (no adapter_config.json)")
+        model = PeftModel.from_pretrained(model, str(adapter))
+    model.to(device)
+    model.eval()
+    return model, tokenizer

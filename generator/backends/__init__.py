@@ -1,0 +1,102 @@
+"""Model backends behind one small protocol, registered by name and imported only when used.
+
+    backend = get_backend("transformers", model="tiny")
+    completions = backend.generate(prompts, schema=task.output_schema(), sampling=Sampling(max_new_tokens=64))
+    logprobs = backend.score(prompts, choices=task.label_names)   # one row of log P(choice) per prompt
+
+A prompt is either a list of chat messages (`[{"role": ..., "content": ...}]`, rendered with the
+model's own chat template, or sent as-is to a chat API) or a plain string (used verbatim).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel
+
+from core.errors import fail
+
+Prompt = str | list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Decoding parameters. `temperature == 0` means greedy. `seed` makes sampling repeatable."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    seed: int = 0
+    strategy: str = "greedy"  # a name for reports: which strategy produced which samples
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Completion:
+    """One generation. Never an exception: a bad row carries its `error` and is kept."""
+
+    text: str
+    parsed: dict[str, Any] | None = None
+    error: str | None = None
+    finish_reason: str = "stop"  # "stop" | "length" | "error"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@runtime_checkable
+class Backend(Protocol):
+    name: str
+    model_id: str
+
+    def generate(
+        self, prompts: list[Prompt], schema: type[BaseModel] | None, sampling: Sampling
+    ) -> list[Completion]: ...
+
+    def score(self, prompts: list[Prompt], choices: list[str]) -> list[list[float]]: ...
+
+
+# name -> "module:Class"; modules are imported only when their backend is asked for.
+BACKENDS: dict[str, str] = {
+    "transformers": "generator.backends.transformers_backend:TransformersBackend",
+    "vllm": "generator.backends.vllm_backend:VLLMBackend",
+    "openai": "generator.backends.openai_backend:OpenAIBackend",
+}
+
+
+def get_backend(name: str, **options: Any) -> Backend:
+    """Instantiate a registered backend by name (options go to its constructor)."""
+    if name not in BACKENDS:
+        fail(f"unknown backend '{name}' (available: {', '.join(BACKENDS)})")
+    module_name, class_name = BACKENDS[name].split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        fail(f"backend '{name}' needs a package that is not installed ({exc.name}); "
+             f"for vllm: pip install 'seedloop[vllm]' on a GPU machine")
+    return getattr(module, class_name)(**options)
+
+
+def parse_with_schema(text: str, schema: type[BaseModel] | None) -> tuple[dict[str, Any] | None, str | None]:
+    """Parse `text` as JSON valid under `schema`: (object, None) or (None, reason). No schema: (None, None)."""
+    if schema is None:
+        return None, None
+    from pydantic import ValidationError
+
+    from core.io import describe_validation_error
+
+    try:
+        return schema.model_validate_json(text).model_dump(), None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        if first["type"] == "json_invalid":
+            return None, f"invalid JSON: {first['msg']}"
+        return None, describe_validation_error(exc)

@@ -1,0 +1,148 @@
+"""Local Hugging Face model on CPU or GPU: the default backend (`--backend transformers`).
+
+Free generation uses `model.generate`; with a schema, decoding is constrained by Outlines so every
+output parses. `score` returns log P(choice | prompt) per choice: one forward pass per prompt batch
+when every choice is a single token, otherwise one pass over prompt + choice sequences.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from core.models import TINY, load_model
+from generator.backends import Completion, Prompt, Sampling, parse_with_schema
+
+
+class TransformersBackend:
+    name = "transformers"
+
+    def __init__(
+        self,
+        model: str = TINY,
+        *,
+        adapter: str | Path | None = None,
+        device: str | None = None,
+        batch_size: int = 16,
+        loaded: tuple[Any, Any] | None = None,
+    ):
+        """Args:
+            model: Hub id, local path or "tiny".
+            adapter: a PEFT adapter folder to apply on top of `model`.
+            loaded: an already loaded (model, tokenizer) pair, e.g. straight from the trainer.
+        """
+        self.model_id = model if adapter is None else f"{model}+{adapter}"
+        self.model, self.tokenizer = loaded or load_model(model, device=device, adapter=adapter)
+        self.batch_size = batch_size
+
+    @property
+    def device(self) -> Any:
+        return next(self.model.parameters()).device
+
+    # ---- prompts ------------------------------------------------------------------------------
+    def render(self, prompt: Prompt) -> str:
+        """A chat prompt through the model's own chat template (with the assistant header)."""
+        if isinstance(prompt, str):
+            return prompt
+        return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+
+    def _encode(self, texts: list[str]) -> dict[str, Any]:
+        # Rendered chat text already holds BOS; add_special_tokens would double it.
+        self.tokenizer.padding_side = "left"
+        batch = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    # ---- generate -----------------------------------------------------------------------------
+    def generate(self, prompts: list[Prompt], schema: type[BaseModel] | None, sampling: Sampling) -> list[Completion]:
+        if schema is not None:
+            return self._generate_constrained(prompts, schema, sampling)
+        return self._generate_free(prompts, sampling)
+
+    def _generate_free(self, prompts: list[Prompt], sampling: Sampling) -> list[Completion]:
+        import torch
+
+        out: list[Completion] = []
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos])
+        for start in range(0, len(prompts), self.batch_size):
+            texts = [self.render(p) for p in prompts[start : start + self.batch_size]]
+            batch = self._encode(texts)
+            torch.manual_seed(sampling.seed + start)
+            kwargs: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens,
+                                      "pad_token_id": self.tokenizer.pad_token_id}
+            if sampling.temperature > 0:
+                kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
+            else:
+                kwargs.update(do_sample=False, temperature=None, top_p=None)
+            with torch.inference_mode():
+                generated = self.model.generate(**batch, **kwargs)
+            prompt_len = batch["input_ids"].shape[1]
+            for row, attention in zip(generated, batch["attention_mask"], strict=True):
+                new = row[prompt_len:].tolist()
+                stopped = next((i for i, t in enumerate(new) if t in eos_ids), None)
+                tokens = new if stopped is None else new[:stopped]
+                out.append(Completion(
+                    text=self.tokenizer.decode(tokens, skip_special_tokens=True),
+                    finish_reason="length" if stopped is None else "stop",
+                    prompt_tokens=int(attention.sum()), completion_tokens=len(tokens) + (stopped is not None),
+                ))
+        return out
+
+    def _generate_constrained(
+        self, prompts: list[Prompt], schema: type[BaseModel], sampling: Sampling
+    ) -> list[Completion]:
+        # Filled in by the generator's Outlines path; until then free generation + parsing.
+        out = self._generate_free(prompts, sampling)
+        for completion in out:
+            completion.parsed, completion.error = parse_with_schema(completion.text, schema)
+            if completion.error:
+                completion.finish_reason = "error"
+        return out
+
+    # ---- score --------------------------------------------------------------------------------
+    def score(self, prompts: list[Prompt], choices: list[str]) -> list[list[float]]:
+        """log P(choice | prompt) for every prompt and choice (natural log, summed over tokens)."""
+        import torch
+
+        choice_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in choices]
+        if any(not ids for ids in choice_ids):
+            raise ValueError(f"a choice tokenises to nothing: {choices}")
+        texts = [self.render(p) for p in prompts]
+        scores: list[list[float]] = []
+        single = all(len(ids) == 1 for ids in choice_ids)
+        with torch.inference_mode():
+            for start in range(0, len(texts), self.batch_size):
+                chunk = texts[start : start + self.batch_size]
+                if single:
+                    batch = self._encode(chunk)
+                    logits = self.model(**batch).logits[:, -1, :].float()  # left padding: last = next token
+                    logprobs = torch.log_softmax(logits, dim=-1)
+                    index = torch.tensor([ids[0] for ids in choice_ids], device=logprobs.device)
+                    scores.extend(logprobs[:, index].tolist())
+                else:
+                    scores.extend(self._score_sequences(chunk, choice_ids))
+        return scores
+
+    def _score_sequences(self, texts: list[str], choice_ids: list[list[int]]) -> list[list[float]]:
+        import torch
+
+        prompt_ids = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        pad = self.tokenizer.pad_token_id
+        rows = [(p, c) for p in prompt_ids for c in choice_ids]
+        width = max(len(p) + len(c) for p, c in rows)
+        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, (p, c) in enumerate(rows):  # right padding: positions of the choice are known
+            seq = p + c
+            input_ids[i, : len(seq)] = torch.tensor(seq)
+            attention[i, : len(seq)] = 1
+        logits = self.model(input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device)).logits
+        logprobs = torch.log_softmax(logits.float(), dim=-1)
+        totals = []
+        for i, (p, c) in enumerate(rows):
+            positions = torch.arange(len(p) - 1, len(p) + len(c) - 1)
+            totals.append(float(logprobs[i, positions, torch.tensor(c)].sum()))
+        n = len(choice_ids)
+        return [totals[j * n : (j + 1) * n] for j in range(len(texts))]

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from core.errors import UserError
+from core.tasks import available_tasks, load_task
+
+
+@pytest.mark.parametrize("name", available_tasks())
+def test_every_task_yaml_loads_and_renders(name):
+    task = load_task(name)
+    assert task.label_names, "a task has labels"
+    for lang in task.languages:
+        messages = task.classify_messages("Some input text", lang=lang)
+        assert [m["role"] for m in messages] == ["system", "user"]
+        assert "Some input text" in messages[1]["content"]
+    attrs = {k: task.attribute_values(k, task.languages[0])[0] for k in task.attributes}
+    seeds = [{"text": "seed text", "label": task.label_names[0]}]
+    for template_id in task.generation_templates:
+        prompt = task.render_generation(template_id, lang=task.languages[0], label=task.label_names[0],
+                                        seeds=seeds, attributes=attrs)
+        assert task.label_names[0] in prompt
+
+
+def test_builtin_tasks_meet_their_spec():
+    fin = load_task("fin_sentiment")
+    assert fin.label_names == ["positive", "negative", "neutral"]
+    assert fin.languages == ("en", "vi")
+    support = load_task("support_intent")
+    assert len(support.label_names) >= 12
+    assert all("." in intent for intent in support.label_names)
+    assert "reply" in support.outputs
+
+
+def test_output_schema_rejects_unknown_label_and_overlong_text():
+    support = load_task("support_intent")
+    schema = support.output_schema()
+    schema(intent="billing.seat_question", reply="Go to Admin Console → Billing → Seats.")
+    with pytest.raises(ValidationError):
+        schema(intent="billing.free_money", reply="ok")
+    with pytest.raises(ValidationError):
+        schema(intent="billing.seat_question", reply="x" * (support.outputs["reply"].max_chars + 1))
+    fin_sample = load_task("fin_sentiment").generation_schema()
+    with pytest.raises(ValidationError):
+        fin_sample(text="y" * 10_000, label="positive")
+    json_schema = fin_sample.model_json_schema()
+    assert json_schema["properties"]["label"]["enum"] == ["positive", "negative", "neutral"]
+    assert json_schema["properties"]["text"]["maxLength"] == 320
+
+
+@pytest.mark.parametrize(
+    ("raw", "source", "expected"),
+    [("bullish", None, "positive"), ("Mildly Positive", None, "positive"), ("strong_negative", None, "negative"),
+     ("Neutral", None, "neutral"), ("tich cuc", None, "positive"), ("Tiêu cực", None, "negative"),
+     ("0", "twitter_financial_news_sentiment", "negative"), ("0", "uit_vsfc", "negative"),
+     ("1", "uit_vsfc", "neutral"), ("2.0", "uit_vsfc", "positive"), ("somewhat happy", None, None),
+     ("1", None, None)],
+)
+def test_label_synonyms_and_codes(raw, source, expected):
+    assert load_task("fin_sentiment").normalise_label(raw, source) == expected
+
+
+def test_with_labels_keeps_synonyms_of_known_labels():
+    task = load_task("support_intent").with_labels(["billing.refund_request", "custom.new_intent"])
+    assert task.label_names == ["billing.refund_request", "custom.new_intent"]
+    assert task.normalise_label("money back") == "billing.refund_request"
+    assert task.normalise_label("custom new intent") == "custom.new_intent"
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "task.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+MINIMAL = """
+name: t
+languages: [en]
+input: {name: text}
+label: {name: label, values: {a: {}, b: {}}}
+prompts:
+  system: sys
+  instructions: ["say {{ labels | join(',') }}"]
+  user: "{{ instruction }} {{ input }}"
+  generation: [{id: g, template: "write {{ label }}"}]
+"""
+
+
+def test_a_third_task_is_one_yaml_file(tmp_path):
+    task = load_task(_write(tmp_path, MINIMAL))
+    assert task.label_names == ["a", "b"]
+    assert task.answer({"label": "a"}) == "a"
+
+
+@pytest.mark.parametrize(
+    ("mutation", "message"),
+    [(("label: {name: label, values: {a: {}, b: {}}}", "label: {name: label, values: {}}"), "label.values: the label set is empty"),
+     (("languages: [en]", "languages: [en]\ncolour: blue"), "colour: unknown key"),
+     (("user: \"{{ instruction }} {{ input }}\"", "user: \"\""), "prompts.user: missing or empty template"),
+     (("  user: \"{{ instruction }} {{ input }}\"\n", ""), "prompts.user: missing required key"),
+     (("write {{ label }}", "write {{ label "), "template syntax error"),
+     (("languages: [en]", "languages: [en"), "malformed YAML")],
+)
+def test_bad_task_files_name_file_and_key(tmp_path, mutation, message):
+    path = _write(tmp_path, MINIMAL.replace(*mutation))
+    with pytest.raises(UserError) as err:
+        load_task(path)
+    assert str(path) in str(err.value)
+    assert message in str(err.value)
+
+
+def test_unknown_task_name_lists_the_available_ones():
+    with pytest.raises(UserError, match="unknown task 'nope'.*fin_sentiment"):
+        load_task("nope")
