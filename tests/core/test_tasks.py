@@ -113,5 +113,5 @@ def test_bad_task_files_name_file_and_key(tmp_path, mutation, message):
 
 
 def test_unknown_task_name_lists_the_available_ones():
-    with pytest.raises(UserError, match="unknown task 'nope'.*fin_sentiment"):
+    with pytest.raises(UserError, match=r"unknown task 'nope'.*fin_sentiment"):
         load_task("nope")
