@@ -1,0 +1,56 @@
+"""A FAKE model backend for the self-consistency mechanics tests: no model, scripted answers.
+
+It is a test double, named as one, and `test_fake_backend_is_a_backend` checks that it satisfies
+the real `Backend` protocol. The real path is tested once end to end with the tiny model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from generator.backends import Completion, Prompt, Sampling
+
+
+def _text_of(prompt: Prompt) -> str:
+    content = prompt if isinstance(prompt, str) else prompt[-1]["content"]
+    return content.rsplit("Text: ", 1)[-1].strip()
+
+
+class FakeScoringBackend:
+    """Answers from a script: text -> label probabilities (score) or a cycle of labels (generate).
+
+    Args:
+        probs: {text: {label: probability}}; unscripted texts get a uniform distribution.
+        answers: {text: [label, label, ...]}; generate round r answers answers[text][r % len].
+    """
+
+    name = "fake"
+    model_id = "fake-scripted"
+
+    def __init__(self, probs: dict[str, dict[str, float]] | None = None,
+                 answers: dict[str, list[str]] | None = None):
+        self.probs = probs or {}
+        self.answers = answers or {}
+        self.score_calls: list[list[Prompt]] = []
+        self.generate_calls: list[tuple[list[Prompt], Sampling]] = []
+
+    def score(self, prompts: list[Prompt], choices: list[str]) -> list[list[float]]:
+        self.score_calls.append(list(prompts))
+        rows = []
+        for prompt in prompts:
+            dist = self.probs.get(_text_of(prompt), {})
+            rows.append([math.log(dist.get(c, 1e-12)) if dist else math.log(1 / len(choices)) for c in choices])
+        return rows
+
+    def generate(self, prompts: list[Prompt], schema, sampling: Sampling) -> list[Completion]:
+        round_ = len(self.generate_calls)  # one call per self-consistency round
+        self.generate_calls.append((list(prompts), sampling))
+        out = []
+        for prompt in prompts:
+            script = self.answers.get(_text_of(prompt), ["?"])
+            label = script[round_ % len(script)]
+            text = json.dumps({"label": label})
+            parsed = {"label": label} if label != "?" else None
+            out.append(Completion(text=text, parsed=parsed, error=None if parsed else "not a label"))
+        return out

@@ -1,0 +1,128 @@
+"""Near-duplicates: planted exact and near copies, contamination against eval, seed copies, Vietnamese."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.validators.helpers import make
+from validators.base import Context, build
+from validators.minhash import Shingler, clusters, naive_signature, signatures
+
+
+def _check(fin, records, references=(), **options):
+    return build("near_duplicates", fin, options, Context(references=list(references))).check(records)
+
+
+def test_batched_signatures_equal_datasketch_update(sample_records):
+    shingler = Shingler()
+    sets = [shingler(r.text, r.lang) for r in sample_records] + [[]]
+    ours = signatures(sets, chunk_rows=37)  # small chunks: documents straddle chunk borders
+    naive = np.array([naive_signature(s) for s in sets])
+    assert ours.dtype == naive.dtype and np.array_equal(ours, naive)
+
+
+def test_planted_duplicates_in_samples_found_and_distinct_texts_pass(fin, sample_records):
+    verdicts = {r.id: v for r, v in zip(sample_records, _check(fin, sample_records), strict=True)}
+    failed = {rid: v for rid, v in verdicts.items() if not v.passed}
+    # PLANTED.md: exact copies en_021, en_031 (same text as en_009), vi_021, vi_033; near copies en_027, vi_025.
+    assert set(failed) == {"en_021", "en_027", "en_031", "vi_021", "vi_025", "vi_033"}
+    assert failed["en_021"].reason.startswith("exact duplicate of en_008")
+    assert failed["en_027"].reason.startswith("near duplicate of en_012")
+    assert failed["vi_025"].details["matches"][0]["id"] == "vi_009"
+    # the first of each cluster is kept, and knows what it was kept over
+    assert verdicts["en_012"].passed and verdicts["en_012"].details["kept_over"] == ["en_027"]
+
+
+def test_contamination_against_eval_item_is_rejected(fin):
+    eval_item = make("Pre-tax profit rose to EUR 27.4 mn from EUR 19.9 mn, driven by strong demand in Asia.",
+                     rid="eval_7", split="eval")
+    seed = make("Kestrel Energy wins a USD 120 million contract to supply turbines to a wind farm.", rid="seed_1",
+                split="train")
+    batch = [
+        make("Pre-tax profit increased to EUR 27.4 mn from EUR 18.9 mn, driven by strong demand in Asia."),
+        make("Kestrel Energy wins a USD 150 million contract to supply turbines to a wind farm."),
+        make("Copper miners rallied after the central bank surprised markets with a rate cut."),
+    ]
+    contaminated, seed_copy, fresh = _check(fin, batch, [eval_item, seed])
+    assert not contaminated.passed and contaminated.details["rule"] == "contamination"
+    assert contaminated.reason.startswith("contamination: near eval item eval_7 (jaccard≈0.")
+    assert not seed_copy.passed and "seed/train item seed_1" in seed_copy.reason
+    assert fresh.passed and fresh.score < 0.3
+
+
+def test_vietnamese_copy_without_diacritics_is_a_duplicate(fin):
+    batch = [make("Hòa Phát báo lãi sau thuế 2.800 tỷ đồng trong quý II, gấp đôi cùng kỳ.", lang="vi"),
+             make("Hoa Phat bao lai sau thue 2.900 ty dong trong quy II, gap doi cung ky.", lang="vi"),
+             make("Giá cà phê robusta trong nước lập đỉnh mới, người trồng ở Tây Nguyên phấn khởi.", lang="vi")]
+    kept, copy, other = _check(fin, batch)
+    assert kept.passed and other.passed
+    assert not copy.passed and copy.details["max_jaccard"] >= 0.9
+
+
+def test_threshold_option_controls_near_matches(fin):
+    a = make("Pre-tax profit rose to EUR 27.4 mn from EUR 19.9 mn, driven by strong demand in Asia.")
+    b = make("Pre-tax profit increased to EUR 27.4 mn from EUR 18.9 mn, driven by strong demand in Asia.")
+    assert not _check(fin, [a, b], threshold=0.7)[1].passed
+    assert _check(fin, [a, b], threshold=0.95)[1].passed
+
+
+def test_clusters_group_near_copies_and_leave_distinct_texts_alone():
+    shingler = Shingler()
+    texts = ["shares of the bank rose five percent on friday after results",
+             "shares of the bank rose five percent on friday after strong results",
+             "oil prices fell sharply as inventories built up in the united states"]
+    sigs = signatures([shingler(t, "en") for t in texts])
+    assert clusters(texts, sigs, 0.5) == [[0, 1]]
+
+
+@pytest.fixture()
+def redis_url(tmp_path):
+    """A real redis-server on a free loopback port, stopped after the test; skipped without the binary."""
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server not installed (apt-get install -y redis-server)")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("redis-server did not start")
+    yield f"redis://127.0.0.1:{port}/0"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_lsh_index_in_redis_gives_the_same_verdicts(fin, sample_records, redis_url):
+    import redis
+
+    in_memory = _check(fin, sample_records)
+    in_redis = build("near_duplicates", fin, {}, Context(redis_url=redis_url)).check(sample_records)
+    assert [v.model_dump() for v in in_redis] == [v.model_dump() for v in in_memory]
+    assert redis.Redis.from_url(redis_url).dbsize() > 0  # the index really lived in Redis
+
+
+def test_band_clusters_match_the_datasketch_index(sample_records):
+    from validators.minhash import band_clusters
+
+    shingler = Shingler()
+    texts = [r.text for r in sample_records]
+    sigs = signatures([shingler(r.text, r.lang) for r in sample_records])
+    found = clusters(texts, sigs, 0.7)
+    assert found == band_clusters(sigs, 0.7) and len(found) == 6  # the six planted pairs of PLANTED.md

@@ -1,0 +1,111 @@
+"""`near_duplicates`: MinHash LSH within the batch, against the seed/train set and against the eval set.
+
+- against eval references: **contamination**, always a rejection (a synthetic sample near an eval
+  item must never reach training);
+- against train / seed references: a copy of a seed is not synthesis;
+- within the batch: the first record of a near-duplicate cluster is kept, later ones are rejected.
+
+Exact copies (same normalised text) are caught even when too short to shingle. The LSH index lives
+in memory, or in Redis when `redis_url` is set (option or `--redis-url`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from core.records import Record, Verdict, normalise_text
+from validators.base import BaseValidator, clip01
+from validators.minhash import SHINGLING, LshIndex, Shingler, jaccard, signatures
+
+_KINDS = {"e": "eval", "t": "train", "b": "batch"}
+
+
+class NearDuplicateValidator(BaseValidator):
+    name = "near_duplicates"
+    defaults: ClassVar[dict[str, Any]] = {"threshold": 0.7, "num_perm": 128, "seed": 1, "shingling": {}, "redis_url": None}
+
+    def _shingler(self) -> Shingler:
+        rules = {k: dict(v) for k, v in SHINGLING.items()}
+        for lang, rule in (self.options["shingling"] or {}).items():
+            rules[lang] = {**rules.get(lang, rules["*"]), **rule}
+        return Shingler(rules)
+
+    def check(self, records: list[Record]) -> list[Verdict]:
+        threshold = float(self.options["threshold"])
+        num_perm, seed = int(self.options["num_perm"]), int(self.options["seed"])
+        groups = {"e": self.context.eval_refs, "t": self.context.train_refs, "b": records}
+        keys = [f"{kind}:{i}" for kind, recs in groups.items() for i in range(len(recs))]
+        everything = [r for recs in groups.values() for r in recs]
+        shingler = self._shingler()
+        sets = [shingler(r.text, r.lang) for r in everything]
+        sigs = signatures(sets, num_perm=num_perm, seed=seed)
+        row = {k: i for i, k in enumerate(keys)}
+        has_shingles = np.array([bool(s) for s in sets])
+
+        index = LshIndex(threshold, num_perm, seed=seed, redis_url=self.options["redis_url"] or self.context.redis_url)
+        indexed = [k for k in keys if has_shingles[row[k]]]
+        index.add(indexed, sigs[[row[k] for k in indexed]])
+
+        exact: dict[str, str] = {}
+        for key, rec in zip(keys, everything, strict=True):
+            exact.setdefault(normalise_text(rec.text), key)
+
+        verdicts = []
+        for i, rec in enumerate(records):
+            me = f"b:{i}"
+            sims: dict[str, float] = {}
+            first = exact[normalise_text(rec.text)]
+            if first != me:
+                sims[first] = 1.0
+            if has_shingles[row[me]]:
+                for cand in index.candidates(sigs[row[me]]):
+                    if cand != me:
+                        sims.setdefault(cand, jaccard(sigs[row[me]], sigs[row[cand]]))
+            verdicts.append(self._verdict(me, sims, threshold, groups, exact_key=first))
+        return verdicts
+
+    def _verdict(self, me: str, sims: dict[str, float], threshold: float, groups: dict[str, list[Record]],
+                 exact_key: str) -> Verdict:
+        my_index = int(me[2:])
+
+        def ref(key: str) -> Record:
+            return groups[key[0]][int(key[2:])]
+
+        def describe(key: str) -> dict[str, Any]:
+            return {"id": ref(key).id, "kind": _KINDS[key[0]], "jaccard": round(sims[key], 3)}
+
+        # Later batch records never make this one a duplicate: the first of a cluster is kept.
+        relevant = {k: s for k, s in sims.items() if not (k[0] == "b" and int(k[2:]) > my_index)}
+        hits = sorted((k for k, s in relevant.items() if s >= threshold), key=lambda k: -relevant[k])
+        best = max(relevant.values(), default=0.0)
+        details: dict[str, Any] = {"threshold": threshold, "max_jaccard": round(best, 3),
+                                   "matches": [describe(k) for k in hits[:5]]}
+        later = [k for k, s in sims.items() if k[0] == "b" and int(k[2:]) > my_index and s >= threshold]
+        if later:
+            details["kept_over"] = [ref(k).id for k in later[:5]]
+        for kind in ("e", "t", "b"):
+            found = [k for k in hits if k[0] == kind]
+            if not found:
+                continue
+            key = found[0]
+            other = ref(key)
+            exact = key == exact_key
+            sim = f"jaccard≈{relevant[key]:.2f}"
+            if kind == "e":
+                reason = f"contamination: {'copy of' if exact else 'near'} eval item {other.id} ({sim})"
+            elif kind == "t":
+                reason = f"{'exact copy' if exact else 'near copy'} of seed/train item {other.id} ({sim})"
+            else:
+                reason = f"{'exact' if exact else 'near'} duplicate of {other.id} in this batch ({sim})"
+            rule = {"e": "contamination", "t": "seed_copy", "b": "batch_duplicate"}[kind]
+            return self.verdict(False, relevant[key], reason, rule=rule, kind=_KINDS[kind], exact=exact, **details)
+        return self.verdict(True, best, **details)
+
+    def doubt(self, verdict: Verdict) -> float:
+        if not verdict.passed:
+            return 1.0
+        # Nothing below half the threshold is suspicious; just under the threshold is nearly a rejection.
+        threshold = float(self.options["threshold"])
+        return clip01(((verdict.score or 0.0) - 0.5 * threshold) / (0.5 * threshold))

@@ -1,0 +1,124 @@
+"""`self_consistency`: ask the model to label each sample again, k times, and compare with its claimed label.
+
+Two ways to draw the k labels (option `method`):
+
+- `score` (default, cheap): one `backend.score(prompt, labels)` call per record gives log P(label);
+  k labels are drawn from softmax(logprob / temperature) with a RNG seeded by (seed, record id).
+- `generate`: k label-only constrained generations at `temperature` (seeds seed, seed+1, ...),
+  one `backend.generate` call per round over the whole batch.
+
+The verdict keeps `votes` {label: count}, the `majority` label, `agreement` (share of the k votes
+for the claimed label) and `k`. It fails when the majority is not the claimed label or agreement,
+rounded to two decimals (so `min_agreement: 0.67` means 2 of 3), is under `min_agreement`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from functools import cached_property
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, create_model
+
+from core.records import Record, Verdict
+from validators.base import BaseValidator
+
+UNPARSED = "(unparsed)"
+
+
+def softmax(logprobs: list[float], temperature: float) -> np.ndarray:
+    z = np.asarray(logprobs, dtype=np.float64) / max(temperature, 1e-6)
+    z -= z.max()
+    p = np.exp(z)
+    return p / p.sum()
+
+
+def record_rng(seed: int, record_id: str) -> np.random.Generator:
+    """A generator that depends only on the seed and the record, not on batch order or size."""
+    digest = int.from_bytes(hashlib.sha256(record_id.encode()).digest()[:8], "little")
+    return np.random.default_rng([seed, digest])
+
+
+class SelfConsistencyValidator(BaseValidator):
+    name = "self_consistency"
+    defaults: ClassVar[dict[str, Any]] = {"k": 5, "min_agreement": 0.6, "temperature": 1.0, "method": "score", "max_new_tokens": 24,
+                "variant": 0}
+    expensive = True
+    needs_backend = True
+
+    @cached_property
+    def label_schema(self) -> type[BaseModel]:
+        """JSON with the label only: what constrained decoding may produce in `generate` mode."""
+        labels: Any = Literal[tuple(self.task.label_names)]
+        return create_model("LabelOnly", __config__=ConfigDict(extra="forbid"), **{self.task.label_name: (labels, ...)})
+
+    def _prompts(self, records: list[Record]) -> list[list[dict[str, str]]]:
+        return [self.task.classify_messages(r.text, r.lang, int(self.options["variant"])) for r in records]
+
+    def votes(self, records: list[Record]) -> list[tuple[list[str], list[float] | None]]:
+        """The k drawn labels per record, and the label probabilities where `score` gave them."""
+        if not records:
+            return []
+        k, temperature = int(self.options["k"]), float(self.options["temperature"])
+        backend, labels = self.context.backend, self.task.label_names
+        if self.options["method"] == "score":
+            rows = backend.score(self._prompts(records), labels)
+            out = []
+            for rec, logprobs in zip(records, rows, strict=True):
+                probs = softmax(logprobs, temperature)
+                draws = record_rng(self.context.seed, rec.id).choice(len(labels), size=k, p=probs)
+                out.append(([labels[d] for d in draws], [round(float(p), 4) for p in probs]))
+            return out
+        if self.options["method"] != "generate":
+            from core.errors import fail
+
+            fail(f"{self.task.path}: validators[self_consistency].method: '{self.options['method']}' "
+                 "is not one of: score, generate")
+        from generator.backends import Sampling
+
+        prompts = self._prompts(records)
+        drawn: list[list[str]] = [[] for _ in records]
+        for round_ in range(k):
+            sampling = Sampling(temperature=temperature, max_new_tokens=int(self.options["max_new_tokens"]),
+                                seed=self.context.seed + round_, strategy="self_consistency")
+            for i, completion in enumerate(backend.generate(prompts, self.label_schema, sampling)):
+                drawn[i].append(self._parse(completion))
+        return [(d, None) for d in drawn]
+
+    def _parse(self, completion: Any) -> str:
+        parsed = completion.parsed or {}
+        label = parsed.get(self.task.label_name) if isinstance(parsed, dict) else None
+        if label is None:
+            label = self.task.normalise_label(completion.text.strip().strip('"'))
+        return label if label in self.task.labels else UNPARSED
+
+    def check(self, records: list[Record]) -> list[Verdict]:
+        verdicts = []
+        order = {name: i for i, name in enumerate(self.task.label_names)}
+        for rec, (draws, probs) in zip(records, self.votes(records), strict=True):
+            counts = Counter(draws)
+            claimed = self.claimed_label(rec)
+            prob_of = dict(zip(self.task.label_names, probs, strict=True)) if probs else {}
+            # Ties go to the label the model finds more likely, then to the task's label order.
+            majority = max(counts, key=lambda lab: (counts[lab], prob_of.get(lab, 0.0), -order.get(lab, 99)))
+            k = len(draws)
+            agreement = counts.get(claimed, 0) / k if k else 0.0
+            details: dict[str, Any] = {"votes": dict(counts.most_common()), "majority": majority,
+                                       "agreement": round(agreement, 4), "k": k, "claimed": claimed,
+                                       "method": self.options["method"]}
+            if probs:
+                details["probs"] = prob_of
+            if majority != claimed:
+                reason = f"self-consistency: model says '{majority}' ({counts[majority]}/{k}), claimed '{claimed}'"
+                verdicts.append(self.verdict(False, agreement, reason, rule="majority_disagrees", **details))
+            elif round(agreement, 2) < float(self.options["min_agreement"]):  # 0.67 reads as 2 of 3
+                reason = f"self-consistency: only {counts[claimed]}/{k} votes for '{claimed}'"
+                verdicts.append(self.verdict(False, agreement, reason, rule="low_agreement", **details))
+            else:
+                verdicts.append(self.verdict(True, agreement, **details))
+        return verdicts
+
+    def doubt(self, verdict: Verdict) -> float:
+        return 1.0 if not verdict.passed else 1.0 - float(verdict.details.get("agreement", 1.0))

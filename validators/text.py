@@ -1,0 +1,75 @@
+"""Text helpers the validators share: tokens, diacritic folding, Vietnamese diacritic share, n-grams."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+_DIGIT = re.compile(r"\d")
+
+# Letters that exist only because of Vietnamese diacritics (plus đ); their share separates short
+# Vietnamese text from English and from most other Latin-script languages.
+_VI_BASE = set("ăâđêôơư")
+_VI_TONES = {"\u0300", "\u0301", "\u0303", "\u0309", "\u0323"}  # huyền, sắc, ngã, hỏi, nặng
+
+
+def fold_diacritics(text: str) -> str:
+    """Remove combining marks (and map đ → d), so 'Lợi nhuận' and 'Loi nhuan' compare equal."""
+    text = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
+    return unicodedata.normalize("NFC", "".join(ch for ch in text if unicodedata.category(ch) != "Mn"))
+
+
+def words(text: str, *, fold: bool = False, digits: bool = False) -> list[str]:
+    """Case-folded word tokens (syllables for Vietnamese, which writes one syllable per token).
+
+    Args:
+        fold: drop diacritics first.
+        digits: map every digit to 0, so texts that differ only in their figures match.
+    """
+    text = unicodedata.normalize("NFC", text).casefold()
+    if fold:
+        text = fold_diacritics(text)
+    if digits:
+        text = _DIGIT.sub("0", text)
+    return _WORD.findall(text)
+
+
+def ngrams(tokens: list[str], n: int) -> list[str]:
+    """Space-joined n-grams; a text shorter than n gives one shingle of all its tokens."""
+    if len(tokens) < n:
+        return [" ".join(tokens)] if tokens else []
+    return [" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+
+
+def char_ngrams(text: str, n: int) -> list[str]:
+    """Character n-grams of the whitespace-collapsed text (for scripts without spaces between words)."""
+    text = "".join(text.split()).casefold()
+    if len(text) < n:
+        return [text] if text else []
+    return [text[i : i + n] for i in range(len(text) - n + 1)]
+
+
+def vietnamese_diacritic_share(text: str) -> float:
+    """Share of syllables carrying a Vietnamese-specific letter or tone mark (0 for English text)."""
+    syllables = [w for w in words(text) if not w.isdigit()]
+    if not syllables:
+        return 0.0
+    marked = 0
+    for syl in syllables:
+        decomposed = unicodedata.normalize("NFD", syl)
+        if any(ch in _VI_BASE for ch in syl) or any(ch in _VI_TONES for ch in decomposed):
+            marked += 1
+        elif "\u0302" in decomposed or "\u0306" in decomposed or "\u031b" in decomposed:
+            marked += 1  # â ê ô ă ơ ư when written decomposed
+    return marked / len(syllables)
+
+
+def contains_phrase(haystack_tokens: list[str], phrase_tokens: Iterable[str]) -> bool:
+    """True when `phrase_tokens` occurs as consecutive whole tokens in `haystack_tokens`."""
+    phrase = list(phrase_tokens)
+    n = len(phrase)
+    if not n:
+        return False
+    return any(haystack_tokens[i : i + n] == phrase for i in range(len(haystack_tokens) - n + 1))
