@@ -1,0 +1,154 @@
+"""Into the queue and out of it: enqueue a JSONL of accepted records, export the curated ones.
+
+    enqueue_file(store, "runs/fin/accepted.jsonl")            # twice -> added 0 the second time
+    export_curated(store, "runs/fin/curated.jsonl")           # approved + edited records, atomically
+    export_curated(store, "runs/fin/curated.jsonl", fmt="hf") # + runs/fin/curated_hf/ (datasets + card)
+
+Exported records have `review` filled (status, reviewer, time, reason). An edited record gets
+`source="edited"`, a new id for its new text, and its original id, text and labels in
+`provenance["original"]`; an approved record keeps its source.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from core.errors import fail
+from core.io import read_records, write_jsonl_atomic, write_text_atomic
+from core.records import Record, Review, record_id
+from review_app.paths import check_output_file, check_output_folder, inside
+from review_app.store import EnqueueResult, ReviewStore, label_field
+
+FORMATS = ("jsonl", "hf")
+_MARKER = ".seedloop_export"
+
+
+def enqueue_file(store: ReviewStore, path: str | Path, *, reviews: int = 1, double_fraction: float = 0.0,
+                 seed: int = 0) -> EnqueueResult:
+    records = read_records(path)
+    return store.enqueue(tqdm(records, desc="enqueue", unit="rec", disable=len(records) < 5000),
+                         reviews=reviews, double_fraction=double_fraction, seed=seed, source_file=str(path))
+
+
+def curated_records(store: ReviewStore) -> list[Record]:
+    """Approved and edited items as records ready for training, in queue order."""
+    out = []
+    done = [*store.list_items(status="approved"), *store.list_items(status="edited")]
+    for item in tqdm(sorted(done, key=lambda i: i.id), desc="export", unit="rec", disable=len(done) < 5000):
+        text, labels, counted = store.final_state(item.id)
+        last = counted[-1]
+        reviewers = sorted({d["annotator"] for d in counted})
+        reasons = "; ".join(d["reason"] for d in counted if d["reason"])
+        review = Review(status=item.status, reviewer=",".join(reviewers),
+                        time=datetime.fromtimestamp(last["created_at"], UTC), reason=reasons)
+        rec = item.record
+        if item.status == "edited":
+            provenance = {**rec.provenance, "original": {"id": rec.id, "text": rec.text, "labels": rec.labels,
+                                                         "source": rec.source}}
+            rec = rec.model_copy(update={"id": record_id(rec.task, rec.lang, text), "text": text, "labels": labels,
+                                         "source": "edited", "provenance": provenance})
+        out.append(rec.model_copy(update={"review": review}))
+    return out
+
+
+def export_curated(store: ReviewStore, out: str | Path, *, fmt: str = "jsonl",
+                   hf_dir: str | Path | None = None) -> dict[str, Any]:
+    """Write the curated JSONL (and for `fmt="hf"` a `datasets` folder with a dataset card).
+    Returns what was written: counts and paths."""
+    if fmt not in FORMATS:
+        fail(f"unknown export format '{fmt}' (choose from: {', '.join(FORMATS)})")
+    out_path = check_output_file(out)
+    records = curated_records(store)
+    write_jsonl_atomic(out_path, records)
+    result: dict[str, Any] = {"out": str(out_path), "records": len(records),
+                              "edited": sum(r.source == "edited" for r in records)}
+    if fmt == "hf":
+        folder = check_output_folder(hf_dir or out_path.with_name(out_path.stem + "_hf"))
+        write_hf(store, records, folder)
+        result["hf_dir"] = str(folder)
+    return result
+
+
+def _flat(rec: Record) -> dict[str, Any]:
+    # Arrow needs one type per column: nested free-form dicts travel as JSON strings.
+    return {"id": rec.id, "task": rec.task, "lang": rec.lang, "text": rec.text, **rec.labels,
+            "source": rec.source, "review_status": rec.review.status, "reviewer": rec.review.reviewer or "",
+            "provenance": json.dumps(rec.provenance, ensure_ascii=False, default=str),
+            "meta": json.dumps(rec.meta, ensure_ascii=False, default=str)}
+
+
+def write_hf(store: ReviewStore, records: list[Record], folder: Path) -> None:
+    """A `datasets.load_from_disk` folder plus README.md (dataset card), swapped in atomically.
+    An existing folder is only replaced when an earlier export made it."""
+    from datasets import Dataset
+
+    if folder.exists() and not (folder / _MARKER).is_file():
+        fail(f"{folder}: exists and was not made by an export; choose another --hf-dir or remove it")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        rows = [_flat(r) for r in records]
+        Dataset.from_list(rows).save_to_disk(str(inside(tmp, "data")))
+        write_text_atomic(inside(tmp, "README.md"), dataset_card(store, records))
+        write_text_atomic(inside(tmp, _MARKER), "made by python -m review_app export\n")
+        old = None
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            folder.rename(old)
+        tmp.rename(folder)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def dataset_card(store: ReviewStore, records: list[Record]) -> str:
+    from review_app.metrics import summary
+
+    s = summary(store)
+    tasks = sorted({r.task for r in records}) or ["(none)"]
+    langs = Counter(r.lang for r in records)
+    labels = Counter(r.labels.get(label_field(r.task), "") for r in records)
+    models = Counter(str(r.provenance.get("model", "")) for r in records if r.provenance.get("model"))
+    strategies = Counter(json.dumps(r.provenance.get("sampling"), sort_keys=True) for r in records
+                         if r.provenance.get("sampling"))
+    ia, mh = s["inter_annotator"], s["model_vs_human"]
+    return "\n".join([
+        "---", f"language: [{', '.join(sorted(langs))}]", "tags: [synthetic, human-reviewed, seedloop]", "---", "",
+        f"# Curated data: {', '.join(tasks)}", "",
+        "Generated from seed examples, checked by validators, then reviewed one item at a time by people "
+        "(approve, edit or reject) in the seedloop review app. Load with `datasets.load_from_disk('data')`.", "",
+        "## Counts", "",
+        f"- records: {len(records)} ({sum(r.source == 'edited' for r in records)} edited by a reviewer)",
+        f"- queue status: {json.dumps(s['status'])}",
+        f"- languages: {json.dumps(dict(langs.most_common()), ensure_ascii=False)}",
+        f"- labels: {json.dumps(dict(labels.most_common()), ensure_ascii=False)}", "",
+        "## Acceptance by prompt template", "",
+        _table(s["acceptance_by_template"], ["template_id", "decisions", "acceptance", "approved_as_is"]), "",
+        "## Acceptance by sampling strategy", "",
+        _table(s["acceptance_by_strategy"], ["strategy", "decisions", "acceptance", "approved_as_is"]), "",
+        "## Agreement", "",
+        f"- inter-annotator (Cohen's kappa on {ia['items']} doubly-reviewed items): {ia['kappa']} "
+        f"(raw agreement {ia['raw_agreement']})",
+        f"- model (self-consistency majority) vs human on {mh['items']} items: agreement {mh['agreement']}, "
+        f"kappa {mh['kappa']}; generator's label kept by reviewers: {mh['claimed_label_kept']}", "",
+        "## Generation settings", "",
+        f"- models: {json.dumps(dict(models), ensure_ascii=False)}",
+        *[f"- sampling {k}: {n} records" for k, n in strategies.most_common()], "",
+    ])

@@ -1,0 +1,140 @@
+"""The Streamlit app through AppTest: sign-in, approve, reject, relabel, edit, skip, undo, dashboard."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from review_app import ReviewStore, enqueue_file
+from tests.review_app.conftest import HOSTILE
+
+APP = str(Path(__file__).resolve().parents[2] / "review_app" / "app.py")
+
+
+@pytest.fixture
+def app(tmp_path, accepted, monkeypatch):
+    db = tmp_path / "review.db"
+    enqueue_file(ReviewStore(db), accepted)
+    monkeypatch.setenv("SEEDLOOP_REVIEW_DB", str(db))
+    monkeypatch.delenv("SEEDLOOP_REVIEW_PASSWORD", raising=False)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    return at, ReviewStore(db)
+
+
+def sign_in(at: AppTest, name: str = "ana", password: str | None = None) -> AppTest:
+    at.text_input(key="login_name").input(name)
+    if password is not None:
+        at.text_input(key="login_password").input(password)
+    at.button[0].click().run()
+    assert not at.exception
+    return at
+
+
+def texts(at: AppTest) -> list[str]:
+    return [t.value for t in at.text]
+
+
+def click(at: AppTest, prefix: str) -> AppTest:
+    key = next(b.key for b in at.button if b.key and b.key.startswith(prefix))
+    at.button(key=key).click().run()
+    assert not at.exception
+    return at
+
+
+def current_id(at: AppTest) -> int:
+    return int(texts(at)[0].split()[1])
+
+
+def test_flows_are_recorded_in_the_store(app):
+    at, store = app
+    sign_in(at)
+    shown = texts(at)
+    assert HOSTILE[0] in shown  # the most doubtful item, shown as literal text
+    assert any(t.startswith("en_001: Seed text <b>0</b>") for t in shown)  # seed examples
+    assert "majority negative · agreement 0.67" in shown  # self-consistency votes
+    assert {"Approve", "Skip", "1 · positive", "2 · negative", "3 · neutral", "Reject"} <= {b.label for b in at.button}
+
+    first = current_id(at)
+    click(at, "approve_")
+    assert store.get(first).status == "approved"
+    assert at.success[0].value == f"Item {first}: approve recorded."
+
+    second = current_id(at)
+    at.selectbox(key=f"reason_{second}").set_value("near-duplicate")
+    at.text_input(key=f"note_{second}").input("same as item 1")
+    click(at, "reject_")
+    assert store.get(second).status == "rejected"
+    assert store.decision_log()[-1]["reason"] == "near-duplicate: same as item 1"
+
+    third = current_id(at)
+    assert f"Claimed label: {store.get(third).label}" in texts(at)
+    click(at, "label_0_")  # key 1: "positive" on an item claimed "neutral" is a relabel (an edit)
+    assert store.get(third).status == "edited"
+    assert store.final_state(third)[1] == {"label": "positive"}
+
+    fourth = current_id(at)
+    at.text_area(key=f"text_{fourth}").input("A corrected sentence about quarterly profit.")
+    at.selectbox(key=f"label_{fourth}").set_value("negative")
+    next(b for b in at.button if b.label == "Save edit").click().run()
+    text, labels, _ = store.final_state(fourth)
+    assert (text, labels) == ("A corrected sentence about quarterly profit.", {"label": "negative"})
+
+    fifth = current_id(at)
+    click(at, "skip_")
+    assert current_id(at) != fifth and store.get(fifth).status == "pending"
+
+    at.button(key="undo").click().run()
+    assert current_id(at) == fourth and store.get(fourth).status == "pending"
+    assert [d["action"] for d in store.decision_log()] == ["approve", "reject", "edit", "edit", "undo"]
+    assert {d["annotator"] for d in store.decision_log()} == {"ana"}
+
+
+def test_dashboard_page(app):
+    at, _ = app
+    sign_in(at)
+    click(at, "approve_")
+    click(at, "reject_")
+    at.sidebar.radio(key="page").set_value("Dashboard").run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["pending"] == "10" and metrics["approved"] == "1" and metrics["rejected"] == "1"
+    assert len(at.dataframe) == 3
+
+
+def test_shared_password(app, monkeypatch):
+    at, _ = app
+    monkeypatch.setenv("SEEDLOOP_REVIEW_PASSWORD", "s3cret")
+    at.run()
+    sign_in(at, password="wrong")
+    assert at.error[0].value == "Wrong password." and "annotator" not in at.session_state
+    sign_in(at, password="s3cret")
+    assert "annotator" in at.session_state and at.session_state.annotator == "ana"
+
+
+def test_missing_database_is_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEEDLOOP_REVIEW_DB", str(tmp_path / "nope.db"))
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    assert "no review database here" in at.error[0].value
+
+
+def test_support_ticket_reply_can_be_edited(tmp_path, monkeypatch):
+    from core.records import Record
+
+    db = tmp_path / "review.db"
+    rec = Record.new(task="support_intent", lang="en", text="How do I add three seats to our Team plan?",
+                     labels={"intent": "billing.seat_question", "reply": "Go to Admin Console."}, source="synthetic")
+    ReviewStore(db).enqueue([rec])
+    monkeypatch.setenv("SEEDLOOP_REVIEW_DB", str(db))
+    at = sign_in(AppTest.from_file(APP, default_timeout=60).run())
+    assert "Claimed intent: billing.seat_question" in texts(at) and "Go to Admin Console." in texts(at)
+    item_id = current_id(at)
+    at.text_area(key=f"out_reply_{item_id}").input("Open Admin Console → Billing → Seats and add 3 seats.")
+    at.selectbox(key=f"label_{item_id}").set_value("billing.plan_change")
+    next(b for b in at.button if b.label == "Save edit").click().run()
+    store = ReviewStore(db)
+    assert store.final_state(item_id)[1] == {"intent": "billing.plan_change",
+                                             "reply": "Open Admin Console → Billing → Seats and add 3 seats."}
+    assert "Nothing left to review" in at.success[-1].value

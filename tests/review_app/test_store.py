@@ -1,0 +1,212 @@
+"""The queue store: idempotent enqueue, queue order and filters, leases, decisions, undo, double review."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from review_app.store import Conflict, ReviewStore
+from tests.review_app.conftest import make_records
+
+REPO = Path(__file__).resolve().parents[2]
+PY = sys.executable
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([PY, "-m", "review_app", *args], cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+def test_enqueue_cli_twice_adds_nothing(tmp_path, accepted):
+    db = tmp_path / "review.db"
+    first = cli("enqueue", "--db", str(db), "--in", str(accepted))
+    assert first.returncode == 0, first.stderr
+    assert "enqueued 12 new items" in first.stdout
+    second = cli("enqueue", "--db", str(db), "--in", str(accepted))
+    assert "enqueued 0 new items (12 already queued)" in second.stdout
+    assert ReviewStore(db).counts("status") == {"pending": 12}
+
+
+def test_enqueue_bad_file_is_one_line_error(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "x", "task": "fin_sentiment", "lang": "en"}\n')
+    res = cli("enqueue", "--db", str(tmp_path / "r.db"), "--in", str(bad))
+    assert res.returncode == 2
+    assert res.stderr.startswith(f"error: {bad}:1: field 'text'") and "Traceback" not in res.stderr
+
+
+def test_most_doubtful_first_then_random_order_is_seeded(tmp_path):
+    store = ReviewStore(tmp_path / "r.db")
+    records = make_records(30)
+    store.enqueue(records)
+    claimed = []
+    for name in ("a", "b", "c"):
+        item = store.claim(name)
+        claimed.append(item.record.id)
+        assert store.claim(name).id == item.id  # claiming again returns the item already held
+    assert claimed == [r.id for r in records[:3]]
+
+    def random_order(seed: int) -> list[str]:
+        s = ReviewStore(tmp_path / f"rand{seed}.db")
+        s.enqueue(records, seed=seed)
+        out = []
+        for i in range(10):
+            item = s.claim(f"r{i}", order="random")
+            out.append(item.record.id)
+        return out
+
+    assert random_order(1) == random_order(1) != [r.id for r in records[:10]]
+    assert random_order(1) != random_order(2)
+
+
+def test_filters_by_language_label_flag_and_status(tmp_path):
+    store = ReviewStore(tmp_path / "r.db")
+    store.enqueue(make_records(30))
+    assert store.claim("a", lang="vi").record.lang == "vi"
+    assert store.claim("b", label="neutral").record.labels["label"] == "neutral"
+    flagged = store.claim("c", flag="dedup")
+    assert not flagged.record.verdict("dedup").passed and "dedup" in flagged.flags
+    store.decide(flagged.id, "c", "approve")
+    assert [i.id for i in store.list_items(status="approved")] == [flagged.id]
+    assert store.filter_values()["flag"] == ["dedup", "self_consistency"]
+    with pytest.raises(Exception, match="unknown queue order"):
+        store.claim("d", order="newest")
+
+
+def test_expired_lease_returns_item_to_queue(tmp_path):
+    clock = Clock()
+    store = ReviewStore(tmp_path / "r.db", lease_seconds=60, clock=clock)
+    store.enqueue(make_records(3))
+    held = store.claim("ana")
+    assert store.claim("bob").id != held.id
+    clock.t += 61
+    assert store.claim("cat").id == held.id  # ana's lease ran out
+    with pytest.raises(Conflict, match="claimed by another"):
+        store.decide(held.id, "ana", "approve")
+
+
+def test_decide_edit_reject_and_conflicts(tmp_path):
+    store = ReviewStore(tmp_path / "r.db")
+    store.enqueue(make_records(3))
+    a = store.claim("ana")
+    store.decide(a.id, "ana", "edit", label="negative", text="Edited text", reason="wrong label")
+    assert store.get(a.id).status == "edited"
+    text, labels, _ = store.final_state(a.id)
+    assert (text, labels) == ("Edited text", {"label": "negative"})
+    with pytest.raises(Conflict, match="already decided"):
+        store.decide(a.id, "bob", "approve")
+    b = store.claim("bob")
+    with pytest.raises(Conflict, match="claimed by another"):
+        store.decide(b.id, "ana", "reject")
+    store.decide(b.id, "bob", "reject", reason="off-topic")
+    assert store.get(b.id).status == "rejected"
+    c = store.claim("cat")
+    store.decide(c.id, "cat", "edit", label=c.label)  # an edit that changes nothing is an approval
+    assert store.decision_log()[-1]["action"] == "approve"
+    with pytest.raises(Exception, match="unknown action"):
+        store.decide(c.id, "cat", "delete")
+
+
+def test_undo_appends_and_gives_item_back(tmp_path):
+    store = ReviewStore(tmp_path / "r.db")
+    store.enqueue(make_records(3))
+    first = store.claim("ana")
+    store.decide(first.id, "ana", "reject", reason="garbled")
+    store.claim("ana")
+    assert store.undo_last("ana") == first.id
+    assert store.get(first.id).status == "pending"
+    assert store.claim("ana").id == first.id  # the undone item comes straight back
+    log = store.decision_log()
+    assert [d["action"] for d in log] == ["reject", "undo"] and log[1]["undoes"] == log[0]["id"]
+    store.decide(first.id, "ana", "approve")
+    assert store.get(first.id).status == "approved"
+    assert store.undo_last("nobody") is None
+
+
+def test_two_independent_decisions_and_a_tie_breaker(tmp_path):
+    store = ReviewStore(tmp_path / "r.db")
+    store.enqueue(make_records(2), reviews=2)
+    a, b = store.claim("ana"), store.claim("bob")
+    assert a.id == b.id and a.needed == 2  # two live leases on one item needing two decisions
+    assert store.claim("cat").id != a.id
+    store.decide(a.id, "ana", "approve")
+    assert store.get(a.id).status == "pending"
+    with pytest.raises(Conflict, match="already decided it"):
+        store.decide(a.id, "ana", "reject")
+    store.decide(a.id, "bob", "reject", reason="wrong label")
+    item = store.get(a.id)
+    assert (item.status, item.needed) == ("pending", 3)  # disagreement: a third annotator decides
+    store.release(store.claim("cat").id, "cat")
+    assert store.claim("dan").id == a.id
+    store.decide(a.id, "dan", "reject", reason="wrong label")
+    assert store.get(a.id).status == "rejected"
+
+
+def test_double_fraction_is_seeded(tmp_path):
+    store = ReviewStore(tmp_path / "r.db")
+    store.enqueue(make_records(200), double_fraction=0.25, seed=3)
+    doubles = sum(i.needed == 2 for i in store.list_items())
+    assert 30 <= doubles <= 70
+
+
+WORKER = """
+import json, sys
+from review_app.store import ReviewStore
+store = ReviewStore(sys.argv[1])
+name = sys.argv[2]
+while True:
+    item = store.claim(name)
+    if item is None:
+        break
+    store.decide(item.id, name, "approve" if item.id % 3 else "reject", reason="r")
+    print(json.dumps([item.id, "decided"]), flush=True)
+"""
+
+
+def test_two_processes_share_a_queue_of_1000(tmp_path):
+    db = tmp_path / "r.db"
+    ReviewStore(db).enqueue(make_records(1000))
+    procs = [subprocess.Popen([PY, "-c", WORKER, str(db), name], cwd=REPO, stdout=subprocess.PIPE, text=True)
+             for name in ("w1", "w2")]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    done = [[json.loads(line)[0] for line in out.splitlines()] for out in outs]
+    assert len(done[0]) > 50 and len(done[1]) > 50  # both really worked the queue
+    assert not set(done[0]) & set(done[1])
+    store = ReviewStore(db)
+    log = store.decision_log()
+    assert len(log) == 1000 and len({d["item_id"] for d in log}) == 1000
+    assert store.counts("status").get("pending", 0) == 0
+
+
+def test_database_survives_kill_mid_decision(tmp_path):
+    db = tmp_path / "r.db"
+    ReviewStore(db).enqueue(make_records(3000))
+    proc = subprocess.Popen([PY, "-c", WORKER, str(db), "w"], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    reported = []
+    for line in proc.stdout:
+        reported.append(json.loads(line)[0])
+        if len(reported) == 40:
+            proc.kill()
+            break
+    proc.wait(timeout=30)
+    store = ReviewStore(db)
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+    log = store.decision_log()
+    assert set(reported) <= {d["item_id"] for d in log}  # every decision it reported is there
+    decided = {i.id for i in store.list_items() if i.status != "pending"}
+    assert decided == {d["item_id"] for d in log}  # and the item table agrees with the log
+    nxt = store.claim("after")  # the queue still works
+    assert nxt is not None and nxt.id not in decided
