@@ -7,6 +7,7 @@ when every choice is a single token, otherwise one pass over prompt + choice seq
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,9 @@ class TransformersBackend:
         self.model_id = model if adapter is None else f"{model}+{adapter}"
         self.model, self.tokenizer = loaded or load_model(model, device=device, adapter=adapter)
         self.batch_size = batch_size
+        self._outlines_model: Any = None
+        self._processors: dict[str, Any] = {}
+        self.compile_seconds: dict[str, float] = {}  # schema key -> seconds to compile (benchmarks)
 
     @property
     def device(self) -> Any:
@@ -60,8 +64,11 @@ class TransformersBackend:
             return self._generate_constrained(prompts, schema, sampling)
         return self._generate_free(prompts, sampling)
 
-    def _generate_free(self, prompts: list[Prompt], sampling: Sampling) -> list[Completion]:
+    def _generate_free(
+        self, prompts: list[Prompt], sampling: Sampling, processor: Any = None
+    ) -> list[Completion]:
         import torch
+        from transformers import LogitsProcessorList
 
         out: list[Completion] = []
         eos = self.model.generation_config.eos_token_id
@@ -72,6 +79,9 @@ class TransformersBackend:
             torch.manual_seed(sampling.seed + start)
             kwargs: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens,
                                       "pad_token_id": self.tokenizer.pad_token_id}
+            if processor is not None:
+                processor.reset()  # fresh guides per batch: the processor is shared across calls
+                kwargs["logits_processor"] = LogitsProcessorList([processor])
             if sampling.temperature > 0:
                 kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
             else:
@@ -93,13 +103,38 @@ class TransformersBackend:
     def _generate_constrained(
         self, prompts: list[Prompt], schema: type[BaseModel], sampling: Sampling
     ) -> list[Completion]:
-        # Filled in by the generator's Outlines path; until then free generation + parsing.
-        out = self._generate_free(prompts, sampling)
+        """Outlines' JSON-schema logits processor inside our own batched `model.generate`.
+
+        Driving `generate` ourselves (rather than `outlines.Generator.batch`) keeps token counts and
+        finish reasons per row; the processor itself is Outlines', compiled once per schema.
+        """
+        processor = self.logits_processor(schema)
+        out = self._generate_free(prompts, sampling, processor=processor)
         for completion in out:
             completion.parsed, completion.error = parse_with_schema(completion.text, schema)
             if completion.error:
+                if completion.finish_reason == "length":
+                    completion.error = f"hit max_new_tokens={sampling.max_new_tokens} before the JSON closed"
                 completion.finish_reason = "error"
         return out
+
+    def logits_processor(self, schema: type[BaseModel]) -> Any:
+        """The compiled Outlines processor for `schema`, cached by its JSON schema text."""
+        import json
+
+        key = json.dumps(schema.model_json_schema())  # property order kept: it is the output order
+        if key not in self._processors:
+            import outlines
+            from outlines.types import JsonSchema
+
+            start = time.perf_counter()
+            if self._outlines_model is None:
+                self._outlines_model = outlines.from_transformers(self.model, self.tokenizer)
+            # Compact JSON only: a free whitespace pattern lets a weak model pad forever.
+            generator = outlines.Generator(self._outlines_model, JsonSchema(key, whitespace_pattern=""))
+            self._processors[key] = generator.logits_processor
+            self.compile_seconds[key] = time.perf_counter() - start
+        return self._processors[key]
 
     # ---- score --------------------------------------------------------------------------------
     def score(self, prompts: list[Prompt], choices: list[str]) -> list[list[float]]:

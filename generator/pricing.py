@@ -1,0 +1,34 @@
+"""The one price table: US dollars per 1,000 tokens (input, output) for API models.
+
+    cost_usd("gpt-4o-mini", prompt_tokens=1200, completion_tokens=300)
+
+Unknown models cost 0 unless a price is given (`--price-per-1k IN,OUT`): a local vLLM or
+`transformers serve` endpoint is free, and guessing a price would make the spend cap lie.
+Prices are list prices at the time of writing; check your provider's page before relying on a cap.
+"""
+
+from __future__ import annotations
+
+# model id (or its prefix before a date suffix) -> (USD per 1k input tokens, USD per 1k output tokens)
+PRICES_PER_1K: dict[str, tuple[float, float]] = {
+    "gpt-4o-mini": (0.00015, 0.0006),
+    "gpt-4o": (0.0025, 0.01),
+    "gpt-4.1-mini": (0.0004, 0.0016),
+    "gpt-4.1-nano": (0.0001, 0.0004),
+    "gpt-4.1": (0.002, 0.008),
+    "gpt-3.5-turbo": (0.0005, 0.0015),
+}
+
+
+def price_for(model: str, override: tuple[float, float] | None = None) -> tuple[float, float]:
+    """(input, output) USD per 1k tokens: the override, else the longest matching table prefix, else 0."""
+    if override is not None:
+        return override
+    matches = [key for key in PRICES_PER_1K if model == key or model.startswith(key + "-")]
+    return PRICES_PER_1K[max(matches, key=len)] if matches else (0.0, 0.0)
+
+
+def cost_usd(model: str, prompt_tokens: int, completion_tokens: int,
+             override: tuple[float, float] | None = None) -> float:
+    price_in, price_out = price_for(model, override)
+    return prompt_tokens / 1000 * price_in + completion_tokens / 1000 * price_out

@@ -1,0 +1,247 @@
+"""A resumable generation run: plans → backend → `samples.jsonl` (appended per batch) + `manifest.json`.
+
+    result = run_generation(RunConfig(task="fin_sentiment", lang="en", n=500, model="tiny",
+                                      seeds=Path("runs/fin/data/train.jsonl"), out=Path("runs/fin/synthetic")))
+
+Every sample, parsed or not, is appended (flushed and fsynced per batch) with its plan index in
+`provenance.index`. A re-run of the same config reads the file back, regenerates exactly the missing
+indices (plans are pure functions of config, seed and index) and so ends with exactly `n` samples
+even after SIGKILL. A different config in the same folder is refused; a larger `n` extends the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib.metadata
+import json
+import platform
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import fail
+from core.io import JsonlAppender, read_jsonl, read_records, write_json_atomic
+from core.records import Record, now
+from core.tasks import Task, load_task
+from generator.backends import BACKENDS, Backend, Completion, get_backend, parse_with_schema
+from generator.diversity import diversity_report
+from generator.prompts import Plan, PlanConfig, Planner
+from generator.seeds import file_digest, load_seeds
+
+SAMPLES, MANIFEST = "samples.jsonl", "manifest.json"
+_VERSIONED = ("seedloop", "torch", "transformers", "outlines", "openai", "pydantic")
+
+
+@dataclass
+class RunConfig:
+    task: str
+    lang: str
+    n: int
+    seeds: Path
+    out: Path
+    model: str = "tiny"
+    backend: str = "transformers"
+    plan: PlanConfig = field(default_factory=PlanConfig)
+    batch_size: int = 16
+    constrained: bool = True
+    max_cost_usd: float | None = None
+    price_per_1k: tuple[float, float] | None = None
+    device: str | None = None
+
+    def identity(self, seeds_digest: str) -> dict[str, Any]:
+        """What makes two runs the same run (not `n`, `out`, batch size or device: those may change)."""
+        return {
+            "task": self.task, "lang": self.lang, "backend": self.backend, "model": self.model,
+            "seeds_sha256": seeds_digest, "constrained": self.constrained,
+            **{f"plan.{k}": list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self.plan).items()},
+        }
+
+
+@dataclass
+class RunResult:
+    out: Path
+    records: list[Record]
+    manifest: dict[str, Any]
+
+    @property
+    def parsed(self) -> list[Record]:
+        return [r for r in self.records if not r.provenance.get("error")]
+
+
+def default_max_new_tokens(task: Task) -> int:
+    """A budget that always lets the constrained JSON close: one token per character of every bounded
+    string field (a token is at least one character) plus room for keys, label and punctuation."""
+    chars = task.input_max_chars + sum(o.max_chars for o in task.outputs.values())
+    return chars + 16 * (2 + len(task.outputs)) + 32
+
+
+def _versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for package in _VERSIONED:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            found[package] = importlib.metadata.version(package)
+    return found
+
+
+def _check_folder(out: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
+    """The previous manifest of this run, or None for a fresh folder; refuses another run's folder."""
+    manifest_path, samples_path = out / MANIFEST, out / SAMPLES
+    if not manifest_path.is_file():
+        if samples_path.is_file() and samples_path.stat().st_size > 0:
+            fail(f"{samples_path}: samples without a {MANIFEST}; not a generate.py run folder, use another --out")
+        return None
+    previous = json.loads(manifest_path.read_text(encoding="utf-8"))
+    old = previous.get("config", {})
+    for key in sorted(set(old) | set(identity)):
+        if old.get(key) != identity.get(key):
+            fail(f"{out}: holds a run with a different config ({key}: {old.get(key)!r} there, "
+                 f"{identity.get(key)!r} now); use another --out folder or repeat the original command")
+    return previous
+
+
+def _to_record(task: Task, lang: str, plan: Plan, planner: Planner, completion: Completion,
+               backend: Backend, sampling: dict[str, Any], schema: Any) -> Record:
+    provenance = planner.provenance(plan)
+    provenance.update(model=backend.model_id, backend=backend.name, sampling=sampling,
+                      finish_reason=completion.finish_reason,
+                      tokens={"prompt": completion.prompt_tokens, "completion": completion.completion_tokens})
+    if completion.extra:
+        provenance["extra"] = completion.extra
+    parsed, error = completion.parsed, completion.error
+    if parsed is None and error is None:  # unconstrained backend: parse and validate here
+        parsed, error = parse_with_schema(completion.text.strip(), schema)
+    if parsed is None:
+        provenance["error"] = error or "no output"
+        provenance["raw_output"] = completion.text[:2000]
+        return Record.new(task=task.name, lang=lang, text="", source="synthetic", provenance=provenance)
+    labels = {k: str(v) for k, v in parsed.items() if k != task.input_name}
+    if labels.get(task.label_name) != plan.target_label:
+        provenance["label_mismatch"] = True  # flagged, not dropped: validators and reviewers decide
+    return Record.new(task=task.name, lang=lang, text=str(parsed[task.input_name]), labels=labels,
+                      source="synthetic", provenance=provenance)
+
+
+def summarise(records: list[Record], task: Task) -> dict[str, Any]:
+    """Counts for the manifest: parsed, failed, per label, template and strategy, tokens."""
+    parsed = [r for r in records if not r.provenance.get("error")]
+    tokens = Counter()
+    for r in records:
+        tokens.update(r.provenance.get("tokens", {}))
+    return {
+        "samples": len(records), "parsed": len(parsed), "failed": len(records) - len(parsed),
+        "parse_rate": round(len(parsed) / len(records), 4) if records else None,
+        "label_mismatch": sum(1 for r in parsed if r.provenance.get("label_mismatch")),
+        "by_label": dict(Counter(r.labels.get(task.label_name) for r in parsed)),
+        "by_target_label": dict(Counter(r.provenance.get("target_label") for r in records)),
+        "by_template": dict(Counter(r.provenance.get("template_id") for r in records)),
+        "by_strategy": dict(Counter(r.provenance.get("sampling", {}).get("strategy") for r in records)),
+        "errors": dict(Counter(str(r.provenance["error"]).split(":")[0] for r in records if r.provenance.get("error"))),
+        "tokens": {"prompt": tokens["prompt"], "completion": tokens["completion"]},
+    }
+
+
+def _batches(plans: list[Plan], size: int) -> list[list[Plan]]:
+    """Plans grouped by sampling parameters (one backend call takes one `Sampling`), then chunked."""
+    groups: dict[tuple[float, float], list[Plan]] = {}
+    for plan in plans:
+        groups.setdefault((plan.sampling.temperature, plan.sampling.top_p), []).append(plan)
+    return [group[i : i + size] for group in groups.values() for i in range(0, len(group), size)]
+
+
+def _backend_options(cfg: RunConfig, spent: float) -> dict[str, Any]:
+    options: dict[str, Any] = {"model": cfg.model}
+    if cfg.backend == "transformers":
+        options.update(batch_size=cfg.batch_size, device=cfg.device)
+    elif cfg.backend == "openai":
+        remaining = None if cfg.max_cost_usd is None else max(cfg.max_cost_usd - spent, 0.0)
+        options.update(max_cost_usd=remaining, price_per_1k=cfg.price_per_1k)
+    return options
+
+
+def run_generation(cfg: RunConfig, *, backend: Backend | None = None, progress: bool = True) -> RunResult:
+    """Generate (or finish generating) `cfg.n` samples into `cfg.out`; see the module docstring."""
+    if cfg.n <= 0:
+        fail(f"--n must be a positive number of samples (got {cfg.n})")
+    if cfg.backend not in BACKENDS:
+        fail(f"unknown backend '{cfg.backend}' (available: {', '.join(BACKENDS)})")
+    task = load_task(cfg.task)
+    seeds = load_seeds(cfg.seeds, task, cfg.lang)
+    planner = Planner(task, cfg.lang, seeds, cfg.plan)
+    identity = cfg.identity(file_digest(cfg.seeds))
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    previous = _check_folder(cfg.out, identity)
+    spent = float((previous or {}).get("cost_usd", 0.0))
+    elapsed_before = float((previous or {}).get("time", {}).get("elapsed_s", 0.0))
+    started = (previous or {}).get("time", {}).get("started") or now().isoformat()
+    schema = task.generation_schema()
+
+    appender = JsonlAppender(cfg.out / SAMPLES)  # repairs a partial last line left by a kill
+    records = read_records(cfg.out / SAMPLES, allow_empty=True) if (cfg.out / SAMPLES).stat().st_size else []
+    done = {r.provenance.get("index") for r in records}
+    missing = [i for i in range(cfg.n) if i not in done]
+    manifest: dict[str, Any] = {"config": identity, "n": cfg.n, "versions": _versions(), "status": "running"}
+    session_start = time.perf_counter()
+
+    def write_manifest(status: str, reason: str = "") -> None:
+        manifest.update(status=status, stop_reason=reason, counts=summarise(records, task),
+                        cost_usd=round(spent + float(getattr(model, "cost_usd", 0.0)), 6),
+                        time={"started": started, "updated": now().isoformat(),
+                              "elapsed_s": round(elapsed_before + time.perf_counter() - session_start, 2)})
+        write_json_atomic(cfg.out / MANIFEST, manifest)
+
+    model: Any = None
+    write_manifest("running")
+    reason = ""
+    if missing:
+        model = backend or get_backend(cfg.backend, **_backend_options(cfg, spent))
+        reason = _generate_missing(cfg, task, planner, model, schema, missing, records, appender,
+                                   write_manifest, progress)
+    appender.close()
+    records.sort(key=lambda r: r.provenance.get("index", 0))
+    manifest["diversity"] = diversity_report(records)
+    write_manifest("stopped" if reason else "complete", reason)
+    return RunResult(cfg.out, records, manifest)
+
+
+def _generate_missing(cfg: RunConfig, task: Task, planner: Planner, model: Backend, schema: Any,
+                      missing: list[int], records: list[Record], appender: JsonlAppender,
+                      write_manifest: Any, progress: bool) -> str:
+    """Generate the missing indices batch by batch; returns a stop reason, or "" when all are done."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=cfg.n, initial=cfg.n - len(missing), unit="sample", disable=not progress,
+               desc=f"generate {cfg.task}/{cfg.lang}", dynamic_ncols=True)
+    tokens, start = 0, time.perf_counter()
+    try:
+        for batch in _batches([planner.plan(i) for i in missing], cfg.batch_size):
+            # One backend call takes one Sampling: the seed is the batch's first sample's.
+            sampling = batch[0].sampling
+            completions = model.generate([p.messages for p in batch], schema if cfg.constrained else None, sampling)
+            rows = []
+            for plan, completion in zip(batch, completions, strict=True):
+                if completion.extra.get("spend_cap"):
+                    continue  # not generated: a resume with a higher cap does it
+                rows.append(_to_record(task, cfg.lang, plan, planner, completion, model,
+                                       sampling.as_dict(), schema))
+                tokens += completion.completion_tokens
+            appender.write_batch(rows)
+            records.extend(rows)
+            bar.update(len(rows))
+            parsed = sum(1 for r in records if not r.provenance.get("error"))
+            bar.set_postfix(accepted=f"{parsed / max(len(records), 1):.0%}",
+                            tok_s=f"{tokens / max(time.perf_counter() - start, 1e-9):.0f}")
+            if len(rows) < len(batch):
+                write_manifest("stopped", "spend cap reached (--max-cost-usd)")
+                return "spend cap reached (--max-cost-usd)"
+            write_manifest("running")
+    finally:
+        bar.close()
+    return ""
+
+
+def read_samples(out: Path) -> list[dict[str, Any]]:
+    """The raw rows of a run folder (for reports and tests)."""
+    return read_jsonl(out / SAMPLES, allow_empty=True)

@@ -1,0 +1,98 @@
+"""`generate.py` end to end on the tiny model: every sample parses, provenance is filled, runs resume."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+
+from core.errors import UserError
+from generate import main
+from tests.generator.conftest import PY, REPO, child_env
+
+
+def _rows(out):
+    return [json.loads(line) for line in (out / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def _cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([PY, "generate.py", *args], cwd=REPO, env=child_env(), capture_output=True,
+                          text=True, timeout=300, **kwargs)
+
+
+def test_constrained_run_parses_every_sample_and_resumes_without_duplicates(seeds_file, tmp_path):
+    out = tmp_path / "run"
+    args = ["--task", "fin_sentiment", "--lang", "en", "--n", "6", "--model", "tiny", "--seeds", str(seeds_file),
+            "--out", str(out), "--no-validate", "--quiet", "--batch-size", "6", "--temperature-mix", "0.7,1.0"]
+    first = _cli(*args)
+    assert first.returncode == 0, first.stderr
+    assert "diversity:" in first.stdout
+    rows = _rows(out)
+    assert len(rows) == 6 and sorted(r["provenance"]["index"] for r in rows) == list(range(6))
+    for row in rows:
+        prov = row["provenance"]
+        assert "error" not in prov, prov.get("error")
+        assert row["text"] and row["labels"]["label"] in {"positive", "negative", "neutral"}
+        assert row["source"] == "synthetic"
+        assert prov["seed_ids"] and prov["template_id"] and prov["attributes"] and prov["prompt"]
+        assert prov["model"] == "tiny" and prov["sampling"]["strategy"].startswith("mix(")
+        assert prov["tokens"]["completion"] > 0 and prov["finish_reason"] == "stop"
+        assert prov.get("label_mismatch", False) == (row["labels"]["label"] != prov["target_label"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["counts"]["parsed"] == 6
+    assert manifest["counts"]["tokens"]["completion"] == sum(r["provenance"]["tokens"]["completion"] for r in rows)
+    assert manifest["versions"]["outlines"] and manifest["diversity"]["attribute_combinations"] == 6
+
+    # Same command again: nothing to do, nothing duplicated. A larger n extends the same run.
+    assert main(args) == 0
+    assert len(_rows(out)) == 6
+    # A different config in the same folder is refused with the differing key named.
+    with pytest.raises(UserError, match=r"different config \(plan.seed"):
+        main([*args, "--seed", "1"])
+
+
+def test_sigkill_mid_run_then_rerun_gives_exactly_n_distinct_samples(seeds_file, tmp_path):
+    out = tmp_path / "killed"
+    # A tiny token budget keeps this fast: rows cut at the budget are still written (with their error),
+    # which is all the resume logic needs.
+    args = ["--task", "fin_sentiment", "--lang", "en", "--n", "14", "--seeds", str(seeds_file), "--out", str(out),
+            "--no-validate", "--quiet", "--batch-size", "2", "--max-new-tokens", "12"]
+    proc = subprocess.Popen([PY, "generate.py", *args], cwd=REPO, env=child_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    samples = out / "samples.jsonl"
+    deadline = time.time() + 180
+    while time.time() < deadline and proc.poll() is None:
+        if samples.exists() and len(samples.read_bytes().splitlines()) >= 4:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    written = len(_rows(out)) if samples.read_bytes().endswith(b"\n") else None
+    assert written is None or written < 14
+
+    done = _cli(*args)
+    assert done.returncode == 0, done.stderr
+    rows = _rows(out)
+    assert len(rows) == 14
+    assert sorted(r["provenance"]["index"] for r in rows) == list(range(14))
+    assert json.loads((out / "manifest.json").read_text())["counts"]["samples"] == 14
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"--task": "nope"}, "unknown task 'nope'"),
+    ({"--backend": "nope"}, "unknown backend 'nope'"),
+    ({"--n": "0"}, "--n must be a positive number"),
+    ({"--seeds": "missing.jsonl"}, "missing.jsonl: seed file not found"),
+])
+def test_bad_input_is_one_clear_line(seeds_file, tmp_path, change, message):
+    args = {"--task": "fin_sentiment", "--lang": "en", "--n": "5", "--seeds": str(seeds_file),
+            "--out": str(tmp_path / "o")}
+    args.update(change)
+    result = _cli(*[x for kv in args.items() for x in kv])
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
