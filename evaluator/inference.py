@@ -1,0 +1,97 @@
+"""Batched predictions from any backend, in one of three modes.
+
+    preds = predict(backend, task, prompts, mode="score")        # log P(label) per label: no parsing
+    preds = predict(backend, task, prompts, mode="constrained")  # Outlines: the label is an enum
+    preds = predict(backend, task, prompts, mode="free")         # free text, then `parser.parse_label`
+
+Every mode returns one `Prediction` per prompt: the raw output (text, or the choice log-probs), the
+label (or `invalid`) and which rule produced it, so `predictions.jsonl` shows why each item scored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from core.tasks import Task
+from evaluator.parser import INVALID, parse_label
+from evaluator.prompts import Messages, score_choices
+from generator.backends import Backend, Sampling
+
+MODES = ("score", "constrained", "free")
+
+
+@dataclass
+class Prediction:
+    label: str  # a task label or "invalid"
+    raw: str  # the model's text; in score mode the winning choice
+    rule: str  # parser rule, "score" or "constrained"
+    scores: dict[str, float] | None = field(default=None)
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def default_max_new_tokens(task: Task) -> int:
+    """Room for a short sentence around a bare label; a whole JSON answer for tasks with free text."""
+    return 24 if not task.outputs else 64 + sum(o.max_chars for o in task.outputs.values()) // 3
+
+
+def predict(
+    backend: Backend, task: Task, prompts: list[Messages], *, mode: str = "score", batch_size: int = 16,
+    max_new_tokens: int | None = None, seed: int = 0, desc: str = "predict",
+) -> list[Prediction]:
+    """Predict a label for every prompt, `batch_size` prompts per backend call (greedy decoding)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    sampling = Sampling(temperature=0.0, max_new_tokens=max_new_tokens or default_max_new_tokens(task),
+                        seed=seed, strategy="greedy")
+    out: list[Prediction] = []
+    with tqdm(total=len(prompts), desc=desc, unit="item", leave=False) as bar:
+        for start in range(0, len(prompts), batch_size):
+            chunk = prompts[start : start + batch_size]
+            if mode == "score":
+                out.extend(_score(backend, task, chunk))
+            elif mode == "constrained":
+                out.extend(_constrained(backend, task, chunk, sampling))
+            else:
+                out.extend(_free(backend, task, chunk, sampling))
+            bar.update(len(chunk))
+    return out
+
+
+def _score(backend: Backend, task: Task, prompts: list[Messages]) -> list[Prediction]:
+    choices = score_choices(task)
+    rows = backend.score(prompts, choices)
+    out = []
+    for row in rows:
+        best = max(range(len(choices)), key=lambda i: (row[i], -i))  # ties: the first label, deterministically
+        out.append(Prediction(label=task.label_names[best], raw=choices[best], rule="score",
+                              scores={label: float(s) for label, s in zip(task.label_names, row, strict=True)}))
+    return out
+
+
+def _constrained(backend: Backend, task: Task, prompts: list[Messages], sampling: Sampling) -> list[Prediction]:
+    out = []
+    for completion in backend.generate(prompts, task.output_schema(), sampling):
+        value = (completion.parsed or {}).get(task.label_name)
+        if completion.ok and value in task.labels:
+            out.append(Prediction(label=value, raw=completion.text, rule="constrained"))
+        else:
+            # A constrained decoder should never get here (e.g. cut off by max_new_tokens): count it
+            # as invalid, and keep the reason.
+            out.append(Prediction(label=INVALID, raw=completion.text, rule=INVALID,
+                                  error=completion.error or f"no valid '{task.label_name}'"))
+    return out
+
+
+def _free(backend: Backend, task: Task, prompts: list[Messages], sampling: Sampling) -> list[Prediction]:
+    out = []
+    for completion in backend.generate(prompts, None, sampling):
+        parsed = parse_label(completion.text, task)
+        out.append(Prediction(label=parsed.label or INVALID, raw=completion.text, rule=parsed.rule,
+                              error=completion.error))
+    return out
