@@ -1,0 +1,193 @@
+"""LoRA (or QLoRA, or full) supervised fine-tuning with TRL's `SFTTrainer`.
+
+    from trainer.sft import train
+    from trainer.config import TrainConfig
+    summary = train(TrainConfig(task="fin_sentiment", model="tiny", train=["train.jsonl"], out="runs/adapter"))
+    summary = train(config, records=my_records)          # records passed directly (demo, run.py)
+
+Writes to `config.out`: the adapter in standard PEFT format (or the full model with `method="full"`),
+the tokenizer, `training_summary.json` and `loss_curve.png`; `merged/` with `merge=True`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from core.errors import UserError, fail
+from core.io import write_json_atomic
+from core.models import default_device, load_model, load_tokenizer, resolve_model
+from core.records import Record
+from core.tasks import Task, load_task
+from trainer.config import TrainConfig
+from trainer.formatting import to_examples
+from trainer.inputs import load_inputs
+from trainer.report import data_counts, peak_memory_mb, plot_loss_curve
+
+SUMMARY_FILE = "training_summary.json"
+LOSS_CURVE_FILE = "loss_curve.png"
+
+
+def split_val(records: list[Record], fraction: float, seed: int) -> tuple[list[Record], list[Record]]:
+    """Hold out `fraction` of the records, chosen by a seeded hash of the id (stable, order-free)."""
+    if fraction <= 0 or len(records) < 2:
+        return list(records), []
+    def key(r: Record) -> str:
+        return hashlib.sha256(f"{seed}\x1fval\x1f{r.id}".encode()).hexdigest()
+    ranked = sorted(records, key=key)
+    n_val = min(len(records) - 1, max(1, round(len(records) * fraction)))
+    held = {id(r) for r in ranked[:n_val]}
+    return [r for r in records if id(r) not in held], [r for r in records if id(r) in held]
+
+
+def check_config(cfg: TrainConfig) -> None:
+    if not 0 <= cfg.val_fraction < 1:
+        fail(f"--val-fraction must be in [0, 1), got {cfg.val_fraction}")
+    for name in ("batch_size", "grad_accum", "max_length", "lora_r"):
+        if getattr(cfg, name) is not None and getattr(cfg, name) < 1:
+            fail(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
+    if cfg.method == "full" and cfg.merge:
+        fail("--merge only applies to --method lora/qlora (full fine-tuning already writes a whole model)")
+    if cfg.push_to_hub and not os.environ.get("HF_TOKEN"):
+        fail("--push-to-hub needs a Hugging Face token in the HF_TOKEN environment variable")
+
+
+def _load_for_training(cfg: TrainConfig, device: str) -> tuple[Any, Any]:
+    if cfg.method != "qlora":
+        return load_model(cfg.model, device=device)
+    import torch
+
+    if not torch.cuda.is_available():
+        fail("--method qlora needs a CUDA GPU (use --method lora on CPU)")
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        fail("--method qlora needs bitsandbytes: pip install bitsandbytes")
+    from peft import prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                               bnb_4bit_compute_dtype=torch.bfloat16)
+    model = AutoModelForCausalLM.from_pretrained(resolve_model(cfg.model), quantization_config=quant,
+                                                 dtype=torch.bfloat16, device_map={"": 0})
+    return prepare_model_for_kbit_training(model), load_tokenizer(cfg.model)
+
+
+def build_trainer(cfg: TrainConfig, task: Task, train_records: list[Record], val_records: list[Record],
+                  callbacks: list | None = None) -> Any:
+    """An `SFTTrainer` ready to `.train()`: the model (LoRA-wrapped unless full), datasets tokenised and masked."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import set_seed
+    from trl import SFTConfig, SFTTrainer
+
+    device = cfg.device or default_device()
+    set_seed(cfg.seed)  # before the model and the LoRA init, which SFTTrainer does before its own seeding
+    model, tokenizer = _load_for_training(cfg, device)
+    peft_config = None
+    if cfg.method in {"lora", "qlora"}:
+        peft_config = LoraConfig(
+            r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, task_type="CAUSAL_LM",
+            target_modules=list(cfg.target_modules), modules_to_save=list(cfg.modules_to_save) or None,
+        )
+    on_gpu = device.startswith("cuda")
+    args = SFTConfig(
+        output_dir=str(Path(cfg.out) / "checkpoints"), save_strategy="no", report_to="none",
+        per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, warmup_steps=cfg.warmup_ratio,
+        weight_decay=cfg.weight_decay, lr_scheduler_type="cosine", max_length=cfg.max_length,
+        packing=cfg.packing, completion_only_loss=True,
+        # Batches of similar lengths waste less compute on padding (seeded, so still deterministic).
+        train_sampling_strategy="group_by_length" if cfg.group_by_length and not cfg.packing else "random",
+        seed=cfg.seed, data_seed=cfg.seed,
+        logging_steps=cfg.logging_steps, eval_strategy="epoch" if val_records else "no",
+        use_cpu=not on_gpu, bf16=on_gpu and torch.cuda.is_bf16_supported(),
+        include_num_input_tokens_seen="non_padding", dataloader_num_workers=0,
+        gradient_checkpointing=cfg.method == "qlora", disable_tqdm=False,
+    )
+    train_ds = Dataset.from_list(to_examples(train_records, task, cfg.seed))
+    val_ds = Dataset.from_list(to_examples(val_records, task, cfg.seed)) if val_records else None
+    return SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
+                      processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks or [])
+
+
+def train(config: TrainConfig, records: list[Record] | None = None) -> dict[str, Any]:
+    """Train and save; returns the summary also written to `<out>/training_summary.json`.
+
+    Args:
+        config: settings; model-dependent `None`s take their defaults (`TrainConfig.resolved`).
+        records: training records; when None they are read from `config.train`.
+    """
+    from trainer.callbacks import TimeBudget
+
+    cfg = config.resolved()
+    check_config(cfg)
+    task = load_task(cfg.task)
+    if records is None:
+        if not cfg.train:
+            fail("no training data: pass --train FILE [FILE ...]")
+        records = load_inputs(cfg.train, task)
+    records = [r for r in records if task.label_name in r.labels]
+    if not records:
+        fail(f"no training records with a '{task.label_name}' label")
+    train_records, val_records = split_val(records, cfg.val_fraction, cfg.seed)
+
+    start = time.perf_counter()
+    budget = TimeBudget(cfg.time_budget_s, start) if cfg.time_budget_s else None
+    trainer = build_trainer(cfg, task, train_records, val_records, [budget] if budget else None)
+    result = trainer.train()
+    train_wall = time.perf_counter() - start
+    val_loss = None
+    if val_records:  # the last epoch's evaluation already measured the final weights unless stopped mid-epoch
+        last_eval = next((h for h in reversed(trainer.state.log_history) if "eval_loss" in h), None)
+        fresh = last_eval is not None and last_eval.get("step") == trainer.state.global_step
+        val_loss = last_eval["eval_loss"] if fresh else trainer.evaluate()["eval_loss"]
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = trainer.model
+    model.save_pretrained(out)
+    trainer.processing_class.save_pretrained(out)
+    if cfg.merge:
+        model.merge_and_unload().save_pretrained(out / "merged")
+        trainer.processing_class.save_pretrained(out / "merged")
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    state = trainer.state
+    summary = {
+        "task": task.name, "model": cfg.model, "method": cfg.method,
+        "steps": state.global_step, "epochs_done": round(state.epoch or 0.0, 3),
+        "train_loss": result.training_loss, "final_train_loss": _last(state.log_history, "loss"),
+        "val_loss": val_loss, "wall_clock_s": round(time.perf_counter() - start, 2),
+        "train_s": round(train_wall, 2), "tokens_seen": state.num_input_tokens_seen,
+        "tokens_per_s": round(state.num_input_tokens_seen / max(result.metrics["train_runtime"], 1e-9), 1),
+        "peak_memory_mb": peak_memory_mb(), "trainable_params": trainable, "total_params": total,
+        "trainable_fraction": round(trainable / total, 6),
+        "data": {"train": data_counts(train_records), "val": data_counts(val_records)},
+        "stopped_early": bool(budget and budget.stopped), "time_budget_s": cfg.time_budget_s,
+        "adapter_dir": str(out), "merged_dir": str(out / "merged") if cfg.merge else None,
+        "log_history": state.log_history, "config": cfg.as_dict(),
+    }
+    plot_loss_curve(state.log_history, out / LOSS_CURVE_FILE, title=f"{task.name} · {cfg.model} · {cfg.method}")
+    write_json_atomic(out / SUMMARY_FILE, summary)
+    if cfg.push_to_hub:
+        _push(model, trainer.processing_class, cfg.push_to_hub)
+    return summary
+
+
+def _last(history: list[dict], key: str) -> float | None:
+    return next((h[key] for h in reversed(history) if key in h), None)
+
+
+def _push(model: Any, tokenizer: Any, repo: str) -> None:
+    token = os.environ["HF_TOKEN"]
+    try:
+        model.push_to_hub(repo, token=token)
+        tokenizer.push_to_hub(repo, token=token)
+    except Exception as exc:  # network or permission: the adapter is saved locally either way
+        raise UserError(f"--push-to-hub {repo}: {str(exc).splitlines()[0]} (the adapter is saved locally)") from None
