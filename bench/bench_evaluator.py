@@ -2,7 +2,7 @@
 
 Same items (the fin_sentiment samples, en + vi), same batch size, measured side by side, for two
 models: the base tiny model, which like an untuned model does not stop after the label and writes
-up to the generation budget (24 tokens), and the tiny model with a quick LoRA adapter that has
+up to the generation budget (24 tokens), and the tiny model with a short trainer LoRA adapter that has
 learned to answer "<label><|eot_id|>", so free generation stops after two tokens. The note gives
 the share of items where both modes give the same label. One CPU thread, for stable timings on a
 shared machine (the ratio is what counts); on a GPU machine it runs on the GPU.
@@ -20,7 +20,6 @@ from core.records import Record
 from core.tasks import load_task
 from evaluator.inference import predict
 from evaluator.prompts import tuned_prompts
-from evaluator.quick_adapter import quick_adapter
 from generator.backends.transformers_backend import TransformersBackend
 
 BATCH = 16
@@ -50,7 +49,12 @@ def run() -> list[BenchRow]:
         base, tokenizer = load_model("tiny", device=device)
         rows = [_compare("base", TransformersBackend("tiny", loaded=(base, tokenizer), batch_size=BATCH), task, prompts)]
         with tempfile.TemporaryDirectory() as tmp:
-            adapter = quick_adapter(task, records, f"{tmp}/adapter", steps=60, batch_size=8, lr=5e-3, device=device)
+            from trainer.config import TrainConfig
+            from trainer.sft import train
+
+            adapter = f"{tmp}/adapter"
+            train(TrainConfig(task=task.name, model="tiny", out=adapter, max_steps=60, batch_size=8,
+                              learning_rate=5e-3, val_fraction=0.0, device=device), records=records, task=task)
             tuned = PeftModel.from_pretrained(base, str(adapter)).eval()
         backend = TransformersBackend("tiny", loaded=(tuned, tokenizer), batch_size=BATCH)
         rows.append(_compare("tuned", backend, task, prompts))

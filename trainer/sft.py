@@ -116,18 +116,20 @@ def build_trainer(cfg: TrainConfig, task: Task, train_records: list[Record], val
                       processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks or [])
 
 
-def train(config: TrainConfig, records: list[Record] | None = None) -> dict[str, Any]:
+def train(config: TrainConfig, records: list[Record] | None = None, task: Task | None = None) -> dict[str, Any]:
     """Train and save; returns the summary also written to `<out>/training_summary.json`.
 
     Args:
         config: settings; model-dependent `None`s take their defaults (`TrainConfig.resolved`).
         records: training records; when None they are read from `config.train`.
+        task: an already loaded task (e.g. with its label set taken from the data, as `run.py`
+            does); when None, `config.task` is loaded by name.
     """
     from trainer.callbacks import TimeBudget
 
     cfg = config.resolved()
     check_config(cfg)
-    task = load_task(cfg.task)
+    task = task or load_task(cfg.task)
     if records is None:
         if not cfg.train:
             fail("no training data: pass --train FILE [FILE ...]")

@@ -1,5 +1,5 @@
 """Evaluator fixtures: the fin_sentiment samples as records, split into train / eval, and one
-quick LoRA adapter on the tiny model (built once per session)."""
+LoRA adapter from the trainer on the tiny model (built once per session)."""
 
 from __future__ import annotations
 
@@ -50,8 +50,11 @@ def data_files(split, tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def adapter(fin_task, split, tmp_path_factory) -> Path:
-    """A LoRA adapter after a few steps on the train split: enough to learn the answer format."""
-    from evaluator.quick_adapter import quick_adapter
+    """A LoRA adapter from the real trainer after a few steps on the train split."""
+    from trainer.config import TrainConfig
+    from trainer.sft import train
 
-    return quick_adapter(fin_task, split[0], tmp_path_factory.mktemp("adapter") / "adapter", steps=10,
-                         batch_size=4, lr=5e-3)
+    out = tmp_path_factory.mktemp("adapter") / "adapter"
+    train(TrainConfig(task=fin_task.name, model="tiny", out=str(out), max_steps=10, batch_size=4,
+                      learning_rate=5e-3, val_fraction=0.0, device="cpu"), records=split[0], task=fin_task)
+    return out
