@@ -4,10 +4,11 @@ encoding damage, language ID (with a diacritics check for Vietnamese) and UIT-VS
 from __future__ import annotations
 
 import re
-import unicodedata
 from functools import lru_cache
 
 import ftfy
+
+from core.lang import language_probs, vietnamese_diacritic_share
 
 URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 CASHTAG = re.compile(r"(?<![\w$])\$[A-Za-z][A-Za-z.]{0,9}\b")
@@ -20,9 +21,6 @@ LOSSY_MOJIBAKE = re.compile(r"[+\-][\u00a0-\u00ff](?=[\w+\s.,'-]|$)")
 MASKED_NAME = re.compile(r"\bwzjwz\d+\b")
 EMOTICON_WORD = re.compile(r"\bcolon\w+\b|\bdoubledot\w*\b")
 SPACED_PUNCT = re.compile(r"\s([.,!?;:)](?:\s|$))")
-# Letters that only Vietnamese (among languages written in Latin script) uses, plus tone marks.
-VI_LETTERS = set("ăâđêôơưĂÂĐÊÔƠƯ")
-VI_TONES = {"\u0300", "\u0301", "\u0303", "\u0309", "\u0323"}
 EN_FUNCTION_WORDS = frozenset(
     ["the", "a", "an", "of", "to", "in", "on", "for", "and", "is", "are", "was", "were", "be", "by", "with", "from", "at", "as", "its", "it", "that", "this", "has", "have", "had", "will", "said", "says", "than", "up", "down", "over", "after", "per"]
 )
@@ -56,46 +54,22 @@ def mojibake(text: str) -> str | None:
     return None
 
 
-def vi_diacritic_share(text: str) -> float:
-    """Share of letters carrying Vietnamese-specific marks (ă â đ ê ô ơ ư, or one of the five tones)."""
-    letters = marked = 0
-    for ch in text:
-        if not ch.isalpha():
-            continue
-        letters += 1
-        decomposed = unicodedata.normalize("NFD", ch)
-        if ch in VI_LETTERS or decomposed[0] in "đĐ" or any(m in VI_TONES or m in "\u0302\u0306\u031b"
-                                                             for m in decomposed[1:]):
-            marked += 1
-    return marked / letters if letters else 0.0
-
-
-@lru_cache(maxsize=1)
-def _langdetect():
-    from langdetect import DetectorFactory, detect_langs
-
-    DetectorFactory.seed = 0  # langdetect is random without a seed
-    return detect_langs
-
-
 def langdetect_top(text: str) -> tuple[str, float]:
     """langdetect's best guess and its probability, on the text without URLs, cashtags and digits."""
-    from langdetect.lang_detect_exception import LangDetectException
-
     core = re.sub(r"\d+", " ", CASHTAG.sub(" ", URL.sub(" ", text)))
-    try:
-        best = _langdetect()(core)[0]
-    except LangDetectException:
+    probs = language_probs(core)
+    if not probs:
         return "unknown", 0.0
-    return best.lang, float(best.prob)
+    best = max(probs, key=probs.__getitem__)
+    return best, probs[best]
 
 
 @lru_cache(maxsize=200_000)  # EDA and cleaning ask about the same texts
-def language_check(text: str, expected: str, vi_min_share: float = 0.12) -> tuple[bool, str]:
+def language_check(text: str, expected: str, vi_min_share: float = 0.3) -> tuple[bool, str]:
     """Whether `text` is in `expected`, and what it was taken for (a language code or the rule used).
 
     Vietnamese: short, lower-cased, word-segmented text defeats langdetect (it often answers 'ca',
-    'it' or 'vi' with low confidence), so a text whose letters carry enough Vietnamese marks is
+    'it' or 'vi' with low confidence), so a text whose syllables carry enough Vietnamese marks is
     Vietnamese without asking it; one with a few marks must not be detected as English, one with
     none must be detected as Vietnamese.
     English: text dense in English function words is accepted at once (cheap). Otherwise langdetect
@@ -106,7 +80,7 @@ def language_check(text: str, expected: str, vi_min_share: float = 0.12) -> tupl
     """
     words = re.findall(r"[^\W\d_]+", text.lower())
     if expected == "vi":
-        share = vi_diacritic_share(text)
+        share = vietnamese_diacritic_share(text)
         if share >= vi_min_share:
             return True, "vi-diacritics"
         lang, _ = langdetect_top(text)
@@ -115,7 +89,7 @@ def language_check(text: str, expected: str, vi_min_share: float = 0.12) -> tupl
     en_hits = sum(w in EN_FUNCTION_WORDS for w in words)
     if expected == "en" and words and en_hits / len(words) >= 0.15:
         return True, "en-function-words"
-    if expected == "en" and vi_diacritic_share(text) >= vi_min_share:
+    if expected == "en" and vietnamese_diacritic_share(text) >= vi_min_share:
         return False, "vi-diacritics"
     lang, prob = langdetect_top(text)
     if lang in (expected, "unknown") or prob < 0.9:

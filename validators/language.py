@@ -8,33 +8,11 @@ also recognises Vietnamese typed without diacritics).
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any, ClassVar
 
+from core.lang import language_probs, vietnamese_diacritic_share
 from core.records import Record, Verdict
 from validators.base import BaseValidator, clip01
-from validators.text import vietnamese_diacritic_share
-
-
-@cache
-def _detector():
-    from langdetect import DetectorFactory, detect_langs
-
-    DetectorFactory.seed = 0  # langdetect samples n-grams at random; the seed makes it repeatable
-    return detect_langs
-
-
-def language_probs(text: str, seed: int = 0) -> dict[str, float]:
-    """langdetect's probabilities per language code (e.g. {'vi': 0.99}); {} when it finds no features."""
-    from langdetect import DetectorFactory
-    from langdetect.lang_detect_exception import LangDetectException
-
-    detect_langs = _detector()
-    DetectorFactory.seed = seed
-    try:
-        return {item.lang: float(item.prob) for item in detect_langs(text)}
-    except LangDetectException:
-        return {}
 
 
 class LanguageValidator(BaseValidator):

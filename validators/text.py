@@ -1,4 +1,4 @@
-"""Text helpers the validators share: tokens, diacritic folding, Vietnamese diacritic share, n-grams."""
+"""Text helpers the validators share: tokens, diacritic folding, n-grams (the Vietnamese diacritic share is in core.lang)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,6 @@ from collections.abc import Iterable
 _WORD = re.compile(r"\w+", re.UNICODE)
 _DIGIT = re.compile(r"\d")
 
-# Letters that exist only because of Vietnamese diacritics (plus đ); their share separates short
-# Vietnamese text from English and from most other Latin-script languages.
-_VI_BASE = set("ăâđêôơư")
-_VI_TONES = {"\u0300", "\u0301", "\u0303", "\u0309", "\u0323"}  # huyền, sắc, ngã, hỏi, nặng
 
 
 def fold_diacritics(text: str) -> str:
@@ -49,21 +45,6 @@ def char_ngrams(text: str, n: int) -> list[str]:
     if len(text) < n:
         return [text] if text else []
     return [text[i : i + n] for i in range(len(text) - n + 1)]
-
-
-def vietnamese_diacritic_share(text: str) -> float:
-    """Share of syllables carrying a Vietnamese-specific letter or tone mark (0 for English text)."""
-    syllables = [w for w in words(text) if not w.isdigit()]
-    if not syllables:
-        return 0.0
-    marked = 0
-    for syl in syllables:
-        decomposed = unicodedata.normalize("NFD", syl)
-        if any(ch in _VI_BASE for ch in syl) or any(ch in _VI_TONES for ch in decomposed):
-            marked += 1
-        elif "\u0302" in decomposed or "\u0306" in decomposed or "\u031b" in decomposed:
-            marked += 1  # â ê ô ă ơ ư when written decomposed
-    return marked / len(syllables)
 
 
 def contains_phrase(haystack_tokens: list[str], phrase_tokens: Iterable[str]) -> bool:
