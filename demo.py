@@ -1,36 +1,349 @@
-"""The whole loop, offline, on the tiny model: `make demo` (or `python demo.py --help`).
+"""The whole loop in one command: `make demo` (or `python demo.py --help`).
 
-Stages run in order and each one is skipped when its outputs already exist, so a re-run resumes.
+    python demo.py                                   # offline, tiny model, minutes on a laptop CPU
+    python demo.py --full --model unsloth/Llama-3.2-1B-Instruct --backend vllm   # GPU, mission sizes
+
+data (../shared/datasets when present, else data/samples) -> generate a synthetic English set ->
+validators -> review queue -> DEMO ONLY unattended review by reviewer 'auto' -> export curated ->
+train on real + curated -> evaluate base vs tuned -> ablation (real only) -> summary.
+
+Each stage prints `== [k/N] name` and records itself in `<out>/.stages/<name>.json` when it has
+finished; a re-run reuses every finished stage whose settings are unchanged (and re-runs the ones
+after a changed one). `<out>/summary.json` holds every headline number and artifact path.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-from core.errors import run_cli
-from core.models import load_tokenizer, tiny_model_path
-from core.tasks import available_tasks, load_task
+from core.errors import fail, run_cli
+from core.io import read_jsonl, read_records, write_json_atomic, write_jsonl_atomic
+from core.models import TINY
+
+TASK = "fin_sentiment"
+SYNTH_LANG = "en"
+AUTO = "auto"  # the named reviewer of the unattended demo step
+SAMPLES = Path(__file__).resolve().parent / "data" / "samples"
+SIZES = {"full": (3000, 250), "samples": (40, 10)}  # (train, eval) per language
 
 
-def stage_foundation() -> None:
-    path = tiny_model_path()
-    tokenizer = load_tokenizer("tiny")
-    print(f"[tiny model] {path} (vocab {len(tokenizer)})")
-    for name in available_tasks():
-        task = load_task(name)
-        print(f"[task] {name}: {len(task.label_names)} labels, languages {', '.join(task.languages)}")
-    fin = load_task("fin_sentiment")
-    prompt = tokenizer.apply_chat_template(
-        fin.training_messages("Operating profit rose to EUR 13.1 mn.", "en", {"label": "positive"}), tokenize=False
-    )
-    print(f"[chat template] one training example as the model sees it:\n{prompt}")
+class Stages:
+    """Runs stages in order; a stage whose marker exists with the same settings is reused."""
+
+    def __init__(self, out: Path, total: int):
+        self.out, self.total, self.k = out, total, 0
+        self.dirty = False  # once a stage re-runs, every later stage re-runs too
+        self.timings: dict[str, dict[str, Any]] = {}
+
+    def run(self, name: str, title: str, settings: dict[str, Any],
+            fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        self.k += 1
+        print(f"\n== [{self.k}/{self.total}] {title}", flush=True)
+        marker = self.out / ".stages" / f"{name}.json"
+        settings = json.loads(json.dumps(settings, default=str))
+        if not self.dirty and marker.is_file():
+            done = json.loads(marker.read_text())
+            if done.get("settings") == settings:
+                print(f"reused (finished earlier in {done['seconds']} s; delete {marker} to redo it)")
+                self.timings[name] = {"seconds": done["seconds"], "reused": True}
+                return done["result"]
+        self.dirty = True
+        start = time.perf_counter()
+        result = fn()
+        seconds = round(time.perf_counter() - start, 1)
+        write_json_atomic(marker, {"settings": settings, "seconds": seconds, "result": result})
+        self.timings[name] = {"seconds": seconds, "reused": False}
+        print(f"done in {seconds} s")
+        return result
+
+
+# ---- stages -------------------------------------------------------------------------------------
+def stage_data(out: Path, source: str, train_per_lang: int, eval_per_lang: int, seed: int) -> dict[str, Any]:
+    from data.prepare import prepare
+
+    print(f"source {source}: {train_per_lang} train + {eval_per_lang} eval per language")
+    summary = prepare(task=TASK, sources=[source], out=out, train_per_lang=train_per_lang,
+                      eval_per_lang=eval_per_lang, seed=seed)
+    print(f"train {summary['train']}, eval {summary['eval']} -> {out / 'data'}")
+    return {"train": summary["train"], "eval": summary["eval"], "cleaning": summary["cleaning"],
+            "files": {**summary["files"], "summary": str(out / "data" / "prepare_summary.json")}}
+
+
+def stage_generate(out: Path, seeds: str, n: int, model: str, backend: str, seed: int) -> dict[str, Any]:
+    from generate import generate
+
+    folder = out / "synthetic"
+    result = generate(task=TASK, lang=SYNTH_LANG, n=n, seeds=seeds, out=folder, model=model, backend=backend,
+                      validate=True, review=True, seed=seed)
+    counts = result.manifest["counts"]
+    report_path = folder / "validation.json"
+    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    accepted = report.get("accepted", 0)
+    if not report:  # nothing parsed: the validators had nothing to judge
+        write_jsonl_atomic(folder / "accepted.jsonl", [])
+    return {"generated": counts["samples"], "parsed": counts["parsed"], "failed": counts["failed"],
+            "label_mismatch": counts["label_mismatch"], "validated_accepted": accepted,
+            "validated_rejected": report.get("rejected", 0), "rejected_first_by": report.get("rejected_first_by", {}),
+            "queued": accepted, "diversity": result.manifest.get("diversity", {}),
+            "files": {"samples": str(folder / "samples.jsonl"), "manifest": str(folder / "manifest.json"),
+                      "accepted": str(folder / "accepted.jsonl"), "rejected": str(folder / "rejected.jsonl"),
+                      "validation": str(report_path), "review_db": str(folder / "review.db")}}
+
+
+def unattended_decision(record: Any) -> tuple[str, str]:
+    """(action, reason): approve only a unanimous self-consistency vote; reject everything else."""
+    verdict = record.verdict("self_consistency")
+    if verdict is None:
+        return "reject", "demo auto-review: no self-consistency verdict (the validator did not run)"
+    votes, k = verdict.details.get("votes", {}), verdict.details.get("k", 0)
+    claimed = verdict.details.get("claimed")
+    if k and votes.get(claimed, 0) == k:
+        return "approve", f"demo auto-review: self-consistency unanimous ({k}/{k} for '{claimed}')"
+    return "reject", (f"demo auto-review: self-consistency not unanimous ({votes.get(claimed, 0)}/{k} "
+                      f"for '{claimed}')")
+
+
+def stage_review(db: Path) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    from review_app.store import ReviewStore
+
+    print("DEMO ONLY: UNATTENDED REVIEW BY REVIEWER 'auto' (approve unanimous self-consistency, reject "
+          "the rest); people review with the app instead, see the summary")
+    counts = {"approve": 0, "reject": 0}
+    if not db.is_file():
+        print("no review queue (no sample passed the validators)")
+        return {"approved": 0, "rejected": 0, "reviewer": AUTO, "db": str(db)}
+    store = ReviewStore(db)
+    try:
+        pending = len(store.list_items(status="pending"))
+        with tqdm(total=pending, desc="auto review", unit="item") as bar:
+            while (item := store.claim(AUTO)) is not None:
+                action, reason = unattended_decision(item.record)
+                store.decide(item.id, AUTO, action, reason=reason)
+                counts[action] += 1
+                bar.update()
+    finally:
+        store.close()
+    print(f"reviewer '{AUTO}': {counts['approve']} approved, {counts['reject']} rejected")
+    return {"approved": counts["approve"], "rejected": counts["reject"], "reviewer": AUTO, "db": str(db)}
+
+
+def stage_export(db: Path, curated: Path) -> dict[str, Any]:
+    from review_app.export import export_curated
+    from review_app.store import ReviewStore
+
+    if not db.is_file():
+        write_jsonl_atomic(curated, [])
+        return {"records": 0, "out": str(curated)}
+    store = ReviewStore(db)
+    try:
+        result = export_curated(store, curated)
+    finally:
+        store.close()
+    print(f"{result['records']} curated records -> {curated}")
+    return result
+
+
+def stage_train(inputs: list[Path], adapter: Path, model: str, seed: int, options: dict[str, Any]) -> dict[str, Any]:
+    from trainer.config import TrainConfig
+    from trainer.sft import train
+
+    records = [r for path in inputs if path.stat().st_size for r in read_records(path)]  # curated may be empty
+    print(f"training on {len(records)} records from {', '.join(str(p) for p in inputs)}")
+    cfg = TrainConfig(task=TASK, model=model, out=str(adapter), seed=seed,
+                      **{k: v for k, v in options.items() if v is not None})
+    summary = train(cfg, records=records)
+    print(f"{summary['steps']} steps, train loss {summary['train_loss']:.3f}, val loss "
+          f"{summary['val_loss'] if summary['val_loss'] is None else round(summary['val_loss'], 3)}, "
+          f"{summary['wall_clock_s']} s -> {adapter}")
+    keys = ("steps", "epochs_done", "train_loss", "val_loss", "wall_clock_s", "tokens_per_s", "trainable_params",
+            "total_params", "data")
+    return {**{k: summary[k] for k in keys}, "records": len(records), "adapter": str(adapter),
+            "config": {k: summary["config"][k] for k in ("learning_rate", "epochs", "max_steps", "batch_size",
+                                                          "method", "lora_r")}}
+
+
+def stage_evaluate(eval_file: Path, adapter: Path, out_dir: Path, model: str, backend: str, seed: int,
+                   compare_base: bool = True) -> dict[str, Any]:
+    from evaluator.run import evaluate
+
+    metrics = evaluate(TASK, eval_file, model=model, adapter=adapter, out_dir=out_dir, mode="score",
+                       backend=backend, compare_base=compare_base, seed=seed)
+    result: dict[str, Any] = {"n": metrics["n"], "majority": metrics["majority_baseline"],
+                              "metrics": str(out_dir / "metrics.json"), "report": str(out_dir / "report.md"),
+                              "predictions": str(out_dir / "predictions.jsonl")}
+    for name in ("base", "tuned"):
+        if name in metrics:
+            result[name] = _headline(metrics[name])
+    if "paired" in metrics:
+        result["paired"] = _paired(metrics["paired"])
+    return result
+
+
+def _headline(m: dict[str, Any]) -> dict[str, Any]:
+    row = {"accuracy": m["accuracy"], "accuracy_ci": m["accuracy_ci"], "macro_f1": m["macro_f1"]}
+    if "by_lang" in m:
+        row["by_lang"] = {lang: _headline(v) for lang, v in m["by_lang"].items()}
+    return row
+
+
+def _paired(p: dict[str, Any]) -> dict[str, Any]:
+    keys = ("n", "accuracy_delta", "accuracy_delta_ci", "mcnemar_p", "base_only", "tuned_only")
+    row = {k: p[k] for k in keys}
+    if "by_lang" in p:
+        row["by_lang"] = {lang: _paired(v) for lang, v in p["by_lang"].items()}
+    return row
+
+
+def compare_ablation(real_only: Path, with_curated: Path, seed: int) -> dict[str, Any]:
+    """Paired comparison on the same eval items: 'base' = real only, 'tuned' = real + curated."""
+    from evaluator.metrics import paired_by_lang
+
+    a, b = read_jsonl(real_only), read_jsonl(with_curated)
+    if [r["id"] for r in a] != [r["id"] for r in b]:
+        fail(f"{real_only} and {with_curated}: not the same eval items in the same order")
+    gold, langs = [r["gold"] for r in a], [r["lang"] for r in a]
+    paired = paired_by_lang(gold, [r["tuned"]["label"] for r in a], [r["tuned"]["label"] for r in b], langs,
+                            seed=seed)
+    return {"delta_is": "accuracy(real + curated) - accuracy(real only)", **_paired(paired)}
+
+
+# ---- the whole loop -----------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python demo.py", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", default="runs/demo", help="folder for every artifact")
+    p.add_argument("--model", default=TINY, help="'tiny' (offline) or a Hub id / local folder")
+    p.add_argument("--backend", default="transformers", choices=["transformers", "vllm"],
+                   help="generation and evaluation backend (training always uses transformers)")
+    p.add_argument("--full", action="store_true",
+                   help="the mission's sizes: 3,000 + 250 real per language, 500 synthetic")
+    p.add_argument("--source", default=None,
+                   help="data source folder or file (default: ../shared/datasets when present, else data/samples)")
+    p.add_argument("--train-per-lang", type=int, default=None, help="default: 3000, or 40 on data/samples")
+    p.add_argument("--eval-per-lang", type=int, default=None, help="default: 250, or 10 on data/samples")
+    p.add_argument("--n-synthetic", type=int, default=None, help="synthetic English samples (default 40; 500 with --full)")
+    p.add_argument("--epochs", type=float, default=None, help="training epochs (default: the trainer's for the model)")
+    p.add_argument("--learning-rate", type=float, default=None, help="default: the trainer's for the model")
+    p.add_argument("--max-steps", type=int, default=-1, help="cap training steps (tests); -1 = no cap")
+    p.add_argument("--seed", type=int, default=0, help="seeds every stage")
+    p.add_argument("--fresh", action="store_true", help="delete --out first and run every stage")
+    p.add_argument("--no-ablation", action="store_true", help="skip the real-only training and its evaluation")
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python demo.py", description=__doc__)
-    parser.parse_args(argv)
-    stage_foundation()
+    args = build_parser().parse_args(argv)
+    from data.prepare import DEFAULT_SOURCE_DIR
+
+    source = args.source or (str(DEFAULT_SOURCE_DIR) if DEFAULT_SOURCE_DIR.is_dir() else str(SAMPLES))
+    if not Path(source).exists():
+        fail(f"--source {source}: no such file or folder")
+    on_samples = Path(source).resolve() == SAMPLES.resolve()
+    train_n, eval_n = SIZES["samples" if on_samples and not args.full else "full"]
+    train_n, eval_n = args.train_per_lang or train_n, args.eval_per_lang or eval_n
+    n_synth = args.n_synthetic or (500 if args.full else 40)
+    if n_synth <= 0:
+        fail(f"--n-synthetic must be positive (got {args.n_synthetic})")
+
+    out = Path(args.out)
+    if args.fresh and out.exists():
+        print(f"--fresh: deleting {out}")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    stages = Stages(out, total=6 if args.no_ablation else 8)
+    train_file, eval_file = out / "data" / "train.jsonl", out / "data" / "eval.jsonl"
+    db, curated = out / "synthetic" / "review.db", out / "curated.jsonl"
+    train_opts = {"epochs": args.epochs, "learning_rate": args.learning_rate, "max_steps": args.max_steps}
+    model, backend, seed = args.model, args.backend, args.seed
+
+    data = stages.run("data", "data", {"source": str(Path(source).resolve()), "train": train_n, "eval": eval_n, "seed": seed},
+                      lambda: stage_data(out, source, train_n, eval_n, seed))
+    gen = stages.run("generate", "generate + validate + queue", {"n": n_synth, "model": model, "backend": backend, "seed": seed},
+                     lambda: stage_generate(out, str(train_file), n_synth, model, backend, seed))
+    review = stages.run("review", "review (DEMO ONLY: unattended, reviewer 'auto')", {}, lambda: stage_review(db))
+    export = stages.run("export", "export curated", {}, lambda: stage_export(db, curated))
+    trained = stages.run("train", "train on real + curated", {"model": model, "seed": seed, **train_opts},
+                         lambda: stage_train([train_file, curated], out / "adapter", model, seed, train_opts))
+    evaluated = stages.run("evaluate", "evaluate base vs tuned", {"backend": backend},
+                           lambda: stage_evaluate(eval_file, out / "adapter", out / "eval", model, backend, seed))
+    ablation = None
+    if not args.no_ablation:
+        real_only = stages.run("ablation_train", "ablation: train on real only", {"model": model, "seed": seed, **train_opts},
+                               lambda: stage_train([train_file], out / "ablation" / "adapter", model, seed, train_opts))
+        abl_eval = stages.run("ablation_evaluate", "ablation: evaluate real only",
+                              {"backend": backend},
+                              lambda: stage_evaluate(eval_file, out / "ablation" / "adapter", out / "ablation" / "eval",
+                                                     model, backend, seed, compare_base=False))
+        ablation = {"real_only": {"train": real_only, "eval": abl_eval},
+                    "comparison": compare_ablation(out / "ablation" / "eval" / "predictions.jsonl",
+                                                   out / "eval" / "predictions.jsonl", seed)}
+
+    summary = {
+        "task": TASK, "model": model, "backend": backend, "seed": seed, "full": args.full,
+        "tiny_model": model == TINY, "source": source, "out": str(out),
+        "data": data, "synthetic": gen, "review": review, "export": export, "train": trained,
+        "eval": evaluated, "ablation": ablation, "stages": stages.timings,
+        "seconds_this_run": round(time.perf_counter() - started, 1),
+        "review_app": f"streamlit run review_app/app.py -- --db {db}",
+        "artifacts": {
+            "train": str(train_file), "eval": str(eval_file), "eda_report": data["files"].get("report"),
+            "synthetic": gen["files"]["samples"], "accepted": gen["files"]["accepted"],
+            "rejected": gen["files"]["rejected"], "review_db": str(db), "curated": str(curated),
+            "adapter": trained["adapter"], "eval_report": evaluated["report"], "metrics": evaluated["metrics"],
+            "ablation_adapter": ablation and ablation["real_only"]["train"]["adapter"],
+            "ablation_metrics": ablation and ablation["real_only"]["eval"]["metrics"],
+        },
+    }
+    write_json_atomic(out / "summary.json", summary)
+    print_summary(summary)
     return 0
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def print_summary(s: dict[str, Any]) -> None:
+    ev, gen, rev = s["eval"], s["synthetic"], s["review"]
+    print("\n== summary" + (" (tiny model: random weights, the numbers prove the pipeline, not a model)"
+                            if s["tiny_model"] else ""))
+    print(f"data      {s['data']['train']} train / {s['data']['eval']} eval real records from {s['source']}")
+    print(f"synthetic {gen['generated']} generated, {gen['parsed']} parsed, {gen['validated_accepted']} passed "
+          f"the validators and were queued; reviewer '{AUTO}' (DEMO ONLY) approved {rev.get('approved', 0)}, "
+          f"rejected {rev.get('rejected', 0)}; {s['export']['records']} curated")
+    print(f"train     {s['train']['records']} records, {s['train']['steps']} steps, {s['train']['wall_clock_s']} s")
+    langs = ["all", *sorted(ev["tuned"].get("by_lang", {}))]
+    print(f"{'eval':<10}{'n':>5} {'majority':>9} {'base acc':>9} {'tuned acc':>10} {'base F1':>8} "
+          f"{'tuned F1':>9} {'McNemar p':>10}")
+    for lang in langs:
+        pick = (lambda m, lang=lang: m if lang == "all" else m["by_lang"][lang])  # noqa: E731
+        base, tuned, paired, major = pick(ev["base"]), pick(ev["tuned"]), pick(ev["paired"]), pick(ev["majority"])
+        print(f"{lang:<10}{paired['n']:>5} {_pct(major['accuracy']):>9} {_pct(base['accuracy']):>9} "
+              f"{_pct(tuned['accuracy']):>10} {base['macro_f1']:>8.3f} {tuned['macro_f1']:>9.3f} "
+              f"{paired['mcnemar_p']:>10.3g}")
+    if s["ablation"]:
+        c = s["ablation"]["comparison"]
+        ci = c["accuracy_delta_ci"]
+        print(f"ablation  real + curated minus real only: {100 * c['accuracy_delta']:+.1f} points "
+              f"(95% CI {100 * ci[0]:+.1f} to {100 * ci[1]:+.1f}), McNemar p {c['mcnemar_p']:.3g}")
+    print("\nartifacts:")
+    for name, path in s["artifacts"].items():
+        if path:
+            print(f"  {name:<17} {path}")
+    print(f"  {'summary':<17} {Path(s['out']) / 'summary.json'}")
+    timing = ", ".join(f"{k} {v['seconds']} s" + (" (reused)" if v["reused"] else "")
+                       for k, v in s["stages"].items())
+    print(f"\ntime per stage: {timing}")
+    print(f"review the queue yourself instead of '{AUTO}': {s['review_app']}")
 
 
 if __name__ == "__main__":

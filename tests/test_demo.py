@@ -1,0 +1,69 @@
+"""`python demo.py` end to end on the sample files: every stage runs, summary.json is complete,
+and a second run reuses every finished stage."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+STAGES = ["data", "generate", "review", "export", "train", "evaluate", "ablation_train", "ablation_evaluate"]
+
+
+def run_demo(repo, out, *extra: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "demo.py", "--out", str(out), "--source", "data/samples", "--n-synthetic", "6",
+           "--train-per-lang", "30", "--eval-per-lang", "8", "--max-steps", "2", *extra]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_demo_runs_every_stage_then_reuses_them(repo, tmp_path):
+    out = tmp_path / "demo"
+    first = run_demo(repo, out)
+    assert first.returncode == 0, first.stderr[-3000:]
+    for k, _ in enumerate(STAGES, 1):
+        assert f"== [{k}/{len(STAGES)}]" in first.stdout
+    assert "DEMO ONLY: UNATTENDED REVIEW BY REVIEWER 'auto'" in first.stdout
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["data"]["train"] == 60 and summary["data"]["eval"] == 16
+    assert summary["synthetic"]["generated"] == 6
+    review = summary["review"]
+    assert review["reviewer"] == "auto"
+    assert review["approved"] + review["rejected"] == summary["synthetic"]["queued"]
+    assert summary["export"]["records"] == review["approved"]
+    assert summary["train"]["records"] == 60 + review["approved"]
+    for model in ("base", "tuned"):
+        assert 0.0 <= summary["eval"][model]["accuracy"] <= 1.0
+        assert set(summary["eval"][model]["by_lang"]) == {"en", "vi"}
+    assert 0.0 <= summary["eval"]["paired"]["by_lang"]["en"]["mcnemar_p"] <= 1.0
+    assert "accuracy_delta" in summary["ablation"]["comparison"]
+    for path in summary["artifacts"].values():
+        assert path is None or os.path.exists(path), path
+    assert summary["review_app"] == f"streamlit run review_app/app.py -- --db {out / 'synthetic' / 'review.db'}"
+    assert set(summary["stages"]) == set(STAGES) and not any(s["reused"] for s in summary["stages"].values())
+
+    # Every decision of the unattended step is in the review database's log, by reviewer 'auto'.
+    from review_app.store import ReviewStore
+
+    store = ReviewStore(out / "synthetic" / "review.db")
+    try:
+        log = store.decision_log()
+    finally:
+        store.close()
+    assert len(log) == summary["synthetic"]["queued"] and {d["annotator"] for d in log} <= {"auto"}
+
+    second = run_demo(repo, out)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert second.stdout.count("reused") >= len(STAGES)
+    again = json.loads((out / "summary.json").read_text())
+    assert all(s["reused"] for s in again["stages"].values())
+    assert again["eval"] == summary["eval"]
+
+
+def test_demo_rejects_a_missing_source(repo, tmp_path):
+    result = subprocess.run([sys.executable, "demo.py", "--out", str(tmp_path), "--source", "no/such/dir"],
+                            cwd=repo, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "no/such/dir" in result.stderr and "Traceback" not in result.stderr
