@@ -75,12 +75,13 @@ def stage_data(out: Path, source: str, train_per_lang: int, eval_per_lang: int, 
             "files": {**summary["files"], "summary": str(out / "data" / "prepare_summary.json")}}
 
 
-def stage_generate(out: Path, seeds: str, n: int, model: str, backend: str, seed: int) -> dict[str, Any]:
+def stage_generate(out: Path, seeds: str, eval_file: str, n: int, model: str, backend: str, seed: int) -> dict[str, Any]:
     from generate import generate
 
     folder = out / "synthetic"
+    # The eval split is a reference so that a sample near an eval item is rejected as contamination.
     result = generate(task=TASK, lang=SYNTH_LANG, n=n, seeds=seeds, out=folder, model=model, backend=backend,
-                      validate=True, review=True, seed=seed)
+                      validate=True, review=True, references=[eval_file], seed=seed)
     counts = result.manifest["counts"]
     report_path = folder / "validation.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
@@ -202,8 +203,9 @@ def _paired(p: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def compare_ablation(real_only: Path, with_curated: Path, seed: int) -> dict[str, Any]:
-    """Paired comparison on the same eval items: 'base' = real only, 'tuned' = real + curated."""
+def compare_ablation(real_only: Path, with_curated: Path, seed: int,
+                     delta_is: str = "accuracy(real + curated) - accuracy(real only)") -> dict[str, Any]:
+    """Paired comparison of two tuned models' predictions on the same eval items (second minus first)."""
     from evaluator.metrics import paired_by_lang
 
     a, b = read_jsonl(real_only), read_jsonl(with_curated)
@@ -212,7 +214,7 @@ def compare_ablation(real_only: Path, with_curated: Path, seed: int) -> dict[str
     gold, langs = [r["gold"] for r in a], [r["lang"] for r in a]
     paired = paired_by_lang(gold, [r["tuned"]["label"] for r in a], [r["tuned"]["label"] for r in b], langs,
                             seed=seed)
-    return {"delta_is": "accuracy(real + curated) - accuracy(real only)", **_paired(paired)}
+    return {"delta_is": delta_is, **_paired(paired)}
 
 
 # ---- the whole loop -----------------------------------------------------------------------------
@@ -259,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    stages = Stages(out, total=6 if args.no_ablation else 8)
+    stages = Stages(out, total=6 if args.no_ablation else 10)
     train_file, eval_file = out / "data" / "train.jsonl", out / "data" / "eval.jsonl"
     db, curated = out / "synthetic" / "review.db", out / "curated.jsonl"
     train_opts = {"epochs": args.epochs, "learning_rate": args.learning_rate, "max_steps": args.max_steps}
@@ -268,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     data = stages.run("data", "data", {"source": str(Path(source).resolve()), "train": train_n, "eval": eval_n, "seed": seed},
                       lambda: stage_data(out, source, train_n, eval_n, seed))
     gen = stages.run("generate", "generate + validate + queue", {"n": n_synth, "model": model, "backend": backend, "seed": seed},
-                     lambda: stage_generate(out, str(train_file), n_synth, model, backend, seed))
+                     lambda: stage_generate(out, str(train_file), str(eval_file), n_synth, model, backend, seed))
     review = stages.run("review", "review (DEMO ONLY: unattended, reviewer 'auto')", {}, lambda: stage_review(db))
     export = stages.run("export", "export curated", {}, lambda: stage_export(db, curated))
     trained = stages.run("train", "train on real + curated", {"model": model, "seed": seed, **train_opts},
@@ -283,9 +285,25 @@ def main(argv: list[str] | None = None) -> int:
                               {"backend": backend},
                               lambda: stage_evaluate(eval_file, out / "ablation" / "adapter", out / "ablation" / "eval",
                                                      model, backend, seed, compare_base=False))
+        # The noise floor: the same real-only training with another seed. A data effect smaller than
+        # this seed-to-seed difference is not evidence of anything.
+        control = stages.run("ablation_seed_train", f"ablation control: real only, seed {seed + 1}",
+                             {"model": model, "seed": seed + 1, **train_opts},
+                             lambda: stage_train([train_file], out / "ablation" / "adapter_seed2", model, seed + 1,
+                                                 train_opts))
+        control_eval = stages.run("ablation_seed_evaluate", f"ablation control: evaluate seed {seed + 1}",
+                                  {"backend": backend},
+                                  lambda: stage_evaluate(eval_file, out / "ablation" / "adapter_seed2",
+                                                         out / "ablation" / "eval_seed2", model, backend, seed,
+                                                         compare_base=False))
         ablation = {"real_only": {"train": real_only, "eval": abl_eval},
                     "comparison": compare_ablation(out / "ablation" / "eval" / "predictions.jsonl",
-                                                   out / "eval" / "predictions.jsonl", seed)}
+                                                   out / "eval" / "predictions.jsonl", seed),
+                    "seed_control": {"train": control, "eval": control_eval,
+                                     "comparison": compare_ablation(
+                                         out / "ablation" / "eval" / "predictions.jsonl",
+                                         out / "ablation" / "eval_seed2" / "predictions.jsonl", seed,
+                                         delta_is=f"accuracy(real only, seed {seed + 1}) - accuracy(real only, seed {seed})")}}
 
     summary = {
         "task": TASK, "model": model, "backend": backend, "seed": seed, "full": args.full,
@@ -335,6 +353,9 @@ def print_summary(s: dict[str, Any]) -> None:
         ci = c["accuracy_delta_ci"]
         print(f"ablation  real + curated minus real only: {100 * c['accuracy_delta']:+.1f} points "
               f"(95% CI {100 * ci[0]:+.1f} to {100 * ci[1]:+.1f}), McNemar p {c['mcnemar_p']:.3g}")
+        n = s["ablation"]["seed_control"]["comparison"]
+        print(f"          noise floor, real only with another seed: {100 * n['accuracy_delta']:+.1f} points "
+              f"(McNemar p {n['mcnemar_p']:.3g}); curated data: {s['export']['records']} records")
     print("\nartifacts:")
     for name, path in s["artifacts"].items():
         if path:

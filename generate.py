@@ -28,9 +28,11 @@ from generator.runner import RunConfig, RunResult, default_max_new_tokens, run_g
 
 def generate(*, task: str, lang: str, n: int, seeds: str | Path, out: str | Path, model: str = "tiny",
              backend: str = "transformers", validate: bool = True, review: bool = True,
-             progress: bool = True, **options: Any) -> RunResult:
+             references: list[str | Path] = (), progress: bool = True, **options: Any) -> RunResult:
     """Run (or resume) a generation, then the validators and the review queue when available.
 
+    `references` are record files the validators compare with besides the seeds: rows whose `split`
+    is eval/test/dev are contamination checks (a sample near one is rejected).
     `options` are `RunConfig` fields (batch_size, constrained, max_cost_usd, price_per_1k, device)
     or `PlanConfig` fields (seed, k, templates, samples_per_prompt, temperature, top_p,
     temperature_mix, max_new_tokens).
@@ -46,27 +48,33 @@ def generate(*, task: str, lang: str, n: int, seeds: str | Path, out: str | Path
     cfg = RunConfig(task=task, lang=lang, n=n, seeds=Path(seeds), out=Path(out), model=model, backend=backend,
                     plan=PlanConfig(**plan_opts), **run_opts)
     result = run_generation(cfg, progress=progress)
-    post_process(result, cfg, validate=validate, review=review)
+    post_process(result, cfg, validate=validate, review=review, references=references)
     return result
 
 
-def post_process(result: RunResult, cfg: RunConfig, *, validate: bool, review: bool) -> None:
-    """HOOK (lead: validators + review queue). Runs only when those packages import."""
+def post_process(result: RunResult, cfg: RunConfig, *, validate: bool, review: bool,
+                 references: list[str | Path] = ()) -> None:
+    """The task's validator chain on the parsed samples, then the review queue for the accepted ones."""
     records = result.parsed  # failed rows stay in samples.jsonl with their reason; only parsed go on
     if not validate or importlib.util.find_spec("validators.chain") is None or not records:
         return
-    from core.io import write_json_atomic, write_jsonl_atomic
+    from core.io import read_records, write_json_atomic, write_jsonl_atomic
     from generator.seeds import load_seeds
     from validators.chain import run_chain
 
     task = load_task(cfg.task)
-    references = load_seeds(cfg.seeds, task, cfg.lang)
-    backend = None
-    if cfg.backend == "transformers":  # model-based validators (self-consistency) reuse the local model
+    known = load_seeds(cfg.seeds, task, cfg.lang)
+    for path in references:
+        known += read_records(path)
+    # Self-consistency asks the generation model itself: reuse the one already loaded (a second vLLM
+    # engine would not fit beside the first); a resumed run with nothing left to generate loads it.
+    backend = result.backend
+    if backend is None and cfg.backend != "openai":
         from generator.backends import get_backend
 
-        backend = get_backend("transformers", model=cfg.model, device=cfg.device)
-    accepted, rejected, report = run_chain(task, records, references=references, backend=backend,
+        backend = get_backend(cfg.backend, **({"model": cfg.model, "device": cfg.device}
+                                              if cfg.backend == "transformers" else {"model": cfg.model}))
+    accepted, rejected, report = run_chain(task, records, references=known, backend=backend,
                                            seed=cfg.plan.seed)
     write_jsonl_atomic(cfg.out / "accepted.jsonl", accepted)
     write_jsonl_atomic(cfg.out / "rejected.jsonl", rejected)
@@ -116,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-cost-usd", type=float, default=None, help="openai backend: stop cleanly at this spend")
     p.add_argument("--price-per-1k", default=None,
                    help="openai backend: 'IN,OUT' USD per 1k tokens for a model missing from generator/pricing.py")
+    p.add_argument("--reference", action="append", default=[], metavar="FILE",
+                   help="records the validators compare with besides the seeds (repeatable); pass the eval "
+                        "split so that samples near an eval item are rejected as contamination")
     p.add_argument("--no-validate", action="store_true", help="skip the validator chain")
     p.add_argument("--no-review", action="store_true", help="do not fill the review queue")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -136,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     result = generate(
         task=args.task, lang=args.lang, n=args.n, seeds=args.seeds, out=args.out, model=args.model,
         backend=args.backend, validate=not args.no_validate, review=not args.no_review, progress=not args.quiet,
+        references=args.reference,
         seed=args.seed, k=args.k, templates=tuple(t for t in args.templates.split(",") if t),
         samples_per_prompt=args.samples_per_prompt, temperature=args.temperature, top_p=args.top_p,
         temperature_mix=_floats(args.temperature_mix), max_new_tokens=args.max_new_tokens,

@@ -65,6 +65,7 @@ class RunResult:
     out: Path
     records: list[Record]
     manifest: dict[str, Any]
+    backend: Backend | None = None  # the loaded model, when this call generated anything
 
     @property
     def parsed(self) -> list[Record]:
@@ -203,7 +204,7 @@ def run_generation(cfg: RunConfig, *, backend: Backend | None = None, progress: 
     records.sort(key=lambda r: r.provenance.get("index", 0))
     manifest["diversity"] = diversity_report(records)
     write_manifest("stopped" if reason else "complete", reason)
-    return RunResult(cfg.out, records, manifest)
+    return RunResult(cfg.out, records, manifest, model)
 
 
 def _generate_missing(cfg: RunConfig, task: Task, planner: Planner, model: Backend, schema: Any,

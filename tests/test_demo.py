@@ -8,7 +8,8 @@ import os
 import subprocess
 import sys
 
-STAGES = ["data", "generate", "review", "export", "train", "evaluate", "ablation_train", "ablation_evaluate"]
+STAGES = ["data", "generate", "review", "export", "train", "evaluate", "ablation_train", "ablation_evaluate",
+          "ablation_seed_train", "ablation_seed_evaluate"]
 
 
 def run_demo(repo, out, *extra: str) -> subprocess.CompletedProcess:
@@ -39,6 +40,7 @@ def test_demo_runs_every_stage_then_reuses_them(repo, tmp_path):
         assert set(summary["eval"][model]["by_lang"]) == {"en", "vi"}
     assert 0.0 <= summary["eval"]["paired"]["by_lang"]["en"]["mcnemar_p"] <= 1.0
     assert "accuracy_delta" in summary["ablation"]["comparison"]
+    assert "accuracy_delta" in summary["ablation"]["seed_control"]["comparison"]
     for path in summary["artifacts"].values():
         assert path is None or os.path.exists(path), path
     assert summary["review_app"] == f"streamlit run review_app/app.py -- --db {out / 'synthetic' / 'review.db'}"
