@@ -110,6 +110,30 @@ def unattended_decision(record: Any) -> tuple[str, str]:
                       f"for '{claimed}')")
 
 
+class WaitingForReview(Exception):
+    """--human-review: the queue still has pending items; people review them, then the demo goes on."""
+
+
+def stage_human_review(db: Path) -> dict[str, Any]:
+    """Nothing is decided here: the stage finishes once people have decided every queued item."""
+    from review_app.store import ReviewStore
+
+    if not db.is_file():
+        return {"reviewer": "people", "db": str(db), "statuses": {}}
+    store = ReviewStore(db)
+    try:
+        pending = len(store.list_items(status="pending"))
+        statuses = store.counts("status")
+    finally:
+        store.close()
+    if pending:
+        raise WaitingForReview(f"{pending} items wait in the review queue")
+    print(f"reviewed by people: {statuses}")
+    return {"reviewer": "people", "db": str(db), "statuses": statuses,
+            "approved": statuses.get("approved", 0) + statuses.get("edited", 0),
+            "rejected": statuses.get("rejected", 0)}
+
+
 def stage_review(db: Path) -> dict[str, Any]:
     from tqdm import tqdm
 
@@ -237,7 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=-1, help="cap training steps (tests); -1 = no cap")
     p.add_argument("--seed", type=int, default=0, help="seeds every stage")
     p.add_argument("--fresh", action="store_true", help="delete --out first and run every stage")
-    p.add_argument("--no-ablation", action="store_true", help="skip the real-only training and its evaluation")
+    p.add_argument("--no-ablation", action="store_true", help="skip the real-only trainings and their evaluation")
+    p.add_argument("--human-review", action="store_true",
+                   help="people review the queue in the app instead of the unattended 'auto' step: the demo "
+                        "stops after filling the queue and goes on when re-run once every item is decided")
     return p
 
 
@@ -271,7 +298,18 @@ def main(argv: list[str] | None = None) -> int:
                       lambda: stage_data(out, source, train_n, eval_n, seed))
     gen = stages.run("generate", "generate + validate + queue", {"n": n_synth, "model": model, "backend": backend, "seed": seed},
                      lambda: stage_generate(out, str(train_file), str(eval_file), n_synth, model, backend, seed))
-    review = stages.run("review", "review (DEMO ONLY: unattended, reviewer 'auto')", {}, lambda: stage_review(db))
+    if args.human_review:
+        try:
+            review = stages.run("review", "review by people in the app", {"human": True},
+                                lambda: stage_human_review(db))
+        except WaitingForReview as waiting:
+            print(f"{waiting}. Review them, then re-run this command to continue:\n"
+                  f"  streamlit run review_app/app.py -- --db {db}\n  python demo.py --human-review"
+                  + ("" if args.out == "runs/demo" else f" --out {args.out}"))
+            return 0
+    else:
+        review = stages.run("review", "review (DEMO ONLY: unattended, reviewer 'auto')", {"human": False},
+                            lambda: stage_review(db))
     export = stages.run("export", "export curated", {}, lambda: stage_export(db, curated))
     trained = stages.run("train", "train on real + curated", {"model": model, "seed": seed, **train_opts},
                          lambda: stage_train([train_file, curated], out / "adapter", model, seed, train_opts))
@@ -336,7 +374,8 @@ def print_summary(s: dict[str, Any]) -> None:
                             if s["tiny_model"] else ""))
     print(f"data      {s['data']['train']} train / {s['data']['eval']} eval real records from {s['source']}")
     print(f"synthetic {gen['generated']} generated, {gen['parsed']} parsed, {gen['validated_accepted']} passed "
-          f"the validators and were queued; reviewer '{AUTO}' (DEMO ONLY) approved {rev.get('approved', 0)}, "
+          f"the validators and were queued; "
+          f"{'people' if rev['reviewer'] == 'people' else repr(AUTO) + ' (DEMO ONLY)'} approved {rev.get('approved', 0)}, "
           f"rejected {rev.get('rejected', 0)}; {s['export']['records']} curated")
     print(f"train     {s['train']['records']} records, {s['train']['steps']} steps, {s['train']['wall_clock_s']} s")
     langs = ["all", *sorted(ev["tuned"].get("by_lang", {}))]

@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 STAGES = ["data", "generate", "review", "export", "train", "evaluate", "ablation_train", "ablation_evaluate",
           "ablation_seed_train", "ablation_seed_evaluate"]
 
@@ -69,3 +71,28 @@ def test_demo_rejects_a_missing_source(repo, tmp_path):
                             cwd=repo, capture_output=True, text=True)
     assert result.returncode == 2
     assert "no/such/dir" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_human_review_mode_waits_for_people_then_goes_on(repo, tmp_path):
+    """--human-review stops after the queue is filled; decisions made through the store let it finish."""
+    from review_app.store import ReviewStore
+
+    out = tmp_path / "human"
+    first = run_demo(repo, out, "--human-review", "--no-ablation")
+    assert first.returncode == 0, first.stderr[-2000:]
+    db = out / "synthetic" / "review.db"
+    if not db.is_file():
+        pytest.skip("no sample passed the validators in this tiny run, so nothing was queued")
+    assert "streamlit run review_app/app.py -- --db" in first.stdout
+    assert not (out / "summary.json").exists()
+    store = ReviewStore(db)
+    try:
+        while (item := store.claim("alice")) is not None:
+            store.decide(item.id, "alice", "approve", reason="looks right")
+    finally:
+        store.close()
+    second = run_demo(repo, out, "--human-review", "--no-ablation")
+    assert second.returncode == 0, second.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["review"]["reviewer"] == "people"
+    assert summary["export"]["records"] == summary["review"]["approved"] > 0
