@@ -141,10 +141,9 @@ def stage_review(db: Path) -> dict[str, Any]:
 
     print("DEMO ONLY: UNATTENDED REVIEW BY REVIEWER 'auto' (approve unanimous self-consistency, reject "
           "the rest); people review with the app instead, see the summary")
-    counts = {"approve": 0, "reject": 0}
     if not db.is_file():
         print("no review queue (no sample passed the validators)")
-        return {"approved": 0, "rejected": 0, "reviewer": AUTO, "db": str(db)}
+        return {"approved": 0, "rejected": 0, "reviewer": AUTO, "db": str(db), "statuses": {}}
     store = ReviewStore(db)
     try:
         pending = len(store.list_items(status="pending"))
@@ -152,12 +151,13 @@ def stage_review(db: Path) -> dict[str, Any]:
             while (item := store.claim(AUTO)) is not None:
                 action, reason = unattended_decision(item.record)
                 store.decide(item.id, AUTO, action, reason=reason)
-                counts[action] += 1
                 bar.update()
+        statuses = store.counts("status")  # the queue's state, decided in this run or an earlier one
     finally:
         store.close()
-    print(f"reviewer '{AUTO}': {counts['approve']} approved, {counts['reject']} rejected")
-    return {"approved": counts["approve"], "rejected": counts["reject"], "reviewer": AUTO, "db": str(db)}
+    approved, rejected = statuses.get("approved", 0) + statuses.get("edited", 0), statuses.get("rejected", 0)
+    print(f"reviewer '{AUTO}': {approved} approved, {rejected} rejected")
+    return {"approved": approved, "rejected": rejected, "reviewer": AUTO, "db": str(db), "statuses": statuses}
 
 
 def stage_export(db: Path, curated: Path) -> dict[str, Any]:
@@ -174,6 +174,14 @@ def stage_export(db: Path, curated: Path) -> dict[str, Any]:
         store.close()
     print(f"{result['records']} curated records -> {curated}")
     return result
+
+
+def train_settings(model: str, seed: int, options: dict[str, Any]) -> dict[str, Any]:
+    """The resolved training config (the trainer's defaults included), so a changed default re-runs training."""
+    from trainer.config import TrainConfig
+
+    cfg = TrainConfig(task=TASK, model=model, seed=seed, **{k: v for k, v in options.items() if v is not None})
+    return {k: v for k, v in cfg.resolved().as_dict().items() if k not in ("out", "train")}
 
 
 def stage_train(inputs: list[Path], adapter: Path, model: str, seed: int, options: dict[str, Any]) -> dict[str, Any]:
@@ -311,13 +319,13 @@ def main(argv: list[str] | None = None) -> int:
         review = stages.run("review", "review (DEMO ONLY: unattended, reviewer 'auto')", {"human": False},
                             lambda: stage_review(db))
     export = stages.run("export", "export curated", {}, lambda: stage_export(db, curated))
-    trained = stages.run("train", "train on real + curated", {"model": model, "seed": seed, **train_opts},
+    trained = stages.run("train", "train on real + curated", train_settings(model, seed, train_opts),
                          lambda: stage_train([train_file, curated], out / "adapter", model, seed, train_opts))
     evaluated = stages.run("evaluate", "evaluate base vs tuned", {"backend": backend},
                            lambda: stage_evaluate(eval_file, out / "adapter", out / "eval", model, backend, seed))
     ablation = None
     if not args.no_ablation:
-        real_only = stages.run("ablation_train", "ablation: train on real only", {"model": model, "seed": seed, **train_opts},
+        real_only = stages.run("ablation_train", "ablation: train on real only", train_settings(model, seed, train_opts),
                                lambda: stage_train([train_file], out / "ablation" / "adapter", model, seed, train_opts))
         abl_eval = stages.run("ablation_evaluate", "ablation: evaluate real only",
                               {"backend": backend},
@@ -326,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         # The noise floor: the same real-only training with another seed. A data effect smaller than
         # this seed-to-seed difference is not evidence of anything.
         control = stages.run("ablation_seed_train", f"ablation control: real only, seed {seed + 1}",
-                             {"model": model, "seed": seed + 1, **train_opts},
+                             train_settings(model, seed + 1, train_opts),
                              lambda: stage_train([train_file], out / "ablation" / "adapter_seed2", model, seed + 1,
                                                  train_opts))
         control_eval = stages.run("ablation_seed_evaluate", f"ablation control: evaluate seed {seed + 1}",
