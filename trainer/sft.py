@@ -11,6 +11,7 @@ the tokenizer, `training_summary.json` and `loss_curve.png`; `merged/` with `mer
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
@@ -152,6 +153,8 @@ def train(config: TrainConfig, records: list[Record] | None = None, task: Task |
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):  # TRL's output_dir stays empty (save_strategy="no"): not an artifact
+        (out / "checkpoints").rmdir()
     model = trainer.model
     model.save_pretrained(out)
     trainer.processing_class.save_pretrained(out)
