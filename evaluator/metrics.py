@@ -12,7 +12,7 @@ zero_division=0)` does; the tests check that they agree.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -113,18 +113,23 @@ def classification_metrics(
     }
 
 
+def _overall_and_by_lang(compute: Callable[..., dict], columns: Sequence[Sequence], langs: Sequence[str]) -> dict:
+    """`compute(*columns)` over all items, plus the same on each language's items under `by_lang`."""
+    out = compute(*columns)
+    out["by_lang"] = {}
+    for lang in sorted(set(langs)):
+        keep = [i for i, x in enumerate(langs) if x == lang]
+        out["by_lang"][lang] = compute(*([column[i] for i in keep] for column in columns))
+    return out
+
+
 def metrics_by_lang(
     gold: Sequence[str], pred: Sequence[str], langs: Sequence[str], labels: Sequence[str], *, seed: int = 0,
     n_bootstrap: int = N_BOOTSTRAP,
 ) -> dict:
     """`classification_metrics` over all items, plus the same under `by_lang` for each language."""
-    out = classification_metrics(gold, pred, labels, seed=seed, n_bootstrap=n_bootstrap)
-    out["by_lang"] = {}
-    for lang in sorted(set(langs)):
-        keep = [i for i, x in enumerate(langs) if x == lang]
-        out["by_lang"][lang] = classification_metrics(
-            [gold[i] for i in keep], [pred[i] for i in keep], labels, seed=seed, n_bootstrap=n_bootstrap)
-    return out
+    return _overall_and_by_lang(
+        lambda g, p: classification_metrics(g, p, labels, seed=seed, n_bootstrap=n_bootstrap), (gold, pred), langs)
 
 
 def majority_baseline(gold: Sequence[str], langs: Sequence[str]) -> dict:
@@ -187,11 +192,6 @@ def paired_by_lang(
     seed: int = 0, n_bootstrap: int = N_BOOTSTRAP,
 ) -> dict:
     """`paired_comparison` over all items, plus the same under `by_lang` for each language."""
-    out = paired_comparison(gold, base_pred, tuned_pred, seed=seed, n_bootstrap=n_bootstrap)
-    out["by_lang"] = {}
-    for lang in sorted(set(langs)):
-        keep = [i for i, x in enumerate(langs) if x == lang]
-        out["by_lang"][lang] = paired_comparison(
-            [gold[i] for i in keep], [base_pred[i] for i in keep], [tuned_pred[i] for i in keep],
-            seed=seed, n_bootstrap=n_bootstrap)
-    return out
+    return _overall_and_by_lang(
+        lambda g, b, t: paired_comparison(g, b, t, seed=seed, n_bootstrap=n_bootstrap),
+        (gold, base_pred, tuned_pred), langs)
