@@ -1,7 +1,7 @@
 """Benchmarks that measure ratios against a baseline run side by side in one process.
 
     python -m bench                 # all benchmarks (`make bench`)
-    python -m bench minhash trainer # only those whose module name contains one of the words
+    python -m bench minhash trainer # only bench_minhash*.py and bench_trainer*.py
 
 Each `bench/bench_<name>.py` defines `run() -> list[BenchRow]`. `ratio` always reads "how many
 times better ours is" (higher is better), so a target is a minimum ratio.

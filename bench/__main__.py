@@ -18,7 +18,7 @@ RESULTS = Path(__file__).resolve().parent / "results.json"
 
 def discover(words: list[str]) -> list[str]:
     names = sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if m.name.startswith("bench_"))
-    return [n for n in names if not words or any(w in n for w in words)]
+    return [n for n in names if not words or any(n.removeprefix("bench_").startswith(w) for w in words)]
 
 
 def format_table(rows: list[BenchRow]) -> str:
@@ -32,7 +32,8 @@ def format_table(rows: list[BenchRow]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("words", nargs="*", help="only run benchmark modules whose name contains a word")
+    parser.add_argument("words", nargs="*",
+                        help="only these benchmarks: bench_<word>*.py (e.g. 'minhash', 'trainer'); default all")
     args = parser.parse_args(argv)
     rows: list[BenchRow] = []
     for name in discover(args.words):
