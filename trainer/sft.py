@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from trainer.inputs import load_inputs
 from trainer.report import data_counts, peak_memory_mb, plot_loss_curve
 
 SUMMARY_FILE = "training_summary.json"
+FormatExample = Callable[[Record], dict[str, Any]]
 LOSS_CURVE_FILE = "loss_curve.png"
 
 
@@ -78,8 +80,11 @@ def _load_for_training(cfg: TrainConfig, device: str) -> tuple[Any, Any]:
 
 
 def build_trainer(cfg: TrainConfig, task: Task, train_records: list[Record], val_records: list[Record],
-                  callbacks: list | None = None) -> Any:
-    """An `SFTTrainer` ready to `.train()`: the model (LoRA-wrapped unless full), datasets tokenised and masked."""
+                  callbacks: list | None = None, format_example: FormatExample | None = None) -> Any:
+    """An `SFTTrainer` ready to `.train()`: the model (LoRA-wrapped unless full), datasets tokenised and masked.
+
+    `format_example` turns a record into TRL's prompt-completion form; default: the task's own prompt.
+    """
     import torch
     from datasets import Dataset
     from peft import LoraConfig
@@ -111,13 +116,17 @@ def build_trainer(cfg: TrainConfig, task: Task, train_records: list[Record], val
         include_num_input_tokens_seen="non_padding", dataloader_num_workers=0,
         gradient_checkpointing=cfg.method == "qlora", disable_tqdm=False,
     )
-    train_ds = Dataset.from_list(to_examples(train_records, task, cfg.seed))
-    val_ds = Dataset.from_list(to_examples(val_records, task, cfg.seed)) if val_records else None
+    def examples(records: list[Record]) -> list[dict[str, Any]]:
+        return [format_example(r) for r in records] if format_example else to_examples(records, task, cfg.seed)
+
+    train_ds = Dataset.from_list(examples(train_records))
+    val_ds = Dataset.from_list(examples(val_records)) if val_records else None
     return SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
                       processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks or [])
 
 
-def train(config: TrainConfig, records: list[Record] | None = None, task: Task | None = None) -> dict[str, Any]:
+def train(config: TrainConfig, records: list[Record] | None = None, task: Task | None = None, *,
+          val_records: list[Record] | None = None, format_example: FormatExample | None = None) -> dict[str, Any]:
     """Train and save; returns the summary also written to `<out>/training_summary.json`.
 
     Args:
@@ -125,6 +134,10 @@ def train(config: TrainConfig, records: list[Record] | None = None, task: Task |
         records: training records; when None they are read from `config.train`.
         task: an already loaded task (e.g. with its label set taken from the data, as `run.py`
             does); when None, `config.task` is loaded by name.
+        val_records: a held-out set chosen by the caller (e.g. a cross-validation fold); when None,
+            `config.val_fraction` of the records is held out by a seeded hash.
+        format_example: record -> {"prompt": messages, "completion": messages}, for callers whose
+            prompts hold more than the record (run.py's retrieved neighbours); default: the task's prompt.
     """
     from trainer.callbacks import TimeBudget
 
@@ -138,11 +151,14 @@ def train(config: TrainConfig, records: list[Record] | None = None, task: Task |
     records = [r for r in records if task.label_name in r.labels]
     if not records:
         fail(f"no training records with a '{task.label_name}' label")
-    train_records, val_records = split_val(records, cfg.val_fraction, cfg.seed)
+    if val_records is None:
+        train_records, val_records = split_val(records, cfg.val_fraction, cfg.seed)
+    else:
+        train_records = records
 
     start = time.perf_counter()
     budget = TimeBudget(cfg.time_budget_s, start) if cfg.time_budget_s else None
-    trainer = build_trainer(cfg, task, train_records, val_records, [budget] if budget else None)
+    trainer = build_trainer(cfg, task, train_records, val_records, [budget] if budget else None, format_example)
     result = trainer.train()
     train_wall = time.perf_counter() - start
     val_loss = None

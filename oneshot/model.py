@@ -1,0 +1,115 @@
+"""The fine-tuned model's part: LoRA training on retrieval-augmented prompts, intent scores, replies.
+
+    summary = train_adapter(rows, neighbours, intents, base_model="tiny", out=Path("w"), seed=0, budget_s=300)
+    backend = load_backend("tiny", Path("w"))
+    logprobs, tokens = score_intents(backend, prompts, intents)       # (rows, intents) log P(intent | prompt)
+    replies = generate_replies(backend, prompts, chosen_intents, max_new_tokens=160)
+
+Training goes through the project's trainer (TRL `SFTTrainer` + PEFT) with the prompts of
+`oneshot.prompts`, so the adapter learns to read the neighbours it will be shown at prediction.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.records import Record
+from core.tasks import load_task
+from oneshot.contract import TrainRow
+from oneshot.prompts import Messages, intent_prefix, parse_reply, reply_prefix, training_example
+
+TASK = "support_intent"
+
+# Support tickets are few (about 30) and the prompts hold k solved neighbours: more epochs than the
+# sentiment defaults, and a max length that fits system prompt + neighbours + ticket + JSON answer.
+# The tiny models are noise whatever they train on: a short run that proves the path on a CPU.
+RUN_DEFAULTS: dict[str, dict[str, Any]] = {
+    "tiny": {"epochs": 3.0, "max_length": 1024, "batch_size": 8, "grad_accum": 1},
+    "real": {"epochs": 4.0, "max_length": 2048, "batch_size": 4, "grad_accum": 1, "learning_rate": 2e-4},
+}
+
+
+def is_tiny(base_model: str) -> bool:
+    return base_model.startswith("tiny")
+
+
+def default_neighbours(base_model: str) -> int:
+    """Solved neighbours per prompt: 4 for a real model; 2 keeps the tiny models' CPU runs short."""
+    return 2 if is_tiny(base_model) else 4
+
+
+def reply_tokens(base_model: str) -> int:
+    """Token budget of a generated reply: 600 characters of English is about 150 tokens."""
+    return 96 if is_tiny(base_model) else 180
+
+
+def train_adapter(rows: list[TrainRow], neighbours: dict[str, list[TrainRow]], intents: list[str], *,
+                  base_model: str, out: Path, seed: int, budget_s: float, overrides: dict[str, Any],
+                  held_out: list[TrainRow] | None = None) -> dict[str, Any]:
+    """LoRA SFT on `rows`, each prompted with `neighbours[row.id]`; `held_out` gives the eval loss."""
+    from trainer.config import TrainConfig
+    from trainer.sft import train
+
+    task = load_task(TASK).with_labels(intents)
+    by_id = {r.id: r for r in [*rows, *(held_out or [])]}
+
+    def record(row: TrainRow) -> Record:
+        return Record.new(task=task.name, lang="en", text=row.ticket, source="real", split="train",
+                          labels={"intent": row.intent, "reply": row.reply}, provenance={"row_id": row.id})
+
+    def format_example(rec: Record) -> dict[str, Any]:
+        row = by_id[rec.provenance["row_id"]]
+        return training_example(row, neighbours[row.id], intents)
+
+    size = "tiny" if is_tiny(base_model) else "real"
+    cfg = TrainConfig(task=task.name, model=base_model, out=str(out), seed=seed, time_budget_s=max(budget_s, 5.0),
+                      val_fraction=0.0, **{**RUN_DEFAULTS[size], **overrides})
+    summary = train(cfg, [record(r) for r in rows], task=task, format_example=format_example,
+                    val_records=[record(r) for r in held_out or []])
+    keys = ("steps", "train_loss", "val_loss", "wall_clock_s", "tokens_per_s", "peak_memory_mb", "trainable_params",
+            "total_params", "stopped_early", "time_budget_s", "method", "model")
+    return {k: summary.get(k) for k in keys}
+
+
+def load_backend(base_model: str, adapter: Path | None, batch_size: int = 8) -> Any:
+    from generator.backends.transformers_backend import TransformersBackend
+
+    return TransformersBackend(base_model, adapter=adapter, batch_size=batch_size)
+
+
+def score_intents(backend: Any, prompts: list[Messages], intents: list[str]) -> tuple[np.ndarray, list[int]]:
+    """log P(intent | prompt) normalised over the taxonomy, and the prompt tokens each row cost.
+
+    Each choice is the answer's prefix up to the intent's closing quote, so every intent is scored as
+    a whole string in the trained format.
+    """
+    if not prompts:
+        return np.zeros((0, len(intents))), []
+    raw = np.asarray(backend.score(prompts, [intent_prefix(i) for i in intents]), dtype=np.float64)
+    normalised = raw - np.logaddexp.reduce(raw, axis=1, keepdims=True)
+    tokens = [len(backend.tokenizer(backend.render(p), add_special_tokens=False)["input_ids"]) for p in prompts]
+    return normalised, tokens
+
+
+def generate_replies(backend: Any, prompts: list[Messages], intents: list[str], *, max_new_tokens: int,
+                     seed: int) -> list[tuple[str, int]]:
+    """Greedy reply after the decided intent, in the trained JSON format: (reply, tokens used) per row."""
+    from generator.backends import Sampling
+
+    texts = [backend.render(p) + reply_prefix(intent) for p, intent in zip(prompts, intents, strict=True)]
+    completions = backend.generate(texts, None, Sampling(temperature=0.0, max_new_tokens=max_new_tokens, seed=seed))
+    return [(parse_reply(c.text), c.prompt_tokens + c.completion_tokens) for c in completions]
+
+
+def free_memory() -> None:
+    """Give back GPU memory between the trainings and loads of one run."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,79 @@
+"""What the model sees, in training and at prediction alike: the taxonomy, k solved neighbours, the ticket.
+
+    messages = ticket_messages(ticket, neighbours, intents)      # system, k × (user, assistant), user
+    answer(intent, reply)                                         # '{"intent": "...", "reply": "..."}'
+    intent_prefix(intent)                                         # '{"intent": "..."' (choice scoring)
+    reply_prefix(intent)                                          # '{"intent": "...", "reply": "' (generation)
+
+The neighbours are the most similar training tickets with their intent and reply, as earlier
+user/assistant turns (most similar last, nearest the question), so an instruct model reads them
+as worked examples and the adapter learns to use them. The answer is `json.dumps` with its default
+separators everywhere: training targets, scored choices and generation prefixes are the same bytes.
+Nothing names a product: the hidden product is known only through its tickets and replies.
+"""
+
+from __future__ import annotations
+
+import json
+
+from oneshot.contract import TrainRow
+
+Messages = list[dict[str, str]]
+
+SYSTEM = (
+    "You are a customer support agent. For each customer ticket, choose its intent from this list: "
+    "{intents}. Then write a short, concrete, polite reply to the customer (2 to 4 sentences) that follows "
+    "the policies and steps used in the example replies. Answer with JSON only: "
+    '{{"intent": <one intent from the list>, "reply": <your reply>}}.'
+)
+
+
+def answer(intent: str, reply: str) -> str:
+    return json.dumps({"intent": intent, "reply": reply}, ensure_ascii=False)
+
+
+def intent_prefix(intent: str) -> str:
+    """The answer up to and including the intent's closing quote: what choice scoring compares."""
+    return answer(intent, "")[: -len(', "reply": ""}')]
+
+
+def reply_prefix(intent: str) -> str:
+    """The answer up to the reply's opening quote: generation continues the reply from here."""
+    return answer(intent, "")[: -len('"}')]
+
+
+def ticket_messages(ticket: str, neighbours: list[TrainRow], intents: list[str]) -> Messages:
+    """System prompt, each neighbour as a solved (user, assistant) pair, then the ticket to solve."""
+    messages: Messages = [{"role": "system", "content": SYSTEM.format(intents=", ".join(intents))}]
+    for row in neighbours:
+        messages.append({"role": "user", "content": f"Ticket: {row.ticket}"})
+        messages.append({"role": "assistant", "content": answer(row.intent, row.reply)})
+    messages.append({"role": "user", "content": f"Ticket: {ticket}"})
+    return messages
+
+
+def training_example(row: TrainRow, neighbours: list[TrainRow], intents: list[str]) -> dict[str, Messages]:
+    """TRL's prompt-completion form: the loss falls on this row's answer only."""
+    return {"prompt": ticket_messages(row.ticket, neighbours, intents),
+            "completion": [{"role": "assistant", "content": answer(row.intent, row.reply)}]}
+
+
+def parse_reply(continuation: str) -> str:
+    """The reply string a generation wrote after `reply_prefix`: up to its closing quote, JSON-unescaped.
+
+    A continuation cut off by the token budget keeps what was written.
+    """
+    escaped, end = False, len(continuation)
+    for i, ch in enumerate(continuation):
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == '"':
+            end = i
+            break
+    body = continuation[:end]
+    try:
+        return json.loads(f'"{body}"').strip()
+    except json.JSONDecodeError:
+        return body.replace('\\"', '"').replace("\\n", "\n").strip()
