@@ -218,15 +218,17 @@ def _generate_missing(cfg: RunConfig, task: Task, planner: Planner, model: Backe
     tokens, start = 0, time.perf_counter()
     try:
         for batch in _batches([planner.plan(i) for i in missing], cfg.batch_size):
-            # One backend call takes one Sampling: the seed is the batch's first sample's.
+            # One backend call takes one Sampling (the batch shares temperature and top-p) and one
+            # seed per sample: sample i's draw depends on (run seed, i) only, never on its batch.
             sampling = batch[0].sampling
-            completions = model.generate([p.messages for p in batch], schema if cfg.constrained else None, sampling)
+            completions = model.generate([p.messages for p in batch], schema if cfg.constrained else None, sampling,
+                                         seeds=[p.sampling.seed for p in batch])
             rows = []
             for plan, completion in zip(batch, completions, strict=True):
                 if completion.extra.get("spend_cap"):
                     continue  # not generated: a resume with a higher cap does it
                 rows.append(_to_record(task, cfg.lang, plan, planner, completion, model,
-                                       sampling.as_dict(), schema))
+                                       plan.sampling.as_dict(), schema))
                 tokens += completion.completion_tokens
             appender.write_batch(rows)
             records.extend(rows)
