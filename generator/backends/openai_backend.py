@@ -299,8 +299,10 @@ def _attempt_seed(seed: int, attempt: int) -> int:
 
 
 def _status_reason(exc: Any) -> str:
-    message = getattr(exc, "message", None) or str(exc)
-    return f"API error {getattr(exc, 'status_code', '?')}: {message}"
+    """"API error 402: <the server's own message>" (the SDK's message repeats the code and may hold the body)."""
+    body = getattr(exc, "body", None)
+    message = body.get("message") if isinstance(body, dict) and isinstance(body.get("message"), str) else None
+    return f"API error {getattr(exc, 'status_code', '?')}: {message or getattr(exc, 'message', None) or exc}"
 
 
 def _strip_fences(text: str) -> str:
