@@ -23,6 +23,20 @@ def _cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
                           text=True, timeout=300, **kwargs)
 
 
+def _kill_after_lines(args: list[str], samples, lines: int) -> None:
+    """Start `generate.py args`, SIGKILL it once `samples` holds `lines` lines (mid-run, for real)."""
+    proc = subprocess.Popen([PY, "generate.py", *args], cwd=REPO, env=child_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while time.time() < deadline and proc.poll() is None:
+        if samples.exists() and len(samples.read_bytes().splitlines()) >= lines:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
 def test_constrained_run_parses_every_sample_and_resumes_without_duplicates(seeds_file, tmp_path):
     out = tmp_path / "run"
     args = ["--task", "fin_sentiment", "--lang", "en", "--n", "6", "--model", "tiny", "--seeds", str(seeds_file),
@@ -60,17 +74,8 @@ def test_sigkill_mid_run_then_rerun_gives_exactly_n_distinct_samples(seeds_file,
     # which is all the resume logic needs.
     args = ["--task", "fin_sentiment", "--lang", "en", "--n", "14", "--seeds", str(seeds_file), "--out", str(out),
             "--no-validate", "--quiet", "--batch-size", "2", "--max-new-tokens", "12"]
-    proc = subprocess.Popen([PY, "generate.py", *args], cwd=REPO, env=child_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     samples = out / "samples.jsonl"
-    deadline = time.time() + 180
-    while time.time() < deadline and proc.poll() is None:
-        if samples.exists() and len(samples.read_bytes().splitlines()) >= 4:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    _kill_after_lines(args, samples, 4)
     written = len(_rows(out)) if samples.read_bytes().endswith(b"\n") else None
     assert written is None or written < 14
 
@@ -115,17 +120,8 @@ def test_a_killed_and_resumed_run_draws_the_same_samples_as_an_uninterrupted_one
 
     killed = tmp_path / "killed"
     args = [*common, "--out", str(killed), "--batch-size", "2"]
-    proc = subprocess.Popen([PY, "generate.py", *args], cwd=REPO, env=child_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     samples = killed / "samples.jsonl"
-    deadline = time.time() + 180
-    while time.time() < deadline and proc.poll() is None:
-        if samples.exists() and len(samples.read_bytes().splitlines()) >= 2:
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    _kill_after_lines(args, samples, 2)
     assert 2 <= len(samples.read_bytes().splitlines()) < 10
     assert _cli(*args).returncode == 0
 
