@@ -299,7 +299,10 @@ def main(argv: list[str] | None = None) -> int:
     stages = Stages(out, total=6 if args.no_ablation else 10)
     train_file, eval_file = out / "data" / "train.jsonl", out / "data" / "eval.jsonl"
     db, curated = out / "synthetic" / "review.db", out / "curated.jsonl"
-    train_opts = {"epochs": args.epochs, "learning_rate": args.learning_rate, "max_steps": args.max_steps}
+    train_opts: dict[str, Any] = {"epochs": args.epochs, "learning_rate": args.learning_rate,
+                                  "max_steps": args.max_steps}
+    if args.backend == "vllm":  # vLLM serves LoRA weights only: no module trained in full (e.g. tiny's embeddings)
+        train_opts["modules_to_save"] = []
     model, backend, seed = args.model, args.backend, args.seed
 
     data = stages.run("data", "data", {"source": str(Path(source).resolve()), "train": train_n, "eval": eval_n, "seed": seed},

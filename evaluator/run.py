@@ -5,7 +5,8 @@
     metrics["paired"]["mcnemar_p"], metrics["tuned"]["by_lang"]["en"]["accuracy"]
 
 Both models answer the same items; the base model runs first, then the adapter is loaded on top
-of the same weights (transformers backend), so the pair costs one model load.
+of the same weights, so the pair costs one model load: PEFT on the loaded model (transformers
+backend), or one vLLM engine with LoRA enabled and a LoRARequest per tuned call (vllm backend).
 """
 
 from __future__ import annotations
@@ -167,13 +168,24 @@ def _backends(
     loaded: tuple[Any, Any] | None,
 ):
     """Yield ("base", backend) then ("tuned", backend), sharing one set of weights where possible."""
-    if backend != "transformers":
+    if backend == "vllm":
+        from generator.backends import get_backend
+        from generator.backends.vllm_backend import adapter_rank
+
+        # One engine for both: LoRA enabled (sized for this adapter), base requests without a LoRARequest.
+        lora = {} if adapter is None else {"enable_lora": True, "max_lora_rank": adapter_rank(adapter)}
+        engine = get_backend("vllm", model=model, **lora)
+        if run_base:
+            yield "base", engine
+        if adapter is not None:
+            yield "tuned", engine.with_adapter(adapter)
+        return
+    if backend != "transformers":  # an API serves its own models: the base model only
         from generator.backends import get_backend
 
-        if run_base:
-            yield "base", get_backend(backend, model=model)
         if adapter is not None:
-            yield "tuned", get_backend(backend, model=model, adapter=str(adapter))
+            fail(f"--backend {backend} cannot apply a local adapter ({adapter}); use transformers or vllm")
+        yield "base", get_backend(backend, model=model)
         return
 
     from core.models import load_model

@@ -2,8 +2,9 @@
 
     cost_usd("gpt-4o-mini", prompt_tokens=1200, completion_tokens=300)
 
-Unknown models cost 0 unless a price is given (`--price-per-1k IN,OUT`): a local vLLM or
-`transformers serve` endpoint is free, and guessing a price would make the spend cap lie.
+A model missing from the table has no price (`known_price` is None): the OpenAI-compatible backend
+refuses to run it under a spend cap unless a price is given (`--price-per-1k IN,OUT`; `0,0` for a
+local vLLM or `transformers serve` endpoint), because counting it as free would make the cap lie.
 Prices are list prices at the time of writing; check your provider's page before relying on a cap.
 """
 
@@ -20,12 +21,17 @@ PRICES_PER_1K: dict[str, tuple[float, float]] = {
 }
 
 
+def known_price(model: str) -> tuple[float, float] | None:
+    """(input, output) USD per 1k tokens of the longest matching table entry, or None when unlisted."""
+    matches = [key for key in PRICES_PER_1K if model == key or model.startswith(key + "-")]
+    return PRICES_PER_1K[max(matches, key=len)] if matches else None
+
+
 def price_for(model: str, override: tuple[float, float] | None = None) -> tuple[float, float]:
-    """(input, output) USD per 1k tokens: the override, else the longest matching table prefix, else 0."""
+    """(input, output) USD per 1k tokens: the override, else the table, else 0 (callers with a cap refuse)."""
     if override is not None:
         return override
-    matches = [key for key in PRICES_PER_1K if model == key or model.startswith(key + "-")]
-    return PRICES_PER_1K[max(matches, key=len)] if matches else (0.0, 0.0)
+    return known_price(model) or (0.0, 0.0)
 
 
 def cost_usd(model: str, prompt_tokens: int, completion_tokens: int,

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import fail
-from core.io import JsonlAppender, read_jsonl, read_records, write_json_atomic
+from core.io import JsonlAppender, read_jsonl, read_records, write_json_atomic, write_jsonl_atomic
 from core.records import Record, now
 from core.tasks import Task, load_task
 from generator.backends import BACKENDS, Backend, Completion, get_backend, parse_with_schema
@@ -31,7 +31,7 @@ from generator.diversity import diversity_report
 from generator.prompts import Plan, PlanConfig, Planner
 from generator.seeds import file_digest, load_seeds
 
-SAMPLES, MANIFEST = "samples.jsonl", "manifest.json"
+SAMPLES, MANIFEST, SPEND_LEDGER = "samples.jsonl", "manifest.json", "spend.jsonl"
 _VERSIONED = ("seedloop", "torch", "transformers", "outlines", "openai", "pydantic")
 
 
@@ -157,9 +157,20 @@ def _backend_options(cfg: RunConfig, spent: float) -> dict[str, Any]:
     if cfg.backend == "transformers":
         options.update(batch_size=cfg.batch_size, device=cfg.device)
     elif cfg.backend == "openai":
-        remaining = None if cfg.max_cost_usd is None else max(cfg.max_cost_usd - spent, 0.0)
-        options.update(max_cost_usd=remaining, price_per_1k=cfg.price_per_1k)
+        # The ledger records every request's spend as it happens (fsynced), so the cap is the run's
+        # total across kills and resumes. A folder from before the ledger starts it with its manifest's spend.
+        ledger = cfg.out / SPEND_LEDGER
+        if spent > 0 and not ledger.exists():
+            write_jsonl_atomic(ledger, [{"settle": "before-ledger", "usd": spent}])
+        options.update(max_cost_usd=cfg.max_cost_usd, price_per_1k=cfg.price_per_1k, ledger=ledger)
     return options
+
+
+def _spent(model: Any, before: float) -> float:
+    """The run's spend: the backend's ledger total where it keeps one, else before + this session."""
+    if hasattr(model, "total_spent_usd"):
+        return float(model.total_spent_usd)
+    return before + float(getattr(model, "cost_usd", 0.0))
 
 
 def run_generation(cfg: RunConfig, *, backend: Backend | None = None, progress: bool = True) -> RunResult:
@@ -188,7 +199,7 @@ def run_generation(cfg: RunConfig, *, backend: Backend | None = None, progress: 
 
     def write_manifest(status: str, reason: str = "") -> None:
         manifest.update(status=status, stop_reason=reason, counts=summarise(records, task),
-                        cost_usd=round(spent + float(getattr(model, "cost_usd", 0.0)), 6),
+                        cost_usd=round(_spent(model, spent), 6),
                         time={"started": started, "updated": now().isoformat(),
                               "elapsed_s": round(elapsed_before + time.perf_counter() - session_start, 2)})
         write_json_atomic(cfg.out / MANIFEST, manifest)
@@ -218,15 +229,17 @@ def _generate_missing(cfg: RunConfig, task: Task, planner: Planner, model: Backe
     tokens, start = 0, time.perf_counter()
     try:
         for batch in _batches([planner.plan(i) for i in missing], cfg.batch_size):
-            # One backend call takes one Sampling: the seed is the batch's first sample's.
+            # One backend call takes one Sampling (the batch shares temperature and top-p) and one
+            # seed per sample: sample i's draw depends on (run seed, i) only, never on its batch.
             sampling = batch[0].sampling
-            completions = model.generate([p.messages for p in batch], schema if cfg.constrained else None, sampling)
+            completions = model.generate([p.messages for p in batch], schema if cfg.constrained else None, sampling,
+                                         seeds=[p.sampling.seed for p in batch])
             rows = []
             for plan, completion in zip(batch, completions, strict=True):
                 if completion.extra.get("spend_cap"):
                     continue  # not generated: a resume with a higher cap does it
                 rows.append(_to_record(task, cfg.lang, plan, planner, completion, model,
-                                       sampling.as_dict(), schema))
+                                       plan.sampling.as_dict(), schema))
                 tokens += completion.completion_tokens
             appender.write_batch(rows)
             records.extend(rows)

@@ -14,10 +14,11 @@ STAGES = ["data", "generate", "review", "export", "train", "evaluate", "ablation
           "ablation_seed_train", "ablation_seed_evaluate"]
 
 
-def run_demo(repo, out, *extra: str) -> subprocess.CompletedProcess:
+def run_demo(repo, out, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "demo.py", "--out", str(out), "--source", "data/samples", "--n-synthetic", "6",
            "--train-per-lang", "30", "--eval-per-lang", "8", "--max-steps", "2", *extra]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           **(env or {})}
     return subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=env, timeout=600)
 
 
@@ -96,3 +97,39 @@ def test_human_review_mode_waits_for_people_then_goes_on(repo, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["review"]["reviewer"] == "people"
     assert summary["export"]["records"] == summary["review"]["approved"] > 0
+
+
+@pytest.mark.slow
+def test_full_vllm_demo_path_runs_every_stage_on_the_fake_vllm(repo, tmp_path):
+    """`demo.py --full --backend vllm` end to end with tests/fakes/fake_vllm standing in for vLLM (no GPU
+    here): generation, self-consistency and every evaluation run through one engine at a time, and base and
+    tuned are served by one engine, the tuned calls carrying a LoRARequest for the trained adapter."""
+    from tests.fakes import fake_vllm_path
+
+    out, log = tmp_path / "vllm", tmp_path / "fake_vllm.jsonl"
+    env = {"PYTHONPATH": f"{fake_vllm_path()}{os.pathsep}{repo}", "FAKE_VLLM_LOG": str(log)}
+    result = run_demo(repo, out, "--full", "--backend", "vllm", "--model", "tiny", env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["backend"] == "vllm" and set(summary["stages"]) == set(STAGES)
+    assert summary["synthetic"]["generated"] == 6 and summary["synthetic"]["parsed"] == 6
+    for model in ("base", "tuned"):
+        assert 0.0 <= summary["eval"][model]["accuracy"] <= 1.0
+
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    inits = [e for e in events if e["event"] == "init"]
+    calls = [e for e in events if e["event"] == "generate"]
+    # Generation (structured outputs, one seed per sample) and self-consistency on a plain engine, then
+    # one LoRA engine for all three evaluations.
+    assert len(inits) == 2 and "enable_lora" not in inits[0] and inits[1]["enable_lora"] is True
+    generation = [c for c in calls if c["engine"] == inits[0]["engine"] and c["structured"] == [True]]
+    seeds = [s for c in generation for s in c["seeds"]]
+    assert sorted(seeds) == list(range(6))  # run seed 0: sample i's seed is i
+    adapters = {str((out / p).resolve()) for p in ("adapter", "ablation/adapter", "ablation/adapter_seed2")}
+    evaluation = [c for c in calls if c["engine"] == inits[1]["engine"]]
+    served = {path for c in evaluation for path in c["lora"]}
+    assert served == {"", *adapters}  # base requests without an adapter, each tuned one with its own
+    assert all(c["double_bos"] == 0 and c["prompt_kind"] == ["tokens"] for c in calls)
+    config = json.loads((out / "adapter" / "adapter_config.json").read_text())
+    assert not config.get("modules_to_save")  # vLLM serves LoRA weights only

@@ -7,6 +7,11 @@ Two ways to draw the k labels (option `method`):
 - `generate`: k label-only constrained generations at `temperature` (seeds seed, seed+1, ...),
   one `backend.generate` call per round over the whole batch.
 
+A record the backend could not score (an API error, the spend cap, a server without logprobs: a
+`FailedScores` row, or no finite log-probability) gets a failing verdict with rule `unscored` and
+the backend's reason; it is never drawn from. In `generate` mode round `r` of record `x` samples
+with a seed derived from (seed, x's id, r), so its votes do not depend on the batch.
+
 The verdict keeps `votes` {label: count}, the `majority` label, `agreement` (share of the k votes
 for the claimed label) and `k`. It fails when the majority is not the claimed label or agreement,
 rounded to two decimals (so `min_agreement: 0.67` means 2 of 3), is under `min_agreement`.
@@ -41,6 +46,12 @@ def record_rng(seed: int, record_id: str) -> np.random.Generator:
     return np.random.default_rng([seed, digest])
 
 
+def record_seed(seed: int, record_id: str, round_: int) -> int:
+    """A sampling seed for one record's round: independent of batch order and size."""
+    digest = hashlib.sha256(f"{seed}:{record_id}:{round_}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
 class SelfConsistencyValidator(BaseValidator):
     name = "self_consistency"
     defaults: ClassVar[dict[str, Any]] = {"k": 5, "min_agreement": 0.6, "temperature": 1.0, "method": "score", "max_new_tokens": 24,
@@ -57,16 +68,23 @@ class SelfConsistencyValidator(BaseValidator):
     def _prompts(self, records: list[Record]) -> list[list[dict[str, str]]]:
         return [self.task.classify_messages(r.text, r.lang, int(self.options["variant"])) for r in records]
 
-    def votes(self, records: list[Record]) -> list[tuple[list[str], list[float] | None]]:
-        """The k drawn labels per record, and the label probabilities where `score` gave them."""
+    def votes(self, records: list[Record]) -> list[tuple[list[str], list[float] | None] | str]:
+        """The k drawn labels per record and the label probabilities where `score` gave them, or the
+        reason the record could not be scored."""
+        from generator.backends import score_failure
+
         if not records:
             return []
         k, temperature = int(self.options["k"]), float(self.options["temperature"])
         backend, labels = self.context.backend, self.task.label_names
         if self.options["method"] == "score":
             rows = backend.score(self._prompts(records), labels)
-            out = []
+            out: list[tuple[list[str], list[float] | None] | str] = []
             for rec, logprobs in zip(records, rows, strict=True):
+                failure = score_failure(logprobs)
+                if failure is not None:
+                    out.append(failure)
+                    continue
                 probs = softmax(logprobs, temperature)
                 draws = record_rng(self.context.seed, rec.id).choice(len(labels), size=k, p=probs)
                 out.append(([labels[d] for d in draws], [round(float(p), 4) for p in probs]))
@@ -83,7 +101,8 @@ class SelfConsistencyValidator(BaseValidator):
         for round_ in range(k):
             sampling = Sampling(temperature=temperature, max_new_tokens=int(self.options["max_new_tokens"]),
                                 seed=self.context.seed + round_, strategy="self_consistency")
-            for i, completion in enumerate(backend.generate(prompts, self.label_schema, sampling)):
+            seeds = [record_seed(self.context.seed, rec.id, round_) for rec in records]
+            for i, completion in enumerate(backend.generate(prompts, self.label_schema, sampling, seeds=seeds)):
                 drawn[i].append(self._parse(completion))
         return [(d, None) for d in drawn]
 
@@ -97,7 +116,12 @@ class SelfConsistencyValidator(BaseValidator):
     def check(self, records: list[Record]) -> list[Verdict]:
         verdicts = []
         order = {name: i for i, name in enumerate(self.task.label_names)}
-        for rec, (draws, probs) in zip(records, self.votes(records), strict=True):
+        for rec, drawn in zip(records, self.votes(records), strict=True):
+            if isinstance(drawn, str):
+                verdicts.append(self.verdict(False, None, f"self-consistency: not scored ({drawn})", rule="unscored",
+                                             claimed=self.claimed_label(rec), method=self.options["method"]))
+                continue
+            draws, probs = drawn
             counts = Counter(draws)
             claimed = self.claimed_label(rec)
             prob_of = dict(zip(self.task.label_names, probs, strict=True)) if probs else {}

@@ -6,11 +6,18 @@
 
 A prompt is either a list of chat messages (`[{"role": ..., "content": ...}]`, rendered with the
 model's own chat template, or sent as-is to a chat API) or a plain string (used verbatim).
+
+Randomness is per row, never per call: `generate(..., seeds=[...])` gives every prompt its own seed
+(default `sampling.seed + i`), and every backend makes row `i`'s sample a function of that seed
+alone, so a sample does not change with the batch it happens to be in (resumed runs, samples per
+prompt). A `score` row that could not be computed (an API error, a server without logprobs) is a
+`FailedScores` row: NaN values and a `reason`; `score_failure(row)` tells the two apart.
 """
 
 from __future__ import annotations
 
 import importlib
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -58,10 +65,38 @@ class Backend(Protocol):
     model_id: str
 
     def generate(
-        self, prompts: list[Prompt], schema: type[BaseModel] | None, sampling: Sampling
+        self, prompts: list[Prompt], schema: type[BaseModel] | None, sampling: Sampling,
+        seeds: list[int] | None = None,
     ) -> list[Completion]: ...
 
     def score(self, prompts: list[Prompt], choices: list[str]) -> list[list[float]]: ...
+
+
+def row_seeds(sampling: Sampling, n: int, seeds: list[int] | None) -> list[int]:
+    """One seed per prompt: the caller's, else `sampling.seed + i` (a row's draw never depends on its batch)."""
+    if seeds is None:
+        return [sampling.seed + i for i in range(n)]
+    if len(seeds) != n:
+        raise ValueError(f"{len(seeds)} seeds for {n} prompts")
+    return [int(s) for s in seeds]
+
+
+class FailedScores(list):
+    """A `score` row that could not be computed: NaN per choice, and the reason (kept on the row)."""
+
+    def __init__(self, n_choices: int, reason: str):
+        super().__init__([math.nan] * n_choices)
+        self.reason = reason
+
+
+def score_failure(row: list[float]) -> str | None:
+    """Why a `score` row carries no usable log-probabilities, or None when it does."""
+    reason = getattr(row, "reason", None)
+    if reason:
+        return str(reason)
+    if not any(math.isfinite(x) for x in row):
+        return "no finite log-probability for any choice"
+    return None
 
 
 # name -> "module:Class"; modules are imported only when their backend is asked for.

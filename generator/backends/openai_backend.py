@@ -6,28 +6,74 @@
 With a schema the request asks for the JSON-schema response format; every answer is still parsed
 and validated here, and an invalid one is retried (a bounded number of times, new seed each time),
 because many servers accept `response_format` and ignore it. A server that rejects the field (HTTP
-400 naming it) is asked again without it for the rest of the run. Tokens come from the `usage` of
-each response and are priced by `generator.pricing`; once `max_cost_usd` is spent, the remaining
-prompts come back as `Completion(error="spend cap reached", extra={"spend_cap": True})` without a
-request. API errors (402, 429 after the SDK's own retries, 5xx, connection) become error
-completions, never exceptions.
+400 naming it) is asked again without it for the rest of the run.
+
+Spend: before each request the backend reserves its most it can cost (prompt bytes as tokens, plus
+`max_tokens` out) and sends it only if spent + reserved stays within `max_cost_usd`; the answer's
+`usage` then settles the reservation. With a `ledger` file both steps are appended and fsynced per
+request, so a kill loses nothing: a resumed run reads the ledger back (a reservation never settled
+counts in full) and the cap holds across kills and resumes. A model missing from the price table is
+refused under a cap unless `price_per_1k` is given. Once the cap is reached, prompts come back as
+`Completion(error="spend cap reached", extra={"spend_cap": True})` without a request.
+
+Failures never raise: API errors (402, 429 after the SDK's own retries, 5xx, connection) become
+error completions, and `score` rows that cannot be computed (an API error, the cap, a server that
+returns no logprobs) are `FailedScores` rows with the reason.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import random
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
 from core.errors import fail
-from generator.backends import Completion, Prompt, Sampling, parse_with_schema
-from generator.pricing import cost_usd
+from generator.backends import Completion, FailedScores, Prompt, Sampling, parse_with_schema, row_seeds
+from generator.pricing import cost_usd, known_price
 
 SPEND_CAP = "spend cap reached"
+TOP_LOGPROBS = 20
+TEMPLATE_TOKENS = 16  # chat-template tokens a server adds per message (role headers, separators): generous
+
+
+class SpendLedger:
+    """Durable spend of one run: one fsynced JSON line per reservation and per settlement.
+
+    `{"reserve": id, "usd": most}` before a request, `{"settle": id, "usd": actual}` after it; the
+    total spent is every settled amount plus every reservation never settled (a request in flight
+    when the process was killed may have been billed, so it counts at its most).
+    """
+
+    def __init__(self, path: str | Path):
+        from core.io import JsonlAppender, read_jsonl
+
+        self.path = Path(path)
+        self._appender = JsonlAppender(self.path)  # cuts a partial last line left by a kill
+        reserved: dict[str, float] = {}
+        settled = 0.0
+        for row in read_jsonl(self.path, allow_empty=True):
+            if "reserve" in row:
+                reserved[row["reserve"]] = float(row["usd"])
+            elif "settle" in row:
+                reserved.pop(row["settle"], None)
+                settled += float(row["usd"])
+        self.spent_before = settled + sum(reserved.values())
+
+    def reserve(self, request_id: str, usd: float) -> None:
+        self._appender.write_batch([{"reserve": request_id, "usd": usd}])
+
+    def settle(self, request_id: str, usd: float) -> None:
+        self._appender.write_batch([{"settle": request_id, "usd": usd}])
+
+    def close(self) -> None:
+        self._appender.close()
 
 
 class OpenAIBackend:
@@ -40,19 +86,23 @@ class OpenAIBackend:
         base_url: str | None = None,
         max_cost_usd: float | None = None,
         price_per_1k: tuple[float, float] | None = None,
+        ledger: str | Path | None = None,
         parse_retries: int = 2,
         response_format: str = "json_schema",
         concurrency: int = 4,
         timeout_s: float = 120.0,
+        max_retries: int = 2,
     ):
         """Args:
             model: the server's model name.
             base_url: defaults to `OPENAI_BASE_URL` (the SDK default, api.openai.com, without it).
-            max_cost_usd: stop sending requests once this much is spent (None: no cap).
+            max_cost_usd: the most this run may spend, earlier sessions in `ledger` included (None: no cap).
             price_per_1k: (input, output) USD per 1k tokens, overriding the price table.
+            ledger: a JSONL file where every request's spend is recorded as it happens (resumable runs).
             parse_retries: extra attempts for an answer that does not parse under the schema.
             response_format: "json_schema", "json_object" or "none".
             concurrency: requests in flight at once.
+            max_retries: the SDK's own retries (429, 5xx, connection) before a row records the error.
         """
         from openai import OpenAI
 
@@ -64,41 +114,98 @@ class OpenAIBackend:
             api_key = "not-needed"  # local OpenAI-compatible servers accept any key
         if response_format not in {"json_schema", "json_object", "none"}:
             fail(f"openai backend: response_format must be json_schema, json_object or none, got '{response_format}'")
+        if max_cost_usd is not None and price_per_1k is None and known_price(model) is None:
+            fail(f"openai backend: model '{model}' has no price in generator/pricing.py, so --max-cost-usd "
+                 "cannot be enforced; pass --price-per-1k IN,OUT (USD per 1k tokens; 0,0 for a free local server)")
         self.model_id = model
-        self.client = OpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=2)
+        self.client = OpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=max_retries)
         self.max_cost_usd = max_cost_usd
         self.price_per_1k = price_per_1k
         self.parse_retries = parse_retries
         self.response_format = response_format
         self.concurrency = max(1, concurrency)
-        self.cost_usd = 0.0
+        self.ledger = SpendLedger(ledger) if ledger is not None else None
+        self.spent_before = self.ledger.spent_before if self.ledger else 0.0
+        self.cost_usd = 0.0  # settled in this session (plus unsettled reservations of failed transports)
+        self.reserved_usd = 0.0  # in flight now
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.requests = 0
         self._lock = threading.Lock()
+        self._no_logprobs: str | None = None  # set once the server shows it gives none
 
     def __repr__(self) -> str:  # never shows the key
         return f"OpenAIBackend(model={self.model_id!r}, base_url={str(self.client.base_url)!r})"
 
-    # ---- accounting ---------------------------------------------------------------------------
-    def _over_cap(self) -> bool:
-        return self.max_cost_usd is not None and self.cost_usd >= self.max_cost_usd
+    @property
+    def total_spent_usd(self) -> float:
+        """Everything this run has spent or may have spent, earlier sessions included."""
+        return self.spent_before + self.cost_usd + self.reserved_usd
 
-    def _account(self, usage: Any) -> tuple[int, int]:
+    # ---- accounting ---------------------------------------------------------------------------
+    def _most(self, messages: list[dict[str, str]], max_tokens: int) -> float:
+        """An upper bound on one request's cost: a token is at least one byte of text."""
+        prompt = sum(len(str(m.get("content", "")).encode()) + TEMPLATE_TOKENS for m in messages) + TEMPLATE_TOKENS
+        return cost_usd(self.model_id, prompt, max_tokens, self.price_per_1k)
+
+    def _reserve(self, most: float) -> str | None:
+        """A request id when `most` still fits under the cap (recorded before sending), else None."""
+        with self._lock:
+            if self.max_cost_usd is not None and self.total_spent_usd + most > self.max_cost_usd + 1e-12:
+                return None
+            self.reserved_usd += most
+            request_id = uuid.uuid4().hex[:12]
+            if self.ledger:
+                self.ledger.reserve(request_id, most)
+        return request_id
+
+    def _settle(self, request_id: str, most: float, usage: Any = None, billed: bool = True) -> tuple[int, int]:
+        """Replace the reservation by the actual cost from `usage` (0 when the server refused the request)."""
         prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
         completion = int(getattr(usage, "completion_tokens", 0) or 0)
+        if usage is not None:
+            actual = cost_usd(self.model_id, prompt, completion, self.price_per_1k)
+        else:  # no usage: refused (not billed), or lost in transport (may be billed: count the most)
+            actual = most if billed else 0.0
         with self._lock:
+            self.reserved_usd -= most
+            self.cost_usd += actual
             self.prompt_tokens += prompt
             self.completion_tokens += completion
             self.requests += 1
-            self.cost_usd += cost_usd(self.model_id, prompt, completion, self.price_per_1k)
+            if self.ledger:
+                self.ledger.settle(request_id, actual)
         return prompt, completion
 
+    def _send(self, messages: list[dict[str, str]], max_tokens: int, **kwargs: Any) -> tuple[Any, str | None]:
+        """(response, None) or (None, reason): one request under the cap, its spend recorded either way."""
+        import openai
+
+        most = self._most(messages, max_tokens)
+        request_id = self._reserve(most)
+        if request_id is None:
+            return None, SPEND_CAP
+        try:
+            response = self.client.chat.completions.create(
+                model=self.model_id, messages=messages, max_tokens=max_tokens, **kwargs)
+        except openai.APIStatusError as exc:  # the server answered with an error: nothing billed
+            self._settle(request_id, most, billed=False)
+            return None, _status_reason(exc)
+        except openai.APIError as exc:  # connection errors and timeouts after the SDK's retries
+            self._settle(request_id, most, billed=True)
+            return None, f"API error: {type(exc).__name__}: {exc}"
+        except Exception as exc:  # a malformed answer the SDK could not read: a row's reason, not a crash
+            self._settle(request_id, most, billed=True)
+            return None, f"API error: {type(exc).__name__}: {exc}"
+        self._settle(request_id, most, getattr(response, "usage", None), billed=True)
+        return response, None
+
     # ---- generate -----------------------------------------------------------------------------
-    def generate(self, prompts: list[Prompt], schema: type[BaseModel] | None, sampling: Sampling) -> list[Completion]:
-        jobs = [(i, p) for i, p in enumerate(prompts)]
+    def generate(self, prompts: list[Prompt], schema: type[BaseModel] | None, sampling: Sampling,
+                 seeds: list[int] | None = None) -> list[Completion]:
+        jobs = list(zip(prompts, row_seeds(sampling, len(prompts), seeds), strict=True))
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return list(pool.map(lambda job: self._one(job[1], schema, sampling, job[0]), jobs))
+            return list(pool.map(lambda job: self._one(job[0], schema, sampling, job[1]), jobs))
 
     def _request_format(self, schema: type[BaseModel] | None) -> Any:
         if schema is None or self.response_format == "none":
@@ -108,38 +215,33 @@ class OpenAIBackend:
         return {"type": "json_schema",
                 "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema(), "strict": True}}
 
-    def _one(self, prompt: Prompt, schema: type[BaseModel] | None, sampling: Sampling, offset: int) -> Completion:
-        import openai
-
-        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+    def _one(self, prompt: Prompt, schema: type[BaseModel] | None, sampling: Sampling, seed: int) -> Completion:
+        messages = _messages(prompt)
         total_in = total_out = 0
         last: Completion | None = None
         for attempt in range(1 + (self.parse_retries if schema is not None else 0)):
-            if self._over_cap():  # an answer already paid for is kept; an unsent prompt is left for a resume
-                return last or Completion(text="", error=SPEND_CAP, finish_reason="error", extra={"spend_cap": True})
-            kwargs: dict[str, Any] = {
-                "model": self.model_id, "messages": messages, "max_tokens": sampling.max_new_tokens,
-                "temperature": sampling.temperature, "seed": sampling.seed + offset + 1000 * attempt,
-            }
+            kwargs: dict[str, Any] = {"temperature": sampling.temperature, "seed": _attempt_seed(seed, attempt)}
             if sampling.temperature > 0:
                 kwargs["top_p"] = sampling.top_p
             fmt = self._request_format(schema)
             if fmt is not None:
                 kwargs["response_format"] = fmt
-            try:
-                response = self.client.chat.completions.create(**kwargs)
-            except openai.BadRequestError as exc:
-                if fmt is not None and "response_format" in str(exc):
+            response, reason = self._send(messages, sampling.max_new_tokens, **kwargs)
+            if reason == SPEND_CAP:  # an answer already paid for is kept; an unsent prompt is left for a resume
+                return last or Completion(text="", error=SPEND_CAP, finish_reason="error", extra={"spend_cap": True})
+            if reason is not None:
+                if fmt is not None and reason.startswith("API error 400") and "response_format" in reason:
                     self.response_format = "none"  # this server rejects it: parse-and-retry from now on
                     continue
-                return _api_error(exc, total_in, total_out)
-            except openai.APIStatusError as exc:
-                return _api_error(exc, total_in, total_out)
-            except openai.APIError as exc:  # connection errors and timeouts after the SDK's retries
-                return Completion(text="", error=f"API error: {type(exc).__name__}: {exc}", finish_reason="error",
-                                  prompt_tokens=total_in, completion_tokens=total_out)
-            used_in, used_out = self._account(response.usage)
-            total_in, total_out = total_in + used_in, total_out + used_out
+                return Completion(text="", error=reason, finish_reason="error", prompt_tokens=total_in,
+                                  completion_tokens=total_out, extra={"attempts": attempt + 1})
+            usage = getattr(response, "usage", None)
+            total_in += int(getattr(usage, "prompt_tokens", 0) or 0)
+            total_out += int(getattr(usage, "completion_tokens", 0) or 0)
+            if not getattr(response, "choices", None):
+                last = Completion(text="", error="API answer without choices", finish_reason="error",
+                                  prompt_tokens=total_in, completion_tokens=total_out, extra={"attempts": attempt + 1})
+                continue
             choice = response.choices[0]
             text = choice.message.content or ""
             parsed, error = parse_with_schema(_strip_fences(text), schema)
@@ -156,29 +258,51 @@ class OpenAIBackend:
         """log P(first token of each choice) from the server's top logprobs (-inf where absent).
 
         Exact only when each choice is a single token and the server returns enough top logprobs;
-        it is the best a chat API offers, and costs one 1-token request per prompt.
+        it is the best a chat API offers, and costs one 1-token request per prompt. A row that
+        cannot be scored is a `FailedScores` row (NaN, with the reason), never an exception.
         """
-        rows: list[list[float]] = []
-        for prompt in prompts:
-            messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
-            if self._over_cap():
-                rows.append([-math.inf] * len(choices))
-                continue
-            response = self.client.chat.completions.create(
-                model=self.model_id, messages=messages, max_tokens=1, temperature=0, logprobs=True, top_logprobs=20)
-            self._account(response.usage)
-            top = {}
-            content = (response.choices[0].logprobs.content or []) if response.choices[0].logprobs else []
-            if content:
-                top = {t.token.strip().casefold(): t.logprob for t in content[0].top_logprobs}
-            rows.append([top.get(c.strip().casefold(), -math.inf) for c in choices])
-        return rows
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            return list(pool.map(lambda prompt: self._score_one(prompt, choices), prompts))
+
+    def _score_one(self, prompt: Prompt, choices: list[str]) -> list[float]:
+        if self._no_logprobs:  # the server has shown it returns none: do not pay to learn it again
+            return FailedScores(len(choices), self._no_logprobs)
+        response, reason = self._send(_messages(prompt), 1, temperature=0, logprobs=True, top_logprobs=TOP_LOGPROBS)
+        if reason is not None:
+            if reason.startswith("API error 400") and "logprobs" in reason:
+                self._no_logprobs = f"server does not support logprobs ({reason})"
+                reason = self._no_logprobs
+            return FailedScores(len(choices), reason)
+        choice = response.choices[0] if getattr(response, "choices", None) else None
+        content = (choice.logprobs.content or []) if choice is not None and choice.logprobs else []
+        if not content or not content[0].top_logprobs:
+            self._no_logprobs = "server returned no logprobs"
+            return FailedScores(len(choices), self._no_logprobs)
+        top = {t.token.strip().casefold(): t.logprob for t in content[0].top_logprobs}
+        row = [float(top.get(c.strip().casefold(), -math.inf)) for c in choices]
+        if not any(math.isfinite(x) for x in row):
+            return FailedScores(len(choices), f"no choice among the top {TOP_LOGPROBS} first tokens")
+        return row
+
+    def close(self) -> None:
+        if self.ledger:
+            self.ledger.close()
 
 
-def _api_error(exc: Any, prompt_tokens: int, completion_tokens: int) -> Completion:
-    message = getattr(exc, "message", str(exc))
-    return Completion(text="", error=f"API error {getattr(exc, 'status_code', '?')}: {message}",
-                      finish_reason="error", prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+def _messages(prompt: Prompt) -> list[dict[str, str]]:
+    return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+
+
+def _attempt_seed(seed: int, attempt: int) -> int:
+    """The row's own seed first; a retry gets a new one derived from it (not another row's seed)."""
+    return seed if attempt == 0 else random.Random(f"{seed}:retry:{attempt}").getrandbits(31)
+
+
+def _status_reason(exc: Any) -> str:
+    """"API error 402: <the server's own message>" (the SDK's message repeats the code and may hold the body)."""
+    body = getattr(exc, "body", None)
+    message = body.get("message") if isinstance(body, dict) and isinstance(body.get("message"), str) else None
+    return f"API error {getattr(exc, 'status_code', '?')}: {message or getattr(exc, 'message', None) or exc}"
 
 
 def _strip_fences(text: str) -> str:

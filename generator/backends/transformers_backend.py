@@ -1,7 +1,8 @@
 """Local Hugging Face model on CPU or GPU: the default backend (`--backend transformers`).
 
 Free generation uses `model.generate`; with a schema, decoding is constrained by Outlines so every
-output parses. `score` returns log P(choice | prompt) per choice: one forward pass per prompt batch
+output parses. Sampling is per row: each row draws from its own `torch.Generator` (seeded with the
+row's seed), so a sample is a function of its seed alone, whatever else shares its batch. `score` returns log P(choice | prompt) per choice: one forward pass per prompt batch
 when every choice is a single token, otherwise one pass over prompt + choice sequences.
 """
 
@@ -14,7 +15,35 @@ from typing import Any
 from pydantic import BaseModel
 
 from core.models import TINY, load_model
-from generator.backends import Completion, Prompt, Sampling, parse_with_schema
+from generator.backends import Completion, Prompt, Sampling, parse_with_schema, row_seeds
+
+
+class RowSampler:
+    """A logits processor that samples each row with its own generator inside a greedy `generate`.
+
+    Temperature and top-p are transformers' own warpers; then exponential-race noise (Gumbel-max):
+    `argmax(log p - log E)`, `E ~ Exp(1)` drawn from the row's generator, is a draw from `p`. Row `i`
+    consumes one vocabulary-sized draw per step from a generator seeded with `seeds[i]`, so its
+    tokens depend on its prompt and seed only, not on the batch it is in.
+    """
+
+    def __init__(self, seeds: list[int], temperature: float, top_p: float):
+        import torch
+        from transformers import TemperatureLogitsWarper, TopPLogitsWarper
+
+        self.warpers: list[Any] = [TemperatureLogitsWarper(temperature)]
+        if top_p < 1.0:
+            self.warpers.append(TopPLogitsWarper(top_p))
+        self.generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        for warper in self.warpers:
+            scores = warper(input_ids, scores)
+        vocab = scores.shape[-1]
+        race = torch.stack([torch.empty(vocab).exponential_(generator=g) for g in self.generators])
+        return scores.float() - race.log().to(scores.device)
 
 
 class TransformersBackend:
@@ -59,13 +88,14 @@ class TransformersBackend:
         return {k: v.to(self.device) for k, v in batch.items()}
 
     # ---- generate -----------------------------------------------------------------------------
-    def generate(self, prompts: list[Prompt], schema: type[BaseModel] | None, sampling: Sampling) -> list[Completion]:
+    def generate(self, prompts: list[Prompt], schema: type[BaseModel] | None, sampling: Sampling,
+                 seeds: list[int] | None = None) -> list[Completion]:
         if schema is not None:
-            return self._generate_constrained(prompts, schema, sampling)
-        return self._generate_free(prompts, sampling)
+            return self._generate_constrained(prompts, schema, sampling, seeds)
+        return self._generate_free(prompts, sampling, seeds=seeds)
 
     def _generate_free(
-        self, prompts: list[Prompt], sampling: Sampling, processor: Any = None
+        self, prompts: list[Prompt], sampling: Sampling, processor: Any = None, seeds: list[int] | None = None
     ) -> list[Completion]:
         import torch
         from transformers import LogitsProcessorList
@@ -73,19 +103,24 @@ class TransformersBackend:
         out: list[Completion] = []
         eos = self.model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos])
+        all_seeds = row_seeds(sampling, len(prompts), seeds)
         for start in range(0, len(prompts), self.batch_size):
             texts = [self.render(p) for p in prompts[start : start + self.batch_size]]
             batch = self._encode(texts)
-            torch.manual_seed(sampling.seed + start)
+            # Greedy `generate` always: sampling is done by RowSampler (last, after Outlines' mask),
+            # whose per-row noise turns the argmax into a draw that depends on the row's seed only.
             kwargs: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens,
-                                      "pad_token_id": self.tokenizer.pad_token_id}
+                                      "pad_token_id": self.tokenizer.pad_token_id,
+                                      "do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+            processors = []
             if processor is not None:
                 processor.reset()  # fresh guides per batch: the processor is shared across calls
-                kwargs["logits_processor"] = LogitsProcessorList([processor])
+                processors.append(processor)
             if sampling.temperature > 0:
-                kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
-            else:
-                kwargs.update(do_sample=False, temperature=None, top_p=None)
+                processors.append(RowSampler(all_seeds[start : start + len(texts)], sampling.temperature,
+                                             sampling.top_p))
+            if processors:
+                kwargs["logits_processor"] = LogitsProcessorList(processors)
             with torch.inference_mode():
                 generated = self.model.generate(**batch, **kwargs)
             prompt_len = batch["input_ids"].shape[1]
@@ -101,7 +136,7 @@ class TransformersBackend:
         return out
 
     def _generate_constrained(
-        self, prompts: list[Prompt], schema: type[BaseModel], sampling: Sampling
+        self, prompts: list[Prompt], schema: type[BaseModel], sampling: Sampling, seeds: list[int] | None = None
     ) -> list[Completion]:
         """Outlines' JSON-schema logits processor inside our own batched `model.generate`.
 
@@ -109,7 +144,7 @@ class TransformersBackend:
         finish reasons per row; the processor itself is Outlines', compiled once per schema.
         """
         processor = self.logits_processor(schema)
-        out = self._generate_free(prompts, sampling, processor=processor)
+        out = self._generate_free(prompts, sampling, processor=processor, seeds=seeds)
         for completion in out:
             completion.parsed, completion.error = parse_with_schema(completion.text, schema)
             if completion.error:

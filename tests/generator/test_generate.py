@@ -23,6 +23,20 @@ def _cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
                           text=True, timeout=300, **kwargs)
 
 
+def _kill_after_lines(args: list[str], samples, lines: int) -> None:
+    """Start `generate.py args`, SIGKILL it once `samples` holds `lines` lines (mid-run, for real)."""
+    proc = subprocess.Popen([PY, "generate.py", *args], cwd=REPO, env=child_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while time.time() < deadline and proc.poll() is None:
+        if samples.exists() and len(samples.read_bytes().splitlines()) >= lines:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
 def test_constrained_run_parses_every_sample_and_resumes_without_duplicates(seeds_file, tmp_path):
     out = tmp_path / "run"
     args = ["--task", "fin_sentiment", "--lang", "en", "--n", "6", "--model", "tiny", "--seeds", str(seeds_file),
@@ -60,17 +74,8 @@ def test_sigkill_mid_run_then_rerun_gives_exactly_n_distinct_samples(seeds_file,
     # which is all the resume logic needs.
     args = ["--task", "fin_sentiment", "--lang", "en", "--n", "14", "--seeds", str(seeds_file), "--out", str(out),
             "--no-validate", "--quiet", "--batch-size", "2", "--max-new-tokens", "12"]
-    proc = subprocess.Popen([PY, "generate.py", *args], cwd=REPO, env=child_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     samples = out / "samples.jsonl"
-    deadline = time.time() + 180
-    while time.time() < deadline and proc.poll() is None:
-        if samples.exists() and len(samples.read_bytes().splitlines()) >= 4:
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    _kill_after_lines(args, samples, 4)
     written = len(_rows(out)) if samples.read_bytes().endswith(b"\n") else None
     assert written is None or written < 14
 
@@ -96,3 +101,33 @@ def test_bad_input_is_one_clear_line(seeds_file, tmp_path, change, message):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], result.stderr
+
+
+def _by_index(out):
+    return {r["provenance"]["index"]: (r["id"], r["text"], r["provenance"].get("raw_output"),
+                                       r["provenance"]["sampling"]["seed"]) for r in _rows(out)}
+
+
+@pytest.mark.slow
+def test_a_killed_and_resumed_run_draws_the_same_samples_as_an_uninterrupted_one(seeds_file, tmp_path):
+    """Sample i's randomness is a function of (run seed, i): neither a SIGKILL + resume nor another batch size
+    changes what it draws; and samples of one prompt (--samples-per-prompt 2) differ."""
+    common = ["--task", "fin_sentiment", "--lang", "en", "--n", "10", "--seeds", str(seeds_file), "--no-validate",
+              "--quiet", "--no-constrain", "--max-new-tokens", "12", "--temperature", "1.0",
+              "--samples-per-prompt", "2", "--seed", "3"]
+    whole = tmp_path / "whole"
+    assert _cli(*common, "--out", str(whole), "--batch-size", "3").returncode == 0
+
+    killed = tmp_path / "killed"
+    args = [*common, "--out", str(killed), "--batch-size", "2"]
+    samples = killed / "samples.jsonl"
+    _kill_after_lines(args, samples, 2)
+    assert 2 <= len(samples.read_bytes().splitlines()) < 10
+    assert _cli(*args).returncode == 0
+
+    expected, resumed = _by_index(whole), _by_index(killed)
+    assert sorted(resumed) == list(range(10)) and resumed == expected
+    assert [expected[i][3] for i in range(10)] == [3_000_000 + i for i in range(10)]
+    # Two samples of the same prompt are two different draws.
+    raws = [expected[i][2] or expected[i][1] for i in range(10)]
+    assert all(raws[2 * p] != raws[2 * p + 1] for p in range(5)), raws

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -31,7 +32,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tiny_path):
     port = _free_port()
-    proc = subprocess.Popen([str(REPO / ".venv" / "bin" / "transformers"), "serve", "--device", "cpu",
+    proc = subprocess.Popen([str(Path(PY).parent / "transformers"), "serve", "--device", "cpu",
                              "--host", "127.0.0.1", "--port", str(port), str(tiny_path)],
                             env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -87,14 +88,27 @@ def test_cli_stops_cleanly_at_the_spend_cap_and_never_logs_the_key(server, seeds
     out = tmp_path / "api"
     args = [PY, "generate.py", "--task", "fin_sentiment", "--lang", "en", "--n", "6", "--backend", "openai",
             "--model", server["model"], "--seeds", str(seeds_file), "--out", str(out), "--no-validate",
-            "--max-new-tokens", "8", "--batch-size", "2", "--max-cost-usd", "0.001", "--price-per-1k", "1,1"]
+            "--max-new-tokens", "8", "--batch-size", "2", "--max-cost-usd", "0.02", "--price-per-1k", "0.01,0.01"]
     env = child_env(OPENAI_API_KEY=secret, OPENAI_BASE_URL=server["base_url"])
     result = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "stopped" and "spend cap" in manifest["stop_reason"]
-    assert manifest["cost_usd"] >= 0.001
+    assert 0 < manifest["cost_usd"] <= 0.02  # each request reserved its most before it was sent
     written = (out / "samples.jsonl").read_text()
     assert 0 < len(written.splitlines()) < 6
     for text in (result.stdout, result.stderr, written, json.dumps(manifest)):
         assert secret not in text
+
+
+def test_score_on_a_real_server_gives_log_probs_or_the_reason(server):
+    """`transformers serve` is the real server here: its rows are finite log-probs where it returns logprobs,
+    else every row says why; self-consistency on them never crashes (see test_openai_failures.py)."""
+    from generator.backends import get_backend, score_failure
+
+    backend = get_backend("openai", model=server["model"], base_url=server["base_url"])
+    rows = backend.score(["The bank's profit rose.", "Shares fell."], ["positive", "negative", "neutral"])
+    assert len(rows) == 2 and all(len(r) == 3 for r in rows)
+    reasons = [score_failure(r) for r in rows]
+    assert all(r is None for r in reasons) or all(r for r in reasons), reasons
+    print("transformers serve score():", reasons)

@@ -43,7 +43,8 @@ class FakeScoringBackend:
             rows.append([math.log(dist.get(c, 1e-12)) if dist else math.log(1 / len(choices)) for c in choices])
         return rows
 
-    def generate(self, prompts: list[Prompt], schema, sampling: Sampling) -> list[Completion]:
+    def generate(self, prompts: list[Prompt], schema, sampling: Sampling,
+                 seeds: list[int] | None = None) -> list[Completion]:
         round_ = len(self.generate_calls)  # one call per self-consistency round
         self.generate_calls.append((list(prompts), sampling))
         out = []
