@@ -70,7 +70,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="auto: cross-fitting chooses how much to trust retrieval vs the model (default); "
                              "off: no neighbours, the model decides; only: retrieval decides")
     parser.add_argument("--neighbours", type=int, default=None,
-                        help="solved training tickets shown in each prompt (default 4; 2 for the tiny models; "
+                        help="solved training tickets shown in each prompt (default 4; 1 for the tiny models; "
                              "0 = none)")
     parser.add_argument("--encoder", default="bundled:all-MiniLM-L6-v2",
                         help="sentence-transformers model id or folder for retrieval (default: the bundled "

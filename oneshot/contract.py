@@ -41,6 +41,7 @@ class ValRow:
 
 
 def _lines(path: Path) -> list[tuple[int, str]]:
+    path = Path(path)
     if not path.is_file():
         fail(f"{path}: file not found")
     try:

@@ -27,7 +27,7 @@ TASK = "support_intent"
 # sentiment defaults, and a max length that fits system prompt + neighbours + ticket + JSON answer.
 # The tiny models are noise whatever they train on: a short run that proves the path on a CPU.
 RUN_DEFAULTS: dict[str, dict[str, Any]] = {
-    "tiny": {"epochs": 3.0, "max_length": 1024, "batch_size": 8, "grad_accum": 1},
+    "tiny": {"epochs": 2.0, "max_length": 1024, "batch_size": 8, "grad_accum": 1},
     "real": {"epochs": 4.0, "max_length": 2048, "batch_size": 4, "grad_accum": 1, "learning_rate": 2e-4},
 }
 
@@ -37,8 +37,8 @@ def is_tiny(base_model: str) -> bool:
 
 
 def default_neighbours(base_model: str) -> int:
-    """Solved neighbours per prompt: 4 for a real model; 2 keeps the tiny models' CPU runs short."""
-    return 2 if is_tiny(base_model) else 4
+    """Solved neighbours per prompt: 4 for a real model; 1 keeps the tiny models' CPU runs short."""
+    return 1 if is_tiny(base_model) else 4
 
 
 def reply_tokens(base_model: str) -> int:
