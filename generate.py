@@ -35,7 +35,7 @@ def generate(*, task: str, lang: str, n: int, seeds: str | Path, out: str | Path
     is eval/test/dev are contamination checks (a sample near one is rejected).
     `options` are `RunConfig` fields (batch_size, constrained, max_cost_usd, price_per_1k, device)
     or `PlanConfig` fields (seed, k, templates, samples_per_prompt, temperature, top_p,
-    temperature_mix, max_new_tokens).
+    temperature_mix, max_new_tokens, weights: sampling weights from `review_app.weights`).
     """
     plan_fields = set(PlanConfig.__dataclass_fields__)
     plan_opts = {k: v for k, v in options.items() if k in plan_fields and v is not None}

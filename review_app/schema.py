@@ -7,6 +7,10 @@ Tables:
     votes      derived: which decisions currently count (an undo deletes its target's vote; the
                decision itself stays in the log).
     leases     who is looking at which item until when; an expired lease returns the item to the queue.
+    roles      who is an adjudicator (settles items whose votes split three ways).
+
+Since migration 3 every vote names the version (content hash of text and labels) its annotator was
+shown and the version it is for; an item records the version it shows now. See `review_app.resolve`.
 
 `migrate(conn)` applies every migration newer than the database's recorded version, each in the
 caller's transaction, and records it in `schema_migrations`. Add a migration by appending to
