@@ -35,7 +35,7 @@ def generate(*, task: str, lang: str, n: int, seeds: str | Path, out: str | Path
     is eval/test/dev are contamination checks (a sample near one is rejected).
     `options` are `RunConfig` fields (batch_size, constrained, max_cost_usd, price_per_1k, device)
     or `PlanConfig` fields (seed, k, templates, samples_per_prompt, temperature, top_p,
-    temperature_mix, max_new_tokens).
+    temperature_mix, max_new_tokens, weights: sampling weights from `review_app.weights`).
     """
     plan_fields = set(PlanConfig.__dataclass_fields__)
     plan_opts = {k: v for k, v in options.items() if k in plan_fields and v is not None}
@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", action="append", default=[], metavar="FILE",
                    help="records the validators compare with besides the seeds (repeatable); pass the eval "
                         "split so that samples near an eval item are rejected as contamination")
+    p.add_argument("--weights-from", metavar="REVIEW_DB", default=None,
+                   help="draw templates and attribute values in proportion to how often reviewers accepted "
+                        "them in this review database (smoothed; recorded in manifest.json as plan.weights)")
     p.add_argument("--no-validate", action="store_true", help="skip the validator chain")
     p.add_argument("--no-review", action="store_true", help="do not fill the review queue")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -144,6 +147,12 @@ def main(argv: list[str] | None = None) -> int:
         fail(f"unknown backend '{args.backend}' (available: {', '.join(BACKENDS)})")
     if args.n <= 0:
         fail(f"--n must be a positive number of samples (got {args.n})")
+    weights = None
+    if args.weights_from:
+        from review_app.weights import weights_from
+
+        weights = weights_from(args.weights_from, task=load_task(args.task).name)
+        print(f"sampling weights from {weights['source']}: {weights['decided_items']} reviewed items")
     result = generate(
         task=args.task, lang=args.lang, n=args.n, seeds=args.seeds, out=args.out, model=args.model,
         backend=args.backend, validate=not args.no_validate, review=not args.no_review, progress=not args.quiet,
@@ -152,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         samples_per_prompt=args.samples_per_prompt, temperature=args.temperature, top_p=args.top_p,
         temperature_mix=_floats(args.temperature_mix), max_new_tokens=args.max_new_tokens,
         batch_size=args.batch_size, constrained=not args.no_constrain, max_cost_usd=args.max_cost_usd,
-        price_per_1k=price, device=args.device,
+        price_per_1k=price, device=args.device, weights=weights,
     )
     counts = result.manifest["counts"]
     print(f"{result.out}/samples.jsonl: {counts['samples']} samples, {counts['parsed']} parsed, "

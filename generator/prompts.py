@@ -44,6 +44,9 @@ class PlanConfig:
         temperature, top_p: sampling; temperature 0 is greedy.
         temperature_mix: if set, prompt `p` uses `temperature_mix[p % len]` (a mix across prompts).
         max_new_tokens: decoding budget per sample.
+        weights: sampling weights learnt from review (`review_app.weights.sampling_weights`): templates
+            and attribute values are drawn in proportion to `weight` (a value without an entry gets
+            `prior_mean`). None: uniform draws, exactly as without review data.
     """
 
     seed: int = 0
@@ -54,6 +57,7 @@ class PlanConfig:
     top_p: float = 0.95
     temperature_mix: tuple[float, ...] = ()
     max_new_tokens: int = 384
+    weights: dict[str, Any] | None = None
 
     def strategy(self, temperature: float) -> str:
         """A short name for the sampling strategy, reported per sample."""
@@ -96,6 +100,16 @@ class Planner:
         # String seeds hash with SHA-512 in CPython: stable across processes and PYTHONHASHSEED.
         return random.Random(f"{self.config.seed}:{purpose}:{index}")
 
+    def _draw(self, rng: random.Random, options: list[str], kind: str, name: str = "") -> str:
+        """One of `options`: uniform, or in proportion to the review weights when the run has them."""
+        weights = self.config.weights
+        if not weights:
+            return rng.choice(options)
+        table = weights.get(kind, {})
+        table = table.get(name, {}) if name else table
+        default = float(weights.get("prior_mean", 0.5))
+        return rng.choices(options, weights=[float(table.get(o, {}).get("weight", default)) for o in options])[0]
+
     def target_label(self, prompt_index: int) -> str:
         """Quota-balanced: each block of len(labels) prompts holds every label once, shuffled."""
         labels = self.task.label_names
@@ -119,8 +133,8 @@ class Planner:
         rng = self._rng("prompt", prompt_index)
         label = self.target_label(prompt_index)
         seeds = self.pick_seeds(label, rng)
-        template_id = rng.choice(self.templates)
-        attributes = {name: rng.choice(self.task.attribute_values(name, self.lang))
+        template_id = self._draw(rng, self.templates, "templates")
+        attributes = {name: self._draw(rng, self.task.attribute_values(name, self.lang), "attributes", name)
                       for name in self.task.attributes}
         temperature = cfg.temperature_mix[prompt_index % len(cfg.temperature_mix)] if cfg.temperature_mix \
             else cfg.temperature

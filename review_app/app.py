@@ -1,6 +1,7 @@
 """The annotators' app: `streamlit run review_app/app.py -- --db runs/fin/review.db`.
 
-One item at a time, keyboard first: A approve, X reject (with a reason), 1..9 set the label
+One item at a time, as it stands now: the original, or the pending edit and who proposed it (a
+vote is recorded for the version shown). Keyboard first: A approve, X reject (with a reason), 1..9 set the label
 (approve when unchanged, an edit otherwise), Ctrl+Enter in the text box saves an edit, S skip, U undo my last
 decision. Every value that came from data (text, labels, seeds, reasons) is shown with `st.text`
 or in a table, never as Markdown or HTML. A shared password is asked for when the environment
@@ -22,7 +23,7 @@ if __package__ in (None, ""):  # `streamlit run review_app/app.py` runs this fil
 
 from core.errors import UserError
 from review_app.metrics import summary
-from review_app.store import Conflict, Item, ReviewStore, label_field
+from review_app.store import Item, ReviewStore, label_field
 
 REJECT_REASONS = ["wrong label", "off-topic or not the task", "unnatural or garbled", "near-duplicate",
                   "unsafe or personal data", "other"]
@@ -75,10 +76,11 @@ def flash(kind: str, message: str) -> None:
 
 # ---- callbacks: run before the rerun that shows the next item --------------------------------
 def act(store: ReviewStore, item: Item, action: str, **kwargs) -> None:
+    # The vote is for the version this page showed, even if someone edited the item meanwhile.
     try:
-        store.decide(item.id, st.session_state.annotator, action, **kwargs)
+        store.decide(item.id, st.session_state.annotator, action, version=item.version, **kwargs)
         flash("success", f"Item {item.id}: {action} recorded.")
-    except Conflict as exc:
+    except UserError as exc:  # a conflict, an empty edit: one clear line, never a traceback
         flash("error", str(exc))
 
 
@@ -96,10 +98,10 @@ def on_reject(store: ReviewStore, item: Item) -> None:
 
 
 def on_edit(store: ReviewStore, item: Item, name: str) -> None:
-    text = st.session_state.get(f"text_{item.id}", item.record.text)
-    label = st.session_state.get(f"label_{item.id}", item.record.labels.get(name))
+    text = st.session_state.get(f"text_{item.id}", item.text)
+    label = st.session_state.get(f"label_{item.id}", item.labels.get(name))
     outputs = {key: st.session_state.get(f"out_{key}_{item.id}", value)
-               for key, value in item.record.labels.items() if key != name}
+               for key, value in item.labels.items() if key != name}
     act(store, item, "edit", text=text, label=label, labels=outputs, reason="edited")
 
 
@@ -128,19 +130,32 @@ def filters(store: ReviewStore) -> dict:
     return chosen
 
 
-def show_item(item: Item) -> None:
+def show_item(store: ReviewStore, item: Item) -> None:
     rec = item.record
     name = label_field(rec.task)
-    st.text(f"Item {item.id} · {rec.task} · {rec.lang} · doubt {item.doubt:.2f} · "
-            f"decision {item.decided + 1} of {item.needed}")
+    step = "disputed: your decision settles it" if item.status == "disputed" else \
+        f"decision {item.decided + 1} of {item.needed}"
+    st.text(f"Item {item.id} · {rec.task} · {rec.lang} · doubt {item.doubt:.2f} · {step}")
     with st.container(border=True):
-        st.caption("Text (shown exactly as written)")
-        st.text(rec.text)
-        st.text(f"Claimed {name}: {rec.labels.get(name, '')}")
-    for key, value in rec.labels.items():
+        if item.is_original:
+            st.caption("Text (shown exactly as written)")
+        else:
+            st.caption("Pending edit (shown exactly as written); your vote is for this version")
+            st.text(f"Edit proposed by {item.proposed_by}; the generator claimed {name}: {rec.labels.get(name, '')}")
+        st.text(item.text)
+        st.text(f"{'Claimed' if item.is_original else 'Edited'} {name}: {item.labels.get(name, '')}")
+    for key, value in item.labels.items():
         if key != name:
             st.caption(key)
             st.text(value)
+    if not item.is_original:
+        with st.expander("Original text"):
+            st.text(rec.text)
+    if item.status == "disputed":
+        st.caption("Versions and who voted for them")
+        st.dataframe([{"version": v["version"], name: v["labels"].get(name, "reject"), "proposed by": v["proposed_by"],
+                       "votes": ", ".join(v["votes"]), "text": v["text"]} for v in store.versions(item.id)],
+                     hide_index=True)
     left, right = st.columns(2)
     with left:
         st.caption("Validators")
@@ -181,10 +196,10 @@ def review_page(store: ReviewStore) -> None:
         else:
             st.success("Nothing left to review with these filters. Thank you!")
         return
-    show_item(item)
+    show_item(store, item)
     rec = item.record
     name = label_field(rec.task)
-    current = rec.labels.get(name, "")
+    current = item.labels.get(name, "")
     labels = task_labels(store, rec.task)
     st.divider()
     cols = st.columns(2 + min(len(labels), 9))
@@ -201,10 +216,10 @@ def review_page(store: ReviewStore) -> None:
     with st.form(f"edit_{item.id}", border=True):
         st.caption("Edit text and label (Ctrl+Enter in the text saves)")
         left, right = st.columns([3, 1])
-        left.text_area("Text", value=rec.text, key=f"text_{item.id}", height=110)
+        left.text_area("Text", value=item.text, key=f"text_{item.id}", height=110)
         options = labels if current in labels else [current, *labels]
         right.selectbox(name, options, index=options.index(current), key=f"label_{item.id}")
-        for key, value in rec.labels.items():  # other outputs, e.g. a support reply
+        for key, value in item.labels.items():  # other outputs, e.g. a support reply
             if key != name:
                 left.text_area(key, value=value, key=f"out_{key}_{item.id}", height=110)
         right.form_submit_button("Save edit", on_click=on_edit, args=(store, item, name))
@@ -244,11 +259,14 @@ def dashboard_page(store: ReviewStore) -> None:
     st.subheader("Agreement")
     ia, mh = s["inter_annotator"], s["model_vs_human"]
     a, b, c = st.columns(3)
-    a.metric("Inter-annotator kappa", "n/a" if ia["kappa"] is None else ia["kappa"],
-             help=f"Cohen's kappa over {ia['items']} doubly-reviewed items")
+    a.metric("Inter-annotator alpha", "n/a" if ia["alpha"] is None else ia["alpha"],
+             help=f"Krippendorff's alpha (nominal) over {ia['items']} items decided by {ia['raters']} people")
     b.metric("Model vs human agreement", "n/a" if mh["agreement"] is None else mh["agreement"],
              help=f"self-consistency majority vs the reviewer's label over {mh['items']} items")
     c.metric("Generator label kept", "n/a" if mh["claimed_label_kept"] is None else mh["claimed_label_kept"])
+    if ia["pairs"]:
+        st.caption("Cohen's kappa per pair of annotators who decided the same items")
+        st.dataframe(ia["pairs"], hide_index=True)
 
 
 def main() -> None:

@@ -1,8 +1,10 @@
-"""`python -m review_app {enqueue,export,stats}`: fill the review queue, export curated data, print numbers.
+"""`python -m review_app {enqueue,export,role,stats}`: fill the queue, export curated data, roles, numbers.
 
     python -m review_app enqueue --db runs/fin/review.db --in runs/fin/accepted.jsonl [--reviews 2]
     streamlit run review_app/app.py -- --db runs/fin/review.db
     python -m review_app export --db runs/fin/review.db --out runs/fin/curated.jsonl [--format hf]
+    python -m review_app export --db runs/fin/review.db --out runs/fin/dpo.jsonl --format dpo
+    python -m review_app role --db runs/fin/review.db --annotator chris --role adjudicator
     python -m review_app stats --db runs/fin/review.db
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from review_app.resolve import ROLES
 from review_app.store import ReviewStore
 
 
@@ -31,9 +34,15 @@ def _parser() -> argparse.ArgumentParser:
     exp = sub.add_parser("export", help="write approved and edited records as the curated JSONL")
     exp.add_argument("--db", required=True, help="review database (.db file or SQLAlchemy URL)")
     exp.add_argument("--out", required=True, help="curated JSONL to write (atomically)")
-    exp.add_argument("--format", default="jsonl", choices=("jsonl", "hf"),
-                     help="hf: also write a `datasets` folder with a dataset card next to --out")
+    exp.add_argument("--format", default="jsonl", choices=("jsonl", "hf", "dpo"),
+                     help="hf: also write a `datasets` folder with a dataset card next to --out; "
+                          "dpo: write preference pairs from human edits (prompt/chosen/rejected, TRL DPOTrainer)")
     exp.add_argument("--hf-dir", help="folder for --format hf (default: <out stem>_hf next to --out)")
+
+    role = sub.add_parser("role", help="give an annotator a role: adjudicator (settles disputed items) or annotator")
+    role.add_argument("--db", required=True, help="review database (.db file or SQLAlchemy URL)")
+    role.add_argument("--annotator", required=True, help="the name they sign in with")
+    role.add_argument("--role", required=True, choices=ROLES)
 
     st = sub.add_parser("stats", help="print the dashboard's numbers as JSON")
     st.add_argument("--db", required=True, help="review database (.db file or SQLAlchemy URL)")
@@ -54,8 +63,15 @@ def main(argv: list[str] | None = None) -> int:
             from review_app.export import export_curated
 
             res = export_curated(store, args.out, fmt=args.format, hf_dir=args.hf_dir)
+            if args.format == "dpo":
+                print(f"wrote {res['records']} preference pairs from edited items to {res['out']} "
+                      f"({res['skipped_no_prompt']} edited items without a generation prompt left out)")
+                return 0
             extra = f"; datasets folder {res['hf_dir']}" if "hf_dir" in res else ""
             print(f"wrote {res['records']} curated records ({res['edited']} edited) to {res['out']}{extra}")
+        elif args.command == "role":
+            store.set_role(args.annotator, args.role)
+            print(f"{args.annotator}: {args.role}")
         else:
             from review_app.metrics import summary
 

@@ -3,6 +3,10 @@
     enqueue_file(store, "runs/fin/accepted.jsonl")            # twice -> added 0 the second time
     export_curated(store, "runs/fin/curated.jsonl")           # approved + edited records, atomically
     export_curated(store, "runs/fin/curated.jsonl", fmt="hf") # + runs/fin/curated_hf/ (datasets + card)
+    export_curated(store, "runs/fin/dpo.jsonl", fmt="dpo")    # preference pairs from human edits (TRL DPO)
+
+Every exported record is its item's resolved version (majority over the versions reviewers voted
+for; see `review_app.resolve`).
 
 Exported records have `review` filled (status, reviewer, time, reason). An edited record gets
 `source="edited"`, a new id for its new text, and its original id, text and labels in
@@ -21,13 +25,13 @@ from typing import Any
 
 from tqdm import tqdm
 
-from core.errors import fail
+from core.errors import UserError, fail
 from core.io import read_records, write_jsonl_atomic, write_text_atomic
 from core.records import Record, Review, record_id
 from review_app.paths import check_output_file, check_output_folder, inside
 from review_app.store import EnqueueResult, ReviewStore, label_field
 
-FORMATS = ("jsonl", "hf")
+FORMATS = ("jsonl", "hf", "dpo")
 _MARKER = ".seedloop_export"
 
 
@@ -66,6 +70,8 @@ def export_curated(store: ReviewStore, out: str | Path, *, fmt: str = "jsonl",
     if fmt not in FORMATS:
         fail(f"unknown export format '{fmt}' (choose from: {', '.join(FORMATS)})")
     out_path = check_output_file(out)
+    if fmt == "dpo":
+        return export_dpo(store, out_path)
     records = curated_records(store)
     write_jsonl_atomic(out_path, records)
     result: dict[str, Any] = {"out": str(out_path), "records": len(records),
@@ -75,6 +81,47 @@ def export_curated(store: ReviewStore, out: str | Path, *, fmt: str = "jsonl",
         write_hf(store, records, folder)
         result["hf_dir"] = str(folder)
     return result
+
+
+def _answer(task: str, text: str, labels: dict[str, str]) -> str:
+    """A sample as the generator writes it: JSON of the input field and the outputs, input first."""
+    try:
+        from core.tasks import load_task
+
+        input_name = load_task(task).input_name
+    except UserError:
+        input_name = "text"
+    return json.dumps({input_name: text, **labels}, ensure_ascii=False)
+
+
+def dpo_pairs(store: ReviewStore) -> tuple[list[dict[str, Any]], int]:
+    """Preference pairs from items whose resolved version is a human edit, in TRL's conversational
+    preference format (what `DPOTrainer` reads): `prompt` (the generation prompt as messages),
+    `chosen` (the edited sample as the assistant's answer) and `rejected` (the model's original).
+    Returns (pairs, edited items skipped because their record has no generation prompt)."""
+    from generator.prompts import GENERATION_SYSTEM
+
+    pairs, skipped = [], 0
+    for item in store.list_items(status="edited"):
+        rec = item.record
+        prompt = rec.provenance.get("prompt")
+        if not isinstance(prompt, str) or not prompt.strip():
+            skipped += 1  # real data or an older run: no prompt to prefer an answer for
+            continue
+        pairs.append({
+            "prompt": [{"role": "system", "content": GENERATION_SYSTEM}, {"role": "user", "content": prompt}],
+            "chosen": [{"role": "assistant", "content": _answer(rec.task, item.text, item.labels)}],
+            "rejected": [{"role": "assistant", "content": _answer(rec.task, rec.text, dict(rec.labels))}],
+        })
+    return pairs, skipped
+
+
+def export_dpo(store: ReviewStore, out: Path) -> dict[str, Any]:
+    """Write `dpo_pairs` as JSONL (atomically): `datasets.load_dataset("json", data_files=out)` gives
+    the `prompt` / `chosen` / `rejected` columns `trl.DPOTrainer` takes."""
+    pairs, skipped = dpo_pairs(store)
+    write_text_atomic(out, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in pairs))
+    return {"out": str(out), "records": len(pairs), "edited": len(pairs), "skipped_no_prompt": skipped}
 
 
 def _flat(rec: Record) -> dict[str, Any]:
@@ -134,6 +181,12 @@ def dataset_card(store: ReviewStore, records: list[Record]) -> str:
         f"# Curated data: {', '.join(tasks)}", "",
         "Generated from seed examples, checked by validators, then reviewed one item at a time by people "
         "(approve, edit or reject) in the seedloop review app. Load with `datasets.load_from_disk('data')`.", "",
+        "Each record is its item's **resolved version**. Every decision is a vote for the version its "
+        "reviewer was shown (the original, or a pending edit): approve votes for it, an edit for the new "
+        "text and labels, reject for rejecting. Once an item has the decisions it needs, the version (or "
+        "reject) with a strict majority of the votes wins; without one a third reviewer decides, and a "
+        "three-way split goes to a reviewer with the adjudicator role, whose vote settles it. Records "
+        "whose winning version is an edit have `source = edited` and the original in `provenance.original`.", "",
         "## Counts", "",
         f"- records: {len(records)} ({sum(r.source == 'edited' for r in records)} edited by a reviewer)",
         f"- queue status: {json.dumps(s['status'])}",
@@ -144,8 +197,11 @@ def dataset_card(store: ReviewStore, records: list[Record]) -> str:
         "## Acceptance by sampling strategy", "",
         _table(s["acceptance_by_strategy"], ["strategy", "decisions", "acceptance", "approved_as_is"]), "",
         "## Agreement", "",
-        f"- inter-annotator (Cohen's kappa on {ia['items']} doubly-reviewed items): {ia['kappa']} "
-        f"(raw agreement {ia['raw_agreement']})",
+        f"- inter-annotator (Krippendorff's alpha, nominal, `krippendorff` package) on {ia['items']} items "
+        f"decided by two or more of {ia['raters']} reviewers: {ia['alpha']} (raw pairwise agreement "
+        f"{ia['raw_agreement']})",
+        *[f"  - Cohen's kappa (scikit-learn) {p['a']} vs {p['b']} on {p['items']} items: {p['kappa']}"
+          for p in ia["pairs"]],
         f"- model (self-consistency majority) vs human on {mh['items']} items: agreement {mh['agreement']}, "
         f"kappa {mh['kappa']}; generator's label kept by reviewers: {mh['claimed_label_kept']}", "",
         "## Generation settings", "",

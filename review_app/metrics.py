@@ -1,7 +1,8 @@
 """Quality numbers over the decision log: throughput, acceptance by generation setting, agreement.
 
     summary(store)   # dict: counts, per-annotator throughput, acceptance per template / strategy,
-                     # inter-annotator Cohen's kappa, model-vs-human agreement
+                     # inter-annotator Krippendorff's alpha (all raters) and Cohen's kappa per pair
+                     # (scikit-learn), model-vs-human agreement
 
 A decision's *outcome* is what it says about the item: "reject", or the label it ends with
 (approve keeps the claimed label, edit may change it). Agreement compares outcomes.
@@ -10,28 +11,48 @@ A decision's *outcome* is what it says about the item: "reject", or the label it
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from itertools import pairwise
+from itertools import combinations, pairwise
 from typing import Any
 
 from review_app.store import ReviewStore
 
 
 def cohen_kappa(a: Sequence[str], b: Sequence[str]) -> float | None:
-    """Cohen's kappa of two raters over the same items; None without items, 1.0 when both always
-    give the one same answer (no chance correction possible, and they agree)."""
+    """Cohen's kappa of two raters over the same items (scikit-learn's); None without items or when
+    it is undefined (both raters always give the one same answer: no chance correction possible)."""
     if len(a) != len(b):
         raise ValueError("both raters must rate the same items")
-    n = len(a)
-    if n == 0:
+    if not a:
         return None
-    observed = sum(x == y for x, y in zip(a, b, strict=True)) / n
-    ca, cb = Counter(a), Counter(b)
-    expected = sum(ca[k] * cb[k] for k in ca) / (n * n)
-    if expected >= 1.0:
-        return 1.0 if observed == 1.0 else 0.0
-    return (observed - expected) / (1.0 - expected)
+    if len(set(a) | set(b)) == 1:
+        return None
+    from sklearn.metrics import cohen_kappa_score
+
+    value = float(cohen_kappa_score(list(a), list(b)))
+    return None if math.isnan(value) else value
+
+
+def krippendorff_alpha(ratings: dict[int, dict[str, str]]) -> float | None:
+    """Krippendorff's alpha (nominal) from the `krippendorff` package over items rated by two or more
+    people: `{item: {annotator: outcome}}`; any number of raters, each rating any subset of the items.
+    None when there is nothing to compare or only one outcome occurs (alpha is undefined then)."""
+    rated = {i: r for i, r in ratings.items() if len(r) >= 2}
+    values = sorted({v for r in rated.values() for v in r.values()})
+    if len(values) < 2:
+        return None
+    import krippendorff
+    import numpy as np
+
+    raters = sorted({a for r in rated.values() for a in r})
+    code = {v: n for n, v in enumerate(values)}
+    data = np.full((len(raters), len(rated)), np.nan)
+    for col, r in enumerate(rated.values()):
+        for a, v in r.items():
+            data[raters.index(a), col] = code[v]
+    return float(krippendorff.alpha(reliability_data=data, level_of_measurement="nominal"))
 
 
 def outcome(decision: dict[str, Any]) -> str:
@@ -84,18 +105,30 @@ def acceptance(decided: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
 
 
 def inter_annotator(decided: list[dict[str, Any]]) -> dict[str, Any]:
-    """Cohen's kappa on items with two or more counted decisions (first two annotators per item)."""
-    by_item: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    """Agreement between people on items that two or more of them decided (adjudicators' rulings
+    left out: they are not independent ratings). `alpha`: Krippendorff's alpha over all raters;
+    `pairs`: Cohen's kappa for each two annotators who decided two or more of the same items;
+    `raw_agreement`: the share of agreeing pairs of decisions on the same item."""
+    ratings: dict[int, dict[str, str]] = defaultdict(dict)
     for d in decided:
-        by_item[d["item_id"]].append(d)
-    first, second = [], []
-    for ds in by_item.values():
-        if len(ds) >= 2:
-            first.append(outcome(ds[0]))
-            second.append(outcome(ds[1]))
-    agree = sum(x == y for x, y in zip(first, second, strict=True))
-    return {"items": len(first), "raw_agreement": round(agree / len(first), 3) if first else None,
-            "kappa": None if not first else round(cohen_kappa(first, second), 3)}
+        if not d.get("adjudication"):
+            ratings[d["item_id"]][d["annotator"]] = outcome(d)
+    shared = {i: r for i, r in ratings.items() if len(r) >= 2}
+    agree = total = 0
+    for r in shared.values():
+        for x, y in combinations(list(r.values()), 2):
+            agree, total = agree + (x == y), total + 1
+    pairs = []
+    names = sorted({a for r in shared.values() for a in r})
+    for a, b in combinations(names, 2):
+        both = [r for r in shared.values() if a in r and b in r]
+        if len(both) >= 2:
+            kappa = cohen_kappa([r[a] for r in both], [r[b] for r in both])
+            pairs.append({"a": a, "b": b, "items": len(both), "kappa": None if kappa is None else round(kappa, 3),
+                          "raw_agreement": round(sum(r[a] == r[b] for r in both) / len(both), 3)})
+    alpha = krippendorff_alpha(shared)
+    return {"items": len(shared), "raters": len(names), "raw_agreement": round(agree / total, 3) if total else None,
+            "alpha": None if alpha is None else round(alpha, 3), "pairs": pairs}
 
 
 def model_vs_human(decided: list[dict[str, Any]]) -> dict[str, Any]:
@@ -114,7 +147,7 @@ def model_vs_human(decided: list[dict[str, Any]]) -> dict[str, Any]:
             human.append(d["label_after"])
     agree = sum(x == y for x, y in zip(model, human, strict=True))
     return {"items": len(model), "agreement": round(agree / len(model), 3) if model else None,
-            "kappa": None if not model else round(cohen_kappa(model, human), 3),
+            "kappa": None if (k := cohen_kappa(model, human)) is None else round(k, 3),
             "claimed_label_kept": round(claimed_kept / kept, 3) if kept else None}
 
 

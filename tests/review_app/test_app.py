@@ -138,3 +138,34 @@ def test_support_ticket_reply_can_be_edited(tmp_path, monkeypatch):
     assert store.final_state(item_id)[1] == {"intent": "billing.plan_change",
                                              "reply": "Open Admin Console → Billing → Seats and add 3 seats."}
     assert "Nothing left to review" in at.success[-1].value
+
+
+def test_empty_edit_is_one_clear_message(app):
+    at, store = app
+    sign_in(at)
+    item_id = current_id(at)
+    at.text_area(key=f"text_{item_id}").input("")
+    next(b for b in at.button if b.label == "Save edit").click().run()
+    assert not at.exception
+    assert "the edited text is empty" in at.error[0].value
+    assert store.decision_log() == [] and current_id(at) == item_id
+
+
+def test_a_pending_edit_is_shown_with_its_author_and_voted_on(tmp_path, monkeypatch):
+    from tests.review_app.conftest import make_records
+
+    db = tmp_path / "review.db"
+    store = ReviewStore(db)
+    store.enqueue(make_records(1), reviews=2)
+    item_id = store.list_items()[0].id
+    store.decide(item_id, "ana", "approve")
+    store.decide(item_id, "bob", "edit", label="negative", reason="bad news")
+    monkeypatch.setenv("SEEDLOOP_REVIEW_DB", str(db))
+    monkeypatch.delenv("SEEDLOOP_REVIEW_PASSWORD", raising=False)
+    at = sign_in(AppTest.from_file(APP, default_timeout=60).run(), "cat")
+    shown = texts(at)
+    assert "Edit proposed by bob; the generator claimed label: positive" in shown
+    assert "Edited label: negative" in shown and "decision 3 of 3" in shown[0]
+    click(at, "approve_")
+    assert store.get(item_id).status == "edited" and store.final_state(item_id)[1] == {"label": "negative"}
+    assert store.decision_log()[-1]["version_shown"] == store.get(item_id).version

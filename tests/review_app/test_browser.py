@@ -14,12 +14,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from review_app import ReviewStore, enqueue_file
-from tests.review_app.conftest import HOSTILE
+from tests.review_app.conftest import HOSTILE, make_records
 
 CHROMIUM = "/usr/bin/chromium"
 REPO = Path(__file__).resolve().parents[2]
@@ -38,10 +40,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(tmp_path, accepted):
-    db = tmp_path / "review.db"
-    enqueue_file(ReviewStore(db), accepted)
+@contextmanager
+def streamlit_app(db: Path) -> Iterator[str]:
+    """`streamlit run review_app/app.py -- --db DB` on a free loopback port; yields its URL."""
     port = free_port()
     env = {**os.environ, "SEEDLOOP_REVIEW_PASSWORD": ""}
     proc = subprocess.Popen(
@@ -60,13 +61,21 @@ def server(tmp_path, accepted):
                 if time.time() > deadline or proc.poll() is not None:
                     pytest.fail("streamlit did not start")
                 time.sleep(0.3)
-        yield url, ReviewStore(db)
+        yield url
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture
+def server(tmp_path, accepted):
+    db = tmp_path / "review.db"
+    enqueue_file(ReviewStore(db), accepted)
+    with streamlit_app(db) as url:
+        yield url, ReviewStore(db)
 
 
 def wait_for(predicate, timeout: float = 20.0) -> None:
@@ -158,3 +167,71 @@ def test_review_in_a_real_browser(server, tmp_path):
     if os.environ.get("SAVE_SCREENSHOTS") == "1":
         (REPO / "docs" / "img").mkdir(parents=True, exist_ok=True)
         shutil.copy(tmp_path / "review_app.png", REPO / "docs" / "img" / "review_app.png")
+
+
+def sign_in(page, url: str, name: str) -> None:
+    page.goto(url)
+    page.get_by_label("Your name (recorded with every decision)").fill(name)
+    page.get_by_role("button", name="Start reviewing").click()
+
+
+def test_three_annotators_vote_on_what_they_see(tmp_path):
+    """A approves 'positive', B relabels to 'negative', C is shown B's pending edit and approves it:
+    every vote is stored for the version its annotator saw, and the export writes the majority label."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from core.io import read_records
+    from review_app import export_curated
+
+    db = tmp_path / "review.db"
+    store = ReviewStore(db)
+    store.enqueue(make_records(1), reviews=2)
+    item = store.list_items()[0]
+    text = item.record.text
+    assert item.label == "positive"
+    pages = {}
+    with streamlit_app(db) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            for name in ("ana", "bob", "cat"):  # three people, three browser contexts (own sessions)
+                pages[name] = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+
+            ana = pages["ana"]
+            sign_in(ana, url, "ana")
+            expect(shown(ana, text)).to_be_visible(timeout=30_000)
+            expect(shown(ana, "Claimed label: positive")).to_be_visible()
+            settle(ana)
+            ana.get_by_role("button", name="Approve").click()
+            wait_for(lambda: store.get(item.id).decided == 1)
+
+            bob = pages["bob"]
+            sign_in(bob, url, "bob")
+            expect(shown(bob, "Claimed label: positive")).to_be_visible(timeout=30_000)  # the original
+            settle(bob)
+            bob.get_by_role("button", name="2 · negative").click()
+            wait_for(lambda: store.get(item.id).needed == 3)  # 1:1, a third decides
+
+            cat = pages["cat"]
+            sign_in(cat, url, "cat")
+            expect(shown(cat, "Edited label: negative")).to_be_visible(timeout=30_000)  # bob's pending edit
+            expect(shown(cat, "Edit proposed by bob; the generator claimed label: positive")).to_be_visible()
+            cat.screenshot(path=str(tmp_path / "pending_edit.png"), full_page=True)
+            settle(cat)
+            cat.get_by_role("button", name="Approve").click()
+            wait_for(lambda: store.get(item.id).status != "pending")
+            expect(cat.get_by_text("Nothing left to review")).to_be_visible()
+        except BaseException:
+            for name, page in pages.items():
+                page.screenshot(path=str(tmp_path / f"failure_{name}.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
+
+    log = store.decision_log()
+    assert [(d["annotator"], d["action"], d["label_after"]) for d in log] == [
+        ("ana", "approve", "positive"), ("bob", "edit", "negative"), ("cat", "approve", "negative")]
+    assert log[2]["version_shown"] == log[1]["version"] != log[0]["version"]  # cat voted for what cat saw
+    res = export_curated(store, tmp_path / "curated.jsonl")
+    [record] = read_records(res["out"])
+    assert record.labels == {"label": "negative"} and record.source == "edited"  # bob + cat: the majority
+    assert record.review.status == "edited" and record.provenance["original"]["labels"] == {"label": "positive"}

@@ -70,8 +70,8 @@ def test_most_doubtful_first_then_random_order_is_seeded(tmp_path):
     assert random_order(1) != random_order(2)
 
 
-def test_filters_by_language_label_flag_and_status(tmp_path):
-    store = ReviewStore(tmp_path / "r.db")
+def test_filters_by_language_label_flag_and_status(db_url):
+    store = ReviewStore(db_url)
     store.enqueue(make_records(30))
     assert store.claim("a", lang="vi").record.lang == "vi"
     assert store.claim("b", label="neutral").record.labels["label"] == "neutral"
@@ -84,9 +84,9 @@ def test_filters_by_language_label_flag_and_status(tmp_path):
         store.claim("d", order="newest")
 
 
-def test_expired_lease_returns_item_to_queue(tmp_path):
+def test_expired_lease_returns_item_to_queue(db_url):
     clock = Clock()
-    store = ReviewStore(tmp_path / "r.db", lease_seconds=60, clock=clock)
+    store = ReviewStore(db_url, lease_seconds=60, clock=clock)
     store.enqueue(make_records(3))
     held = store.claim("ana")
     assert store.claim("bob").id != held.id
@@ -96,8 +96,8 @@ def test_expired_lease_returns_item_to_queue(tmp_path):
         store.decide(held.id, "ana", "approve")
 
 
-def test_decide_edit_reject_and_conflicts(tmp_path):
-    store = ReviewStore(tmp_path / "r.db")
+def test_decide_edit_reject_and_conflicts(db_url):
+    store = ReviewStore(db_url)
     store.enqueue(make_records(3))
     a = store.claim("ana")
     store.decide(a.id, "ana", "edit", label="negative", text="Edited text", reason="wrong label")
@@ -118,8 +118,8 @@ def test_decide_edit_reject_and_conflicts(tmp_path):
         store.decide(c.id, "cat", "delete")
 
 
-def test_undo_appends_and_gives_item_back(tmp_path):
-    store = ReviewStore(tmp_path / "r.db")
+def test_undo_appends_and_gives_item_back(db_url):
+    store = ReviewStore(db_url)
     store.enqueue(make_records(3))
     first = store.claim("ana")
     store.decide(first.id, "ana", "reject", reason="garbled")
@@ -134,8 +134,8 @@ def test_undo_appends_and_gives_item_back(tmp_path):
     assert store.undo_last("nobody") is None
 
 
-def test_two_independent_decisions_and_a_tie_breaker(tmp_path):
-    store = ReviewStore(tmp_path / "r.db")
+def test_two_independent_decisions_and_a_tie_breaker(db_url):
+    store = ReviewStore(db_url)
     store.enqueue(make_records(2), reviews=2)
     a, b = store.claim("ana"), store.claim("bob")
     assert a.id == b.id and a.needed == 2  # two live leases on one item needing two decisions
@@ -174,9 +174,12 @@ while True:
 """
 
 
-def test_two_processes_share_a_queue_of_1000(tmp_path):
-    db = tmp_path / "r.db"
-    ReviewStore(db).enqueue(make_records(1000))
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_two_annotators_never_claim_the_same_item(request, tmp_path, engine):
+    # Two processes work one queue: SQLite serialises them (BEGIN IMMEDIATE), Postgres lets them run
+    # side by side (FOR UPDATE SKIP LOCKED). Neither may lease or decide an item the other took.
+    db, n = (str(tmp_path / "r.db"), 1000) if engine == "sqlite" else (request.getfixturevalue("pg_url"), 400)
+    ReviewStore(db).enqueue(make_records(n))
     procs = [subprocess.Popen([PY, "-c", WORKER, str(db), name], cwd=REPO, stdout=subprocess.PIPE, text=True)
              for name in ("w1", "w2")]
     outs = [p.communicate(timeout=300)[0] for p in procs]
@@ -186,7 +189,7 @@ def test_two_processes_share_a_queue_of_1000(tmp_path):
     assert not set(done[0]) & set(done[1])
     store = ReviewStore(db)
     log = store.decision_log()
-    assert len(log) == 1000 and len({d["item_id"] for d in log}) == 1000
+    assert len(log) == n and len({d["item_id"] for d in log}) == n
     assert store.counts("status").get("pending", 0) == 0
 
 
