@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-validate", action="store_true", help="skip the validator chain")
     p.add_argument("--no-review", action="store_true", help="do not fill the review queue")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="generate on a Ray cluster (pip install -e '.[ray]'): a local one without ADDRESS, "
+                        "'auto' for the one `ray start --head` started here, or ray://HOST:10001")
+    p.add_argument("--ray-workers", type=int, default=None,
+                   help="Ray workers, one backend each (default: the cluster's CPUs; GPUs for vllm)")
     return p
 
 
@@ -75,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         samples_per_prompt=args.samples_per_prompt, temperature=args.temperature, top_p=args.top_p,
         temperature_mix=_floats(args.temperature_mix), max_new_tokens=args.max_new_tokens,
         batch_size=args.batch_size, constrained=not args.no_constrain, max_cost_usd=args.max_cost_usd,
-        price_per_1k=price, device=args.device,
+        price_per_1k=price, device=args.device, ray=args.ray, ray_workers=args.ray_workers,
     )
     counts = result.manifest["counts"]
     print(f"{result.out}/samples.jsonl: {counts['samples']} samples, {counts['parsed']} parsed, "

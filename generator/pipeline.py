@@ -42,13 +42,18 @@ def generate(*, task: str, lang: str, n: int, seeds: str | Path, out: str | Path
 
     `references` are record files the validators compare with besides the seeds: rows whose `split`
     is eval/test/dev are contamination checks (a sample near one is rejected).
-    `options` are `RunConfig` fields (batch_size, constrained, max_cost_usd, price_per_1k, device)
+    `options` are `RunConfig` fields (batch_size, constrained, max_cost_usd, price_per_1k, device,
+    ray, ray_workers)
     or `PlanConfig` fields (seed, k, templates, samples_per_prompt, temperature, top_p,
     temperature_mix, max_new_tokens).
     """
     cfg = make_config(task=task, lang=lang, n=n, seeds=seeds, out=out, model=model, backend=backend, **options)
     result = run_generation(cfg, progress=progress)
-    post_process(result, cfg, validate=validate, review=review, references=references)
+    try:
+        post_process(result, cfg, validate=validate, review=review, references=references)
+    finally:
+        if cfg.ray is not None and result.backend is not None:
+            result.backend.close()  # the Ray workers; their results are all in the folder
     return result
 
 
