@@ -253,3 +253,36 @@ def default_workers(ray: Any, backend: str) -> int:
     if count < 1:
         fail(f"the Ray cluster has no {'GPU' if backend == 'vllm' else 'CPU'} for a {backend} worker")
     return count
+
+
+class ClaimWorker:
+    """A Ray actor that claims records in the shared Redis near-duplicate index (validators/shared_index.py)."""
+
+    def __init__(self, redis_url: str, name: str, threshold: float = 0.7, num_perm: int = 128):
+        from validators.shared_index import SharedNearDuplicateIndex
+
+        self.index = SharedNearDuplicateIndex(redis_url, name=name, threshold=threshold, num_perm=num_perm)
+
+    def claim(self, records: list[Any], chunk: int = 64) -> list[tuple[str, float] | None]:
+        out: list[tuple[str, float] | None] = []
+        for i in range(0, len(records), chunk):
+            out += self.index.claim(records[i : i + chunk])
+        return out
+
+
+def claim_on_workers(shards: list[list[Any]], *, redis_url: str, name: str, threshold: float = 0.7,
+                     chunk: int = 64) -> list[list[tuple[str, float] | None]]:
+    """Each shard of records claimed by its own Ray worker, all at once, through one Redis index.
+
+    Returns each shard's answers (None: accepted). Of any near-duplicate pair split across shards
+    exactly one is accepted, whatever the timing, because each claim is one atomic Redis script.
+    """
+    ray = _ray()
+    worker_cls = ray.remote(num_cpus=1)(ClaimWorker)
+    workers = [worker_cls.remote(redis_url, name, threshold) for _ in shards]
+    try:
+        ray.get([w.__ray_ready__.remote() for w in workers])  # all started: the claims really overlap
+        return ray.get([w.claim.remote(shard, chunk) for w, shard in zip(workers, shards, strict=True)])
+    finally:
+        for w in workers:
+            ray.kill(w)
