@@ -35,6 +35,7 @@ def _run(out, seeds_file, **options):
                     batch_size=2, validate=False, review=False, progress=False, **options)
 
 
+@pytest.mark.slow
 def test_same_samples_with_one_two_workers_and_without_ray(cluster, seeds_file, tmp_path):
     _run(tmp_path / "local", seeds_file)
     _run(tmp_path / "ray1", seeds_file, ray="local", ray_workers=1)
