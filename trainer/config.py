@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
-from core.models import TINY
+from core.models import TINY, is_tiny
 
 Method = Literal["lora", "qlora", "full"]
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -63,7 +63,7 @@ class TrainConfig:
 
     def resolved(self) -> TrainConfig:
         """A copy with every model-dependent `None` replaced by its default."""
-        size = "tiny" if self.model == TINY else "1b"
+        size = "tiny" if is_tiny(self.model) else "1b"  # `tiny` and `tiny-llama3`: both random weights
         defaults = dict(DEFAULTS_TINY if size == "tiny" else DEFAULTS_1B)
         if self.method == "full":
             defaults["learning_rate"] = FULL_LR[size]
