@@ -143,8 +143,9 @@ class TransformersBackend:
         Each prompt batch runs once and keeps its KV cache; each multi-token choice then runs only its
         own tokens on top of that cache (single-token choices need no further pass), and log-softmax
         is taken only where a choice token is predicted. Peak memory beyond the weights is bounded by
-        the prompt batch's KV cache + its last-position logits (B × V) + one choice's logits
-        (B × (n − 1) × V, n its token count), in float32: never B × choices × sequence × V.
+        one forward pass over the prompt batch (its activations and KV cache, as in generation) + its
+        last-position logits (B × V) + one choice's logits (B × (n − 1) × V, n its token count), in
+        float32, ×2 inside logsumexp: never B × choices × sequence × V (bench/bench_scoring.py).
         """
         import torch
 
