@@ -21,7 +21,8 @@ DEFAULTS_1B: dict[str, Any] = {
     "lora_r": 16, "lora_alpha": 32, "modules_to_save": [],
 }
 DEFAULTS_TINY: dict[str, Any] = {
-    # Random embeddings carry no meaning, so the tiny model trains them and the head in full.
+    # Random embeddings carry no meaning, so the tiny models (`tiny`, `tiny-llama3`) train them and the
+    # head in full; tiny-llama3's are tied, and stay one matrix (sft.py: ensure_weight_tying).
     # 1e-3: at 2e-3 one seed in two stalled on a plateau that never predicts neutral (docs/findings.md).
     "learning_rate": 1e-3, "epochs": 1.0, "batch_size": 16, "grad_accum": 1, "max_length": 256,
     "lora_r": 16, "lora_alpha": 32, "modules_to_save": ["embed_tokens", "lm_head"],
