@@ -49,6 +49,13 @@ TINY_SHAPE = {
 TINY_VOCAB = 4096
 
 
+# Llama 3.x templates write today's date into every system turn unless given one: a fixed date keeps
+# training, scoring and generation prompts byte-identical across days (determinism for a seed).
+# Templates that have no date ignore it. Passed to every `apply_chat_template` call, and to TRL
+# through each example's `chat_template_kwargs`.
+CHAT_TEMPLATE_KWARGS: dict[str, str] = {"date_string": "26 Jul 2024"}
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("SEEDLOOP_CACHE", Path.home() / ".cache" / "seedloop"))
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from core.models import is_tiny
 from core.records import Record
 from core.tasks import load_task
 from oneshot.contract import TrainRow
@@ -30,10 +31,6 @@ RUN_DEFAULTS: dict[str, dict[str, Any]] = {
     "tiny": {"epochs": 2.0, "max_length": 1024, "batch_size": 8, "grad_accum": 1},
     "real": {"epochs": 4.0, "max_length": 2048, "batch_size": 4, "grad_accum": 1, "learning_rate": 2e-4},
 }
-
-
-def is_tiny(base_model: str) -> bool:
-    return base_model.startswith("tiny")
 
 
 def default_neighbours(base_model: str) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from core.models import TINY, load_model
+from core.models import CHAT_TEMPLATE_KWARGS, TINY, load_model
 from generator.backends import Completion, Prompt, Sampling, parse_with_schema, row_seeds
 
 
@@ -80,7 +80,8 @@ class TransformersBackend:
         """A chat prompt through the model's own chat template (with the assistant header)."""
         if isinstance(prompt, str):
             return prompt
-        return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True,
+                                                  **CHAT_TEMPLATE_KWARGS)
 
     def _encode(self, texts: list[str]) -> dict[str, Any]:
         # Rendered chat text already holds BOS; add_special_tokens would double it.
