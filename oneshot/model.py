@@ -40,7 +40,7 @@ def default_neighbours(base_model: str) -> int:
 
 def reply_tokens(base_model: str) -> int:
     """Token budget of a generated reply: 600 characters of English is about 150 tokens."""
-    return 96 if is_tiny(base_model) else 180
+    return 48 if is_tiny(base_model) else 180
 
 
 def train_adapter(rows: list[TrainRow], neighbours: dict[str, list[TrainRow]], intents: list[str], *,

@@ -18,14 +18,14 @@ TRAINING_KEYS = {"steps", "train_loss", "val_loss", "wall_clock_s"}
 
 
 def run_contract(tmp: Path, train: Path = NORTHSTAR / "train.jsonl", val: Path = NORTHSTAR / "val.jsonl",
-                 *extra: str) -> tuple[subprocess.CompletedProcess, dict | None]:
+                 *extra: str, model: str = "tiny") -> tuple[subprocess.CompletedProcess, dict | None]:
     out = tmp / "results.json"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     env.setdefault("OMP_NUM_THREADS", "2")
     env.pop("OPENAI_API_KEY", None)
     proc = subprocess.run(
         [sys.executable, "run.py", "--train", str(train), "--val", str(val), "--weights", str(tmp / "w"),
-         "--output", str(out), "--base-model", "tiny", *extra],
+         "--output", str(out), "--base-model", model, *extra],
         cwd=REPO, capture_output=True, text=True, env=env, timeout=600,
     )
     return proc, (json.loads(out.read_text()) if out.exists() else None)
@@ -213,3 +213,16 @@ def test_package_holds_what_run_py_needs_and_nothing_else(tmp_path):
     zipfile.ZipFile(out).extractall(folder)
     proc = subprocess.run([sys.executable, "run.py", "--help"], cwd=folder, capture_output=True, text=True)
     assert proc.returncode == 0 and "--time-budget-s" in proc.stdout
+
+
+@pytest.mark.slow
+def test_runs_on_the_llama3_shaped_tiny_model(tmp_path):
+    """128,256-token vocabulary, the real Llama 3.2 chat template, tied embeddings: the contract holds."""
+    config = write(tmp_path / "cfg.json", '{"max_steps": 1}')
+    proc, results = run_contract(tmp_path, NORTHSTAR / "train.jsonl", NORTHSTAR / "val.jsonl",
+                                 "--folds", "0", "--config", str(config), model="tiny-llama3")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    taxonomy = {r["intent"] for r in rows(NORTHSTAR / "train.jsonl")}
+    assert len(results["predictions"]) == 10
+    assert all(p["predicted_intent"] in taxonomy and p["tokens_used"] > 0 for p in results["predictions"])
+    assert (tmp_path / "w" / "adapter_config.json").is_file()
