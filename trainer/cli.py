@@ -7,7 +7,7 @@ import json
 import sys
 
 from core.models import TINY
-from trainer.config import ALL_LINEAR, TrainConfig
+from trainer.config import TrainConfig
 from trainer.inputs import ColumnMap
 
 FORMAT_USAGE = "python -m trainer format --task TASK --model MODEL --in FILE [--show N]"
@@ -57,47 +57,18 @@ def format_parser() -> argparse.ArgumentParser:
 
 
 def train_parser() -> argparse.ArgumentParser:
-    d = TrainConfig()
-    p = argparse.ArgumentParser(
-        prog="python -m trainer", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    """Every `TrainConfig` field as a flag (`--max-steps` and `--max_steps`; help from the field's metadata),
+    plus the column mapping of non-record inputs."""
+    from transformers import HfArgumentParser
+
+    p = HfArgumentParser(
+        TrainConfig, prog="python -m trainer", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="LoRA supervised fine-tuning (loss on assistant tokens only). Writes the adapter in PEFT "
                     "format, training_summary.json and loss_curve.png to --out. 'default: None' means a "
-                    "model-dependent default (tiny vs 1B, see trainer/config.py). "
+                    "model-dependent default (by model size: tiny, 1b, 3b, 8b; see trainer/config.py). "
                     f"See also: {FORMAT_USAGE}")
-    p.add_argument("--task", default=d.task, help="task name or path to a task YAML")
-    p.add_argument("--model", default=d.model, help="'tiny' (offline) or a Hub id / local folder")
-    p.add_argument("--train", nargs="+", required=True, metavar="FILE", help="training file(s), concatenated")
-    p.add_argument("--out", default=d.out, help="output folder (adapter, summary, loss curve)")
-    p.add_argument("--method", choices=["lora", "qlora", "full"], default=d.method,
-                   help="qlora: 4-bit base model, needs CUDA and bitsandbytes; full: every weight trained")
-    g = p.add_argument_group("optimisation")
-    g.add_argument("--lr", "--learning-rate", dest="learning_rate", type=float, help="peak learning rate")
-    g.add_argument("--epochs", type=float, help="number of epochs")
-    g.add_argument("--max-steps", type=int, default=d.max_steps, help="stop after this many steps (-1: epochs)")
-    g.add_argument("--batch-size", type=int, help="examples per device step")
-    g.add_argument("--grad-accum", type=int, help="gradient accumulation steps")
-    g.add_argument("--max-length", type=int, help="max tokens per example (or per packed row)")
-    g.add_argument("--packing", action="store_true", help="pack examples into rows (padding-free, BFD)")
-    g.add_argument("--no-group-by-length", dest="group_by_length", action="store_false",
-                   help="random batches instead of batches of similar lengths (less padding)")
-    g.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio, help="linear warmup share of steps")
-    g.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay")
-    g.add_argument("--val-fraction", type=float, default=d.val_fraction, help="held-out share for eval loss")
-    g.add_argument("--seed", type=int, default=d.seed, help="seed for data order, LoRA init, dropout, val split")
-    g.add_argument("--time-budget", dest="time_budget_s", type=float,
-                   help="stop cleanly before this many seconds (recorded as stopped_early)")
-    g.add_argument("--logging-steps", type=int, default=d.logging_steps, help="log the train loss every N steps")
-    g.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    lg = p.add_argument_group("LoRA")
-    lg.add_argument("--lora-r", type=int, help="LoRA rank")
-    lg.add_argument("--lora-alpha", type=int, help="LoRA alpha (scale = alpha / r)")
-    lg.add_argument("--lora-dropout", type=float, default=d.lora_dropout, help="LoRA dropout")
-    lg.add_argument("--target-modules", nargs="+", default=ALL_LINEAR, help="modules that get LoRA adapters")
-    lg.add_argument("--modules-to-save", nargs="*",
-                    help="modules trained in full and saved with the adapter (tiny: embed_tokens lm_head)")
-    og = p.add_argument_group("outputs")
-    og.add_argument("--merge", action="store_true", help="also write the merged model to OUT/merged")
-    og.add_argument("--push-to-hub", metavar="REPO", help="push the adapter to this Hub repo (token: HF_TOKEN)")
+    # `--modules-to-save` with no module names means "none" (an empty list), as before.
+    next(a for a in p._actions if a.dest == "modules_to_save").nargs = "*"
     _add_input_args(p)
     return p
 
@@ -120,11 +91,9 @@ def run_train(argv: list[str]) -> int:
     from trainer.inputs import load_inputs
     from trainer.sft import SUMMARY_FILE, train
 
-    args = train_parser().parse_args(argv)
-    fields = {k: v for k, v in vars(args).items() if k in TrainConfig.field_names()}
-    config = TrainConfig(**fields)
+    config, args = train_parser().parse_args_into_dataclasses(args=argv)
     columns = _columns(args)
-    records = load_inputs(args.train, load_task(args.task), columns) if columns else None
+    records = load_inputs(config.train, load_task(config.task), columns) if columns else None
     summary = train(config, records=records)
     keys = ["steps", "train_loss", "val_loss", "wall_clock_s", "tokens_per_s", "peak_memory_mb",
             "trainable_params", "total_params", "stopped_early"]
