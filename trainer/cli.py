@@ -6,41 +6,11 @@ import argparse
 import json
 import sys
 
+from core.inputs import add_input_args, columns_from_args
 from core.models import TINY
 from trainer.config import TrainConfig
-from trainer.inputs import ColumnMap
 
 FORMAT_USAGE = "python -m trainer format --task TASK --model MODEL --in FILE [--show N]"
-
-
-def _add_input_args(parser: argparse.ArgumentParser) -> None:
-    g = parser.add_argument_group("inputs that are not Record JSONL (CSV, TSV, Parquet, JSONL rows, hub:NAME[:SPLIT])")
-    g.add_argument("--text-col", help="column with the input text (turns on the column mapping)")
-    g.add_argument("--label-col", default="label", help="column with the label (default: label)")
-    g.add_argument("--lang", default="en", help="language code of every row (default: en)")
-    g.add_argument("--lang-col", help="column with each row's language code (instead of --lang)")
-    g.add_argument("--output-col", action="append", default=[], metavar="FIELD=COLUMN",
-                   help="a task output field from a column, e.g. reply=ideal_reply (repeatable)")
-    g.add_argument("--label-source", help="dataset name for the task's numeric label codes, e.g. uit_vsfc")
-
-
-def _columns(args: argparse.Namespace) -> ColumnMap | None:
-    if not args.text_col:
-        return None
-    outputs = {}
-    for item in args.output_col:
-        name, sep, col = item.partition("=")
-        if not sep:
-            parser_error(f"--output-col expects FIELD=COLUMN, got '{item}'")
-        outputs[name] = col
-    return ColumnMap(text=args.text_col, label=args.label_col, lang=args.lang, lang_col=args.lang_col,
-                     outputs=outputs, source=args.label_source)
-
-
-def parser_error(message: str) -> None:
-    from core.errors import fail
-
-    fail(message)
 
 
 def format_parser() -> argparse.ArgumentParser:
@@ -52,7 +22,7 @@ def format_parser() -> argparse.ArgumentParser:
     p.add_argument("--in", dest="inputs", nargs="+", required=True, metavar="FILE", help="input file(s)")
     p.add_argument("--show", type=int, default=3, help="how many examples to print (default: 3)")
     p.add_argument("--seed", type=int, default=0, help="seed of the instruction-paraphrase choice")
-    _add_input_args(p)
+    add_input_args(p)
     return p
 
 
@@ -69,30 +39,30 @@ def train_parser() -> argparse.ArgumentParser:
                     f"See also: {FORMAT_USAGE}")
     # `--modules-to-save` with no module names means "none" (an empty list), as before.
     next(a for a in p._actions if a.dest == "modules_to_save").nargs = "*"
-    _add_input_args(p)
+    add_input_args(p)
     return p
 
 
 def run_format(argv: list[str]) -> int:
+    from core.inputs import load_inputs
     from core.models import load_tokenizer
     from core.tasks import load_task
     from trainer.formatting import show
-    from trainer.inputs import load_inputs
 
     args = format_parser().parse_args(argv)
     task = load_task(args.task)
-    records = load_inputs(args.inputs, task, _columns(args))
+    records = load_inputs(args.inputs, task, columns_from_args(args))
     print(show(records, task, load_tokenizer(args.model), n=args.show, seed=args.seed))
     return 0
 
 
 def run_train(argv: list[str]) -> int:
+    from core.inputs import load_inputs
     from core.tasks import load_task
-    from trainer.inputs import load_inputs
     from trainer.sft import SUMMARY_FILE, train
 
     config, args = train_parser().parse_args_into_dataclasses(args=argv)
-    columns = _columns(args)
+    columns = columns_from_args(args)
     records = load_inputs(config.train, load_task(config.task), columns) if columns else None
     summary = train(config, records=records)
     keys = ["steps", "train_loss", "val_loss", "wall_clock_s", "tokens_per_s", "peak_memory_mb",
