@@ -154,7 +154,7 @@ def test_vietnamese_sentiment_is_asked_about_student_feedback_not_investors():
     task = load_task("fin_sentiment")
     system, user = (m["content"] for m in task.classify_messages("Thầy dạy rất nhiệt tình.", "vi"))
     assert "sinh viên" in system and "investor" not in system + user and "financial" not in system + user
-    assert user.endswith("Câu: Thầy dạy rất nhiệt tình.")
+    assert user.startswith("Phân loại cảm xúc") and user.endswith("Text: Thầy dạy rất nhiệt tình.")
     for variant in range(len(task.classify_prompts("vi").instructions)):
         text = task.classify_messages("x", "vi", variant)[1]["content"]
         assert all(label in text for label in task.label_names)  # the answer words stay the task's labels
