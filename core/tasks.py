@@ -35,7 +35,8 @@ _INPUT_KEYS = {"name", "description", "min_chars", "max_chars"}
 _LABEL_KEYS = {"name", "values", "codes"}
 _LABEL_VALUE_KEYS = {"description", "synonyms"}
 _OUTPUT_KEYS = {"description", "max_chars"}
-_PROMPT_KEYS = {"system", "instructions", "user", "generation"}
+_PROMPT_KEYS = {"system", "instructions", "user", "generation", "by_lang"}
+_LANG_PROMPT_KEYS = {"system", "instructions", "user"}  # what a language may override
 _GENERATION_KEYS = {"id", "description", "template"}
 
 
@@ -63,6 +64,15 @@ class GenerationTemplate:
 
 
 @dataclass(frozen=True)
+class ClassifyPrompts:
+    """The prompts that ask for a label: the task's defaults, or one language's (`prompts.by_lang.<lang>`)."""
+
+    system: jinja2.Template = field(repr=False)
+    instructions: tuple[jinja2.Template, ...] = field(repr=False)
+    user: jinja2.Template = field(repr=False)
+
+
+@dataclass(frozen=True)
 class Task:
     """A loaded task spec. Build it with `load_task`; never edit it in place (see `with_labels`)."""
 
@@ -84,6 +94,8 @@ class Task:
     generation_templates: dict[str, GenerationTemplate] = field(repr=False)
     attributes: dict[str, dict[str, list[str]]] = field(repr=False)
     validators: list[dict[str, Any]] = field(repr=False)
+    # Per-language overrides of the classification prompts; a language not here uses the defaults.
+    lang_prompts: dict[str, ClassifyPrompts] = field(default_factory=dict, repr=False)
 
     # ---- labels -------------------------------------------------------------------------------
     @property
@@ -155,14 +167,20 @@ class Task:
         ordered.update({name: labels.get(name, "") for name in self.outputs})
         return json.dumps(ordered, ensure_ascii=False)
 
+    def classify_prompts(self, lang: str) -> ClassifyPrompts:
+        """The system prompt, instruction paraphrases and user template for `lang`: its own
+        (`prompts.by_lang.<lang>`, each key falling back to the task's) or the task's."""
+        return self.lang_prompts.get(lang) or ClassifyPrompts(self.system_prompt, self.instructions, self.user_template)
+
     def classify_messages(self, text: str, lang: str, variant: int = 0) -> list[dict[str, str]]:
         """System + user messages asking for the label of `text`; `variant` picks an instruction
         paraphrase (modulo their count), so training can vary the wording."""
         ctx = self._prompt_context(lang)
-        instruction = self.instructions[variant % len(self.instructions)].render(**ctx)
-        user = self.user_template.render(instruction=instruction, input=text, **ctx)
+        prompts = self.classify_prompts(lang)
+        instruction = prompts.instructions[variant % len(prompts.instructions)].render(**ctx)
+        user = prompts.user.render(instruction=instruction, input=text, **ctx)
         return [
-            {"role": "system", "content": self.system_prompt.render(**ctx).strip()},
+            {"role": "system", "content": prompts.system.render(**ctx).strip()},
             {"role": "user", "content": user.strip()},
         ]
 
@@ -293,9 +311,23 @@ def _build_task(path: Path, spec: Any) -> Task:
         outputs[str(out_name)] = OutputField(str(out_name), str(info.get("description", "")), int(info.get("max_chars", 600)))
 
     prompts = check_keys(spec["prompts"], _PROMPT_KEYS, "prompts", {"system", "instructions", "user", "generation"})
-    instructions = prompts["instructions"]
-    if not isinstance(instructions, list) or not instructions:
-        fail(f"{where('prompts.instructions')}: expected a non-empty list of instruction paraphrases")
+    def instruction_list(value: Any, key: str) -> tuple[jinja2.Template, ...]:
+        if not isinstance(value, list) or not value:
+            fail(f"{where(key)}: expected a non-empty list of instruction paraphrases")
+        return tuple(template(t, f"{key}[{i}]") for i, t in enumerate(value))
+
+    defaults = ClassifyPrompts(template(prompts["system"], "prompts.system"),
+                               instruction_list(prompts["instructions"], "prompts.instructions"),
+                               template(prompts["user"], "prompts.user"))
+    lang_prompts: dict[str, ClassifyPrompts] = {}
+    for lang, override in check_keys(prompts.get("by_lang") or {}, set(map(str, languages)), "prompts.by_lang").items():
+        key = f"prompts.by_lang.{lang}"
+        override = check_keys(override or {}, _LANG_PROMPT_KEYS, key)
+        lang_prompts[str(lang)] = ClassifyPrompts(
+            template(override["system"], f"{key}.system") if "system" in override else defaults.system,
+            instruction_list(override["instructions"], f"{key}.instructions") if "instructions" in override
+            else defaults.instructions,
+            template(override["user"], f"{key}.user") if "user" in override else defaults.user)
     gen_list = prompts["generation"]
     if not isinstance(gen_list, list) or not gen_list:
         fail(f"{where('prompts.generation')}: expected a non-empty list of generation templates")
@@ -326,8 +358,6 @@ def _build_task(path: Path, spec: Any) -> Task:
         input_name=str(inp["name"]), input_description=str(inp.get("description", "")),
         input_min_chars=int(inp.get("min_chars", 1)), input_max_chars=int(inp.get("max_chars", 400)),
         label_name=str(lab["name"]), labels=labels, label_codes=codes, outputs=outputs,
-        system_prompt=template(prompts["system"], "prompts.system"),
-        instructions=tuple(template(t, f"prompts.instructions[{i}]") for i, t in enumerate(instructions)),
-        user_template=template(prompts["user"], "prompts.user"),
-        generation_templates=generation, attributes=attributes, validators=validators,
+        system_prompt=defaults.system, instructions=defaults.instructions, user_template=defaults.user,
+        generation_templates=generation, attributes=attributes, validators=validators, lang_prompts=lang_prompts,
     )

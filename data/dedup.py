@@ -1,9 +1,10 @@
 """Exact duplicates, conflicting labels and MinHash near duplicates among real records.
 
-Near duplicates: character 5-gram shingles of `normalise_text` (word shingles are too coarse for
-one-line headlines: changing two words of fifteen already halves a word-trigram Jaccard), MinHash
-with LSH for candidates, then the exact Jaccard of the shingle sets to confirm each pair, so the
-reported pairs have no MinHash false positives.
+Near duplicates use the one near-duplicate module (`validators.minhash`) with the data stage's
+settings: character 5-gram shingles of `normalise_text` (word shingles are too coarse for one-line
+headlines: changing two words of fifteen already halves a word-trigram Jaccard), MinHash with LSH for
+candidates, then the exact Jaccard of the shingle sets to confirm each pair, so the reported pairs
+have no MinHash false positives.
 """
 
 from __future__ import annotations
@@ -11,57 +12,20 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from datasketch import MinHash, MinHashLSH
-
 from core.records import Record, normalise_text
+from validators.minhash import CHAR_5GRAMS, Shingler
+from validators.minhash import NearDuplicateIndex as _Index
 
-SHINGLE = 5
 NUM_PERM = 128
 DEFAULT_THRESHOLD = 0.6
 
 
-def shingles(text: str, k: int = SHINGLE) -> set[bytes]:
-    norm = normalise_text(text)
-    if len(norm) <= k:
-        return {norm.encode("utf-8")}
-    return {norm[i:i + k].encode("utf-8") for i in range(len(norm) - k + 1)}
-
-
-def jaccard(a: set, b: set) -> float:
-    return len(a & b) / len(a | b) if a or b else 1.0
-
-
-class NearDuplicateIndex:
-    """A MinHash LSH index over texts; `query` returns confirmed matches with their Jaccard."""
+class NearDuplicateIndex(_Index):
+    """The near-duplicate index with the data stage's settings; `query` / `pairs` give confirmed matches."""
 
     def __init__(self, texts: Sequence[str], threshold: float = DEFAULT_THRESHOLD, seed: int = 1):
-        self.threshold = threshold
-        self.seed = seed
-        self.sets = [shingles(t) for t in texts]
-        self.lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
-        hashes = MinHash.bulk([sorted(s) for s in self.sets], num_perm=NUM_PERM, seed=seed)
-        with self.lsh.insertion_session() as session:
-            for i, mh in enumerate(hashes):
-                session.insert(i, mh)
-        self._hashes = hashes
-
-    def query(self, text: str) -> list[tuple[int, float]]:
-        sh = shingles(text)
-        mh = MinHash.bulk([sorted(sh)], num_perm=NUM_PERM, seed=self.seed)[0]
-        return self._confirm(sh, self.lsh.query(mh))
-
-    def _confirm(self, sh: set, candidates: list[int]) -> list[tuple[int, float]]:
-        out = [(j, jaccard(sh, self.sets[j])) for j in candidates]
-        return sorted((j, s) for j, s in out if s >= self.threshold)
-
-    def pairs(self) -> list[tuple[int, int, float]]:
-        """Every confirmed pair (i < j) within the indexed texts."""
-        found = []
-        for i, mh in enumerate(self._hashes):
-            for j, sim in self._confirm(self.sets[i], self.lsh.query(mh)):
-                if j > i:
-                    found.append((i, j, sim))
-        return found
+        super().__init__(texts, threshold=threshold, shingler=Shingler(CHAR_5GRAMS), num_perm=NUM_PERM, seed=seed,
+                         verify="exact")
 
 
 def exact_groups(records: Sequence[Record]) -> list[list[int]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from core.inputs import add_input_args, columns_from_args, is_record_file
 from evaluator.inference import MODES
 
 
@@ -13,12 +14,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m evaluator",
         description="Evaluate a LoRA adapter against its base model on held-out records: accuracy, macro-F1, "
                     "per language and label, confusion matrices, bootstrap CIs, McNemar's exact test.",
-        epilog="example: python -m evaluator --task fin_sentiment --model tiny --adapter runs/fin/adapter "
-               "--eval runs/fin/data/eval.jsonl --out runs/fin/eval",
+        epilog="examples: python -m evaluator --task fin_sentiment --model tiny --adapter runs/fin/adapter "
+               "--eval runs/fin/data/eval.jsonl --out runs/fin/eval;  a labelled table: --eval my.csv "
+               "--text-col headline --label-col sentiment --lang en",
     )
     parser.add_argument("--task", required=True, help="task name (tasks/<name>.yaml) or path to a task YAML")
     parser.add_argument("--eval", required=True, dest="eval_path",
-                        help="held-out records (Record JSONL with labels and lang), e.g. runs/fin/data/eval.jsonl")
+                        help="held-out records (Record JSONL with labels and lang, e.g. runs/fin/data/eval.jsonl), "
+                             "or a CSV / TSV / Parquet / JSONL-rows file or hub:NAME[:SPLIT] with --text-col ...")
     parser.add_argument("--out", required=True, help="output folder for metrics.json, predictions.jsonl, report.md")
     parser.add_argument("--model", default="tiny", help="base model: Hub id, local folder or 'tiny' (default)")
     parser.add_argument("--adapter", help="PEFT adapter folder (from python -m trainer); omit to evaluate the base only")
@@ -34,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (default 1000)")
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--seed", type=int, default=0, help="seed for shots and bootstrap (default 0)")
+    add_input_args(parser)
     return parser
 
 
@@ -45,8 +49,16 @@ def main(argv: list[str] | None = None) -> int:
         fail("--shots must be >= 0, --batch-size and --bootstrap >= 1")
     from evaluator.run import evaluate
 
+    eval_records = args.eval_path
+    columns = columns_from_args(args)
+    if columns is not None or not is_record_file(args.eval_path):
+        # A table (or plain rows) becomes records through the same reader as the trainer's inputs.
+        from core.inputs import load_inputs
+        from core.tasks import load_task
+
+        eval_records = load_inputs([args.eval_path], load_task(args.task), columns)
     metrics = evaluate(
-        args.task, args.eval_path, model=args.model, adapter=args.adapter, out_dir=args.out, mode=args.mode,
+        args.task, eval_records, model=args.model, adapter=args.adapter, out_dir=args.out, mode=args.mode,
         backend=args.backend, compare_base=not args.no_base, shots=args.shots, shot_pool=args.shots_from,
         seed=args.seed, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
         n_bootstrap=args.bootstrap, device=args.device,

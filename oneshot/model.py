@@ -24,15 +24,6 @@ from oneshot.prompts import Messages, intent_prefix, parse_reply, reply_prefix, 
 
 TASK = "support_intent"
 
-# Support tickets are few (about 30) and the prompts hold k solved neighbours: more epochs than the
-# sentiment defaults, and a max length that fits system prompt + neighbours + ticket + JSON answer.
-# The tiny models are noise whatever they train on: a short run that proves the path on a CPU.
-RUN_DEFAULTS: dict[str, dict[str, Any]] = {
-    "tiny": {"epochs": 2.0, "max_length": 1024, "batch_size": 8, "grad_accum": 1},
-    "real": {"epochs": 4.0, "max_length": 2048, "batch_size": 4, "grad_accum": 1, "learning_rate": 2e-4},
-}
-
-
 def default_neighbours(base_model: str) -> int:
     """Solved neighbours per prompt: 4 for a real model; 1 keeps the tiny models' CPU runs short."""
     return 1 if is_tiny(base_model) else 4
@@ -61,9 +52,9 @@ def train_adapter(rows: list[TrainRow], neighbours: dict[str, list[TrainRow]], i
         row = by_id[rec.provenance["row_id"]]
         return training_example(row, neighbours[row.id], intents)
 
-    size = "tiny" if is_tiny(base_model) else "real"
+    # Epochs, max length and batch come from trainer.config.TASK_DEFAULTS["support_intent"] (one source).
     cfg = TrainConfig(task=task.name, model=base_model, out=str(out), seed=seed, time_budget_s=max(budget_s, 5.0),
-                      val_fraction=0.0, **{**RUN_DEFAULTS[size], **overrides})
+                      val_fraction=0.0, task_defaults=True, **overrides)
     summary = train(cfg, [record(r) for r in rows], task=task, format_example=format_example,
                     val_records=[record(r) for r in held_out or []])
     keys = ("steps", "train_loss", "val_loss", "wall_clock_s", "tokens_per_s", "peak_memory_mb", "trainable_params",

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import numpy as np
-
 from core.records import Record, Verdict, normalise_text
 from validators.base import BaseValidator, clip01
-from validators.minhash import SHINGLING, LshIndex, Shingler, jaccard, signatures
+from validators.minhash import SHINGLING, NearDuplicateIndex, Shingler
 
 _KINDS = {"e": "eval", "t": "train", "b": "batch"}
 
@@ -34,19 +32,14 @@ class NearDuplicateValidator(BaseValidator):
 
     def check(self, records: list[Record]) -> list[Verdict]:
         threshold = float(self.options["threshold"])
-        num_perm, seed = int(self.options["num_perm"]), int(self.options["seed"])
         groups = {"e": self.context.eval_refs, "t": self.context.train_refs, "b": records}
         keys = [f"{kind}:{i}" for kind, recs in groups.items() for i in range(len(recs))]
         everything = [r for recs in groups.values() for r in recs]
-        shingler = self._shingler()
-        sets = [shingler(r.text, r.lang) for r in everything]
-        sigs = signatures(sets, num_perm=num_perm, seed=seed)
+        index = NearDuplicateIndex(
+            [r.text for r in everything], langs=[r.lang for r in everything], threshold=threshold,
+            shingler=self._shingler(), num_perm=int(self.options["num_perm"]), seed=int(self.options["seed"]),
+            verify="estimate", redis_url=self.options["redis_url"] or self.context.redis_url)
         row = {k: i for i, k in enumerate(keys)}
-        has_shingles = np.array([bool(s) for s in sets])
-
-        index = LshIndex(threshold, num_perm, seed=seed, redis_url=self.options["redis_url"] or self.context.redis_url)
-        indexed = [k for k in keys if has_shingles[row[k]]]
-        index.add(indexed, sigs[[row[k] for k in indexed]])
 
         exact: dict[str, str] = {}
         for key, rec in zip(keys, everything, strict=True):
@@ -59,10 +52,8 @@ class NearDuplicateValidator(BaseValidator):
             first = exact[normalise_text(rec.text)]
             if first != me:
                 sims[first] = 1.0
-            if has_shingles[row[me]]:
-                for cand in index.candidates(sigs[row[me]]):
-                    if cand != me:
-                        sims.setdefault(cand, jaccard(sigs[row[me]], sigs[row[cand]]))
+            for j, sim in index.similarities(row[me]).items():
+                sims.setdefault(keys[j], sim)
             verdicts.append(self._verdict(me, sims, threshold, groups, exact_key=first))
         return verdicts
 

@@ -6,6 +6,8 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
+from core.records import normalise_text
+
 _WORD = re.compile(r"\w+", re.UNICODE)
 _DIGIT = re.compile(r"\d")
 
@@ -39,9 +41,10 @@ def ngrams(tokens: list[str], n: int) -> list[str]:
     return [" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
 
 
-def char_ngrams(text: str, n: int) -> list[str]:
-    """Character n-grams of the whitespace-collapsed text (for scripts without spaces between words)."""
-    text = "".join(text.split()).casefold()
+def char_ngrams(text: str, n: int, *, spaces: bool = False) -> list[str]:
+    """Character n-grams of the case-folded text without whitespace (for scripts without spaces between
+    words), or with `spaces` of `normalise_text` (runs of whitespace as one space: one-line headlines)."""
+    text = normalise_text(text) if spaces else "".join(text.split()).casefold()
     if len(text) < n:
         return [text] if text else []
     return [text[i : i + n] for i in range(len(text) - n + 1)]

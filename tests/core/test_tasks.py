@@ -115,3 +115,47 @@ def test_bad_task_files_name_file_and_key(tmp_path, mutation, message):
 def test_unknown_task_name_lists_the_available_ones():
     with pytest.raises(UserError, match=r"unknown task 'nope'.*fin_sentiment"):
         load_task("nope")
+
+
+BY_LANG = MINIMAL.replace("languages: [en]", "languages: [en, vi]").replace(
+    "  generation:", """  by_lang:
+    vi:
+      system: "hệ thống {{ language }}"
+      instructions: ["một {{ labels | join('/') }}", "hai"]
+  generation:""")
+
+
+def test_prompts_can_be_overridden_per_language(tmp_path):
+    task = load_task(_write(tmp_path, BY_LANG))
+    en = task.classify_messages("x", "en")
+    assert [m["content"] for m in en] == ["sys", "say a,b x"]
+    vi = task.classify_messages("x", "vi")
+    assert [m["content"] for m in vi] == ["hệ thống Vietnamese", "một a/b x"]  # user template: the default
+    assert task.classify_messages("x", "vi", variant=3)[1]["content"] == "hai x"  # its own paraphrase count
+    assert len(task.classify_prompts("vi").instructions) == 2 and len(task.classify_prompts("en").instructions) == 1
+    assert task.classify_messages("x", "de")[0]["content"] == "sys"  # a language without overrides
+
+
+@pytest.mark.parametrize(("mutation", "message"), [
+    (("    vi:\n", "    fr:\n"), "prompts.by_lang.fr: unknown key (allowed: en, vi)"),
+    (("      system:", "      colour: blue\n      system:"), "prompts.by_lang.vi.colour: unknown key"),
+    (("instructions: [\"một {{ labels | join('/') }}\", \"hai\"]", "instructions: []"),
+     "prompts.by_lang.vi.instructions: expected a non-empty list"),
+    (("hệ thống {{ language }}", "{{ oops"), "prompts.by_lang.vi.system: template syntax error"),
+])
+def test_bad_language_overrides_name_file_and_key(tmp_path, mutation, message):
+    path = _write(tmp_path, BY_LANG.replace(*mutation))
+    with pytest.raises(UserError) as err:
+        load_task(path)
+    assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_vietnamese_sentiment_is_asked_about_student_feedback_not_investors():
+    task = load_task("fin_sentiment")
+    system, user = (m["content"] for m in task.classify_messages("Thầy dạy rất nhiệt tình.", "vi"))
+    assert "sinh viên" in system and "investor" not in system + user and "financial" not in system + user
+    assert user.startswith("Phân loại cảm xúc") and user.endswith("Text: Thầy dạy rất nhiệt tình.")
+    for variant in range(len(task.classify_prompts("vi").instructions)):
+        text = task.classify_messages("x", "vi", variant)[1]["content"]
+        assert all(label in text for label in task.label_names)  # the answer words stay the task's labels
+    assert "investors" in task.classify_messages("Shares rose", "en")[0]["content"]

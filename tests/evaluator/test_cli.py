@@ -118,3 +118,38 @@ def test_help_names_the_command():
     result = run_cli("--help")
     assert result.returncode == 0
     assert "--adapter" in result.stdout and "--mode" in result.stdout
+
+
+def test_a_labelled_csv_is_evaluated_like_the_same_records(split, data_files, tmp_path):
+    import csv
+
+    _, held = split
+    rows = [{"headline": r.text, "sentiment": r.labels["label"], "language": r.lang} for r in held]
+    table = tmp_path / "eval.csv"
+    with table.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=["headline", "sentiment", "language"])
+        writer.writeheader()
+        writer.writerows(rows)
+    from_csv = run_cli("--task", "fin_sentiment", "--eval", str(table), "--text-col", "headline",
+                       "--label-col", "sentiment", "--lang-col", "language", "--out", str(tmp_path / "csv"),
+                       "--device", "cpu", "--bootstrap", "50")
+    assert from_csv.returncode == 0, from_csv.stderr
+    from_jsonl = run_cli("--task", "fin_sentiment", "--eval", str(data_files["eval"]), "--out", str(tmp_path / "rec"),
+                         "--device", "cpu", "--bootstrap", "50")
+    assert from_jsonl.returncode == 0, from_jsonl.stderr
+    a = json.loads((tmp_path / "csv" / "metrics.json").read_text())["base"]
+    b = json.loads((tmp_path / "rec" / "metrics.json").read_text())["base"]
+    for key in ("n", "accuracy", "macro_f1", "accuracy_ci", "per_class", "confusion"):
+        assert a[key] == b[key], key
+    assert set(a["by_lang"]) == {"en", "vi"}
+
+    rows[1]["sentiment"] = "sideways"
+    with table.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=["headline", "sentiment", "language"])
+        writer.writeheader()
+        writer.writerows(rows)
+    bad = run_cli("--task", "fin_sentiment", "--eval", str(table), "--text-col", "headline", "--label-col",
+                  "sentiment", "--lang", "en", "--out", str(tmp_path / "bad"))
+    assert bad.returncode == 2
+    assert bad.stderr.startswith(f"error: {table}:3: field 'sentiment': unknown label 'sideways'")
+    assert "Traceback" not in bad.stderr

@@ -123,3 +123,69 @@ def test_paired_interval_is_narrower_than_unpaired_when_models_agree_mostly():
     b = bootstrap_ci(gold, tuned, LABELS, seed=2)["accuracy"]
     unpaired_half_width = ((a[1] - a[0]) ** 2 + (b[1] - b[0]) ** 2) ** 0.5 / 2
     assert (paired[1] - paired[0]) / 2 < unpaired_half_width
+
+
+def test_vectorised_macro_f1_agrees_with_scikit_learn_row_by_row():
+    from evaluator.metrics import _encode, macro_f1_rows
+
+    rng = np.random.default_rng(11)
+    gold = rng.choice(LABELS, size=(20, 30))
+    pred = rng.choice([*LABELS, INVALID], size=(20, 30))
+    encoded = [_encode(g.tolist(), p.tolist(), LABELS) for g, p in zip(gold, pred, strict=True)]
+    rows = macro_f1_rows(np.stack([e[0] for e in encoded]), np.stack([e[1] for e in encoded]), len(LABELS))
+    for row, g, p in zip(rows, gold, pred, strict=True):
+        assert row == pytest.approx(f1_score(g, p, labels=LABELS, average="macro", zero_division=0))
+
+
+def test_bootstrap_is_the_seeded_percentile_bootstrap_of_items():
+    # The interval is the 2.5/97.5 percentiles over resamples of items drawn with
+    # default_rng(seed).integers: recomputed here with scikit-learn on every resample.
+    rng = np.random.default_rng(4)
+    gold = rng.choice(LABELS, size=60).tolist()
+    pred = rng.choice([*LABELS, INVALID], size=60).tolist()
+    ci = bootstrap_ci(gold, pred, LABELS, seed=7, n=200)
+    idx = np.random.default_rng(7).integers(0, 60, size=(200, 60))
+    g, p = np.array(gold), np.array(pred)
+    acc = [accuracy_score(g[i], p[i]) for i in idx]
+    f1 = [f1_score(g[i], p[i], labels=LABELS, average="macro", zero_division=0) for i in idx]
+    assert ci["accuracy"] == pytest.approx(np.percentile(acc, [2.5, 97.5]).tolist())
+    assert ci["macro_f1"] == pytest.approx(np.percentile(f1, [2.5, 97.5]).tolist())
+
+
+def test_paired_bootstrap_matches_scipy_and_handles_one_item():
+    from scipy.stats import bootstrap
+
+    rng = np.random.default_rng(8)
+    gold = rng.choice(LABELS, size=50).tolist()
+    base = rng.choice(LABELS, size=50).tolist()
+    tuned = [g if rng.random() < 0.6 else b for g, b in zip(gold, base, strict=True)]
+    out = paired_comparison(gold, base, tuned, seed=3, n_bootstrap=300)
+    b = np.array([x == y for x, y in zip(gold, base, strict=True)], dtype=float)
+    t = np.array([x == y for x, y in zip(gold, tuned, strict=True)], dtype=float)
+    ref = bootstrap((t - b,), np.mean, n_resamples=300, method="percentile", rng=np.random.default_rng(3))
+    assert out["accuracy_delta_ci"] == pytest.approx([ref.confidence_interval.low, ref.confidence_interval.high])
+    one = paired_comparison(["positive"], ["negative"], ["positive"], seed=0)
+    assert (one["accuracy_delta"], one["accuracy_delta_ci"]) == (1.0, [1.0, 1.0])
+    assert bootstrap_ci(["positive"], ["positive"], LABELS)["accuracy"] == [1.0, 1.0]
+
+
+def test_mcnemar_agrees_with_the_binomial_test_on_random_tables():
+    from scipy.stats import binomtest
+
+    rng = np.random.default_rng(9)
+    for _ in range(30):
+        base = (rng.random(int(rng.integers(1, 80))) < rng.random()).tolist()
+        tuned = (rng.random(len(base)) < rng.random()).tolist()
+        out = mcnemar_exact(base, tuned)
+        b, c = out["base_only"], out["tuned_only"]
+        assert b == sum(x and not y for x, y in zip(base, tuned, strict=True))
+        assert c == sum(y and not x for x, y in zip(base, tuned, strict=True))
+        expected = binomtest(c, b + c, 0.5).pvalue if b + c else 1.0
+        assert out["mcnemar_p"] == pytest.approx(expected)
+
+
+def test_empty_group_gives_zeros():
+    m = classification_metrics([], [], LABELS)
+    assert (m["accuracy"], m["macro_f1"], m["accuracy_ci"]) == (0.0, 0.0, [0.0, 0.0])
+    assert m["confusion"]["matrix"] == [[0] * 4] * 3
+    assert paired_comparison([], [], [])["mcnemar_p"] == 1.0

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from core.inputs import ColumnMap, load_inputs
 from core.io import write_jsonl_atomic
 from core.tasks import load_task
-from trainer.inputs import ColumnMap, load_inputs
 
 
 @pytest.fixture(scope="session")

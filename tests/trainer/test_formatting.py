@@ -8,10 +8,10 @@ import sys
 import pytest
 
 from core.errors import UserError
+from core.inputs import ColumnMap, load_inputs
 from core.models import load_tokenizer
 from trainer.cli import main
 from trainer.formatting import loss_split, render, to_example, to_examples
-from trainer.inputs import ColumnMap, load_inputs
 
 
 def test_format_command_shows_messages_and_chat_template(fin_files, capsys):

@@ -126,3 +126,57 @@ def test_band_clusters_match_the_datasketch_index(sample_records):
     sigs = signatures([shingler(r.text, r.lang) for r in sample_records])
     found = clusters(texts, sigs, 0.7)
     assert found == band_clusters(sigs, 0.7) and len(found) == 6  # the six planted pairs of PLANTED.md
+
+
+NEAR_TEXTS = [
+    "Apple shares rose 5% after strong iPhone sales in the third quarter",
+    "Apple shares rose 6% after strong iPhone sales in the third quarter!",
+    "Oil prices fell sharply as OPEC raised its output targets for next year",
+    "Tesla recalls 2,000 vehicles over a faulty seat belt sensor",
+    "",
+]
+
+
+def _brute_pairs(sets, threshold):
+    from validators.minhash import jaccard
+
+    return {(i, j) for i in range(len(sets)) for j in range(i + 1, len(sets))
+            if sets[i] and sets[j] and jaccard(sets[i], sets[j]) >= threshold}
+
+
+@pytest.mark.parametrize("verify", ["exact", "estimate"])
+def test_one_index_serves_both_stages_settings(verify):
+    from validators.minhash import CHAR_5GRAMS, NearDuplicateIndex, estimated_jaccard, jaccard
+
+    for shingler in (Shingler(), Shingler(CHAR_5GRAMS)):
+        index = NearDuplicateIndex(NEAR_TEXTS, threshold=0.5, shingler=shingler, verify=verify)
+        pairs = index.pairs()
+        assert [(i, j) for i, j, _ in pairs] == [(0, 1)]
+        (_, _, sim), = pairs
+        expected = (jaccard(index.sets[0], index.sets[1]) if verify == "exact"
+                    else estimated_jaccard(index.sigs[0], index.sigs[1]))
+        assert sim == expected
+        assert {(i, j) for i, j, _ in pairs} <= _brute_pairs(index.sets, 0.5)
+        assert [j for j, _ in index.query(NEAR_TEXTS[0].upper())] == [0, 1]
+        assert index.query("") == [] and index.similarities(4) == {}
+
+
+def test_data_stage_settings_are_character_5grams_with_exact_jaccard():
+    from data.dedup import DEFAULT_THRESHOLD, NearDuplicateIndex
+    from validators.minhash import jaccard
+
+    index = NearDuplicateIndex(NEAR_TEXTS)
+    assert index.threshold == DEFAULT_THRESHOLD == 0.6 and index.verify == "exact"
+    assert index.sets[3][:2] == [b"tesla", b"esla "]  # normalised text, spaces kept
+    (i, j, sim), = index.pairs()
+    assert (i, j) == (0, 1) and sim == jaccard(index.sets[0], index.sets[1])
+
+
+def test_data_stage_index_in_redis_gives_the_same_pairs(redis_url, sample_records):
+    from validators.minhash import CHAR_5GRAMS, NearDuplicateIndex
+
+    texts = [r.text for r in sample_records]
+    settings = {"threshold": 0.6, "shingler": Shingler(CHAR_5GRAMS), "verify": "exact"}
+    in_memory = NearDuplicateIndex(texts, **settings).pairs()
+    assert in_memory  # the samples hold planted near copies
+    assert NearDuplicateIndex(texts, redis_url=redis_url, **settings).pairs() == in_memory

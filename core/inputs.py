@@ -1,7 +1,11 @@
-"""Training inputs as records: `Record` JSONL, or any JSONL / CSV / Parquet / Hub dataset with a column mapping.
+"""Labelled inputs of every stage as records: `Record` JSONL, or any JSONL / CSV / Parquet / Hub dataset
+with a column mapping. The trainer reads its training files and the evaluator its eval file through here.
 
     records = load_inputs(["runs/fin/data/train.jsonl", "runs/fin/curated.jsonl"], task)
     records = load_inputs(["tweets.csv"], task, ColumnMap(text="text", label="label", lang="en"))
+
+    add_input_args(parser)                      # --text-col --label-col --lang --lang-col --output-col --label-source
+    records = load_inputs(paths, task, columns_from_args(parser_args))
 
 Every problem (missing file, empty file, missing column, unknown label) is a `UserError` naming the
 file, the line (row) and the field.
@@ -9,6 +13,7 @@ file, the line (row) and the field.
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +46,37 @@ class ColumnMap:
     source: str | None = None
 
 
+def add_input_args(parser: argparse.ArgumentParser) -> None:
+    """The column-mapping flags of non-record inputs, the same in every stage's command line."""
+    g = parser.add_argument_group("inputs that are not Record JSONL (CSV, TSV, Parquet, JSONL rows, hub:NAME[:SPLIT])")
+    g.add_argument("--text-col", help="column with the input text (turns on the column mapping)")
+    g.add_argument("--label-col", default="label", help="column with the label (default: label)")
+    g.add_argument("--lang", default="en", help="language code of every row (default: en)")
+    g.add_argument("--lang-col", help="column with each row's language code (instead of --lang)")
+    g.add_argument("--output-col", action="append", default=[], metavar="FIELD=COLUMN",
+                   help="a task output field from a column, e.g. reply=ideal_reply (repeatable)")
+    g.add_argument("--label-source", help="dataset name for the task's numeric label codes, e.g. uit_vsfc")
+
+
+def columns_from_args(args: argparse.Namespace) -> ColumnMap | None:
+    """The `ColumnMap` the flags of `add_input_args` describe; None without `--text-col` (Record JSONL)."""
+    if not args.text_col:
+        return None
+    outputs = {}
+    for item in args.output_col:
+        name, sep, col = item.partition("=")
+        if not sep:
+            fail(f"--output-col expects FIELD=COLUMN, got '{item}'")
+        outputs[name] = col
+    return ColumnMap(text=args.text_col, label=args.label_col, lang=args.lang, lang_col=args.lang_col,
+                     outputs=outputs, source=args.label_source)
+
+
+def is_record_file(path: str) -> bool:
+    """True where `path` may hold Record JSONL (.jsonl / .json); tables and `hub:` need a column mapping."""
+    return not path.startswith(HUB_PREFIX) and Path(path).suffix.lower() in {".jsonl", ".json"}
+
+
 def load_inputs(paths: list[str], task: Task, columns: ColumnMap | None = None) -> list[Record]:
     """Records of `task` from every path, in order; records of other tasks are an error."""
     records: list[Record] = []
@@ -64,7 +100,7 @@ def load_one(path: str, task: Task, columns: ColumnMap | None = None) -> list[Re
             records = read_records(file)
             for i, rec in enumerate(records, start=1):
                 if rec.task != task.name:
-                    fail(f"{file}:{i}: field 'task': record of task '{rec.task}', training task is '{task.name}'")
+                    fail(f"{file}:{i}: field 'task': record of task '{rec.task}', the task here is '{task.name}'")
                 if task.label_name not in rec.labels:
                     fail(f"{file}:{i}: field 'labels.{task.label_name}': missing")
             return records
