@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from core.models import TINY_LLAMA3, load_model
-from trainer.config import DEFAULTS_TINY, TrainConfig
+from trainer.config import SIZE_DEFAULTS, TrainConfig
 
 
 def test_tiny_defaults_apply_to_tiny_llama3():
     resolved = TrainConfig(model=TINY_LLAMA3).resolved()
-    assert resolved.modules_to_save == DEFAULTS_TINY["modules_to_save"]
-    assert resolved.learning_rate == DEFAULTS_TINY["learning_rate"]
+    assert resolved.modules_to_save == SIZE_DEFAULTS["tiny"]["modules_to_save"]
+    assert resolved.learning_rate == SIZE_DEFAULTS["tiny"]["learning_rate"]
     assert TrainConfig(model="meta-llama/Llama-3.2-1B-Instruct").resolved().modules_to_save == []
 
 
