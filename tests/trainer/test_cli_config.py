@@ -82,7 +82,7 @@ def test_defaults_by_size_method_and_task():
     # Task rows apply only when asked for, on top of the size's row.
     assert TrainConfig(task="support_intent").resolved().max_length == SIZE_DEFAULTS["tiny"]["max_length"]
     asked = TrainConfig(task="support_intent", task_defaults=True).resolved()
-    assert (asked.max_length, asked.epochs) == (768, 8.0)
+    assert (asked.max_length, asked.epochs) == (1024, 2.0)  # TASK_DEFAULTS["support_intent"]["tiny"]
     assert defaults_for("org/Llama-3.1-8B", task="support_intent")["max_length"] == TASK_DEFAULTS[
         "support_intent"]["*"]["max_length"]
     assert defaults_for("org/Llama-3.1-8B", task="fin_sentiment") == defaults_for("org/Llama-3.1-8B")
