@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +35,26 @@ def describe_validation_error(exc: ValidationError) -> str:
     return f"field '{loc}': {err['msg']}"
 
 
-def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (line number, object) for each non-blank line; a bad line raises a UserError naming it."""
+def iter_jsonl(path: str | Path, on_bad_line: Callable[[str], None] | None = None
+               ) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, object) for each non-blank line; a bad line raises a UserError naming it.
+
+    With `on_bad_line`, a line that is not a JSON object is reported to it (the same message) and
+    skipped instead; a missing or unreadable file is always an error.
+    """
     path = Path(path)
     if not path.is_file():
         fail(f"{path}: file not found")
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open(encoding="utf-8-sig")  # a byte-order mark from a Windows editor is not data
     except OSError as exc:
         fail(f"{path}: cannot read ({exc.strerror})")
+
+    def bad(message: str) -> None:
+        if on_bad_line is None:
+            fail(message)
+        on_bad_line(message)
+
     with handle:
         try:
             for lineno, line in enumerate(handle, start=1):
@@ -52,9 +63,11 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 try:
                     obj = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    fail(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})")
+                    bad(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})")
+                    continue
                 if not isinstance(obj, dict):
-                    fail(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+                    bad(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+                    continue
                 yield lineno, obj
         except UnicodeDecodeError as exc:
             fail(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start}); re-encode the file as UTF-8")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import fail
+from core.io import iter_jsonl
 
 TRAIN_FIELDS = ("id", "ticket", "intent", "ideal_reply")
 LABEL_FIELDS = ("intent", "ideal_reply", "reply", "label")
@@ -40,33 +41,9 @@ class ValRow:
     ticket: str  # "" when the row has no usable ticket
 
 
-def _lines(path: Path) -> list[tuple[int, str]]:
-    path = Path(path)
-    if not path.is_file():
-        fail(f"{path}: file not found")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        fail(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start}); re-encode the file as UTF-8")
-    except OSError as exc:
-        fail(f"{path}: cannot read ({exc.strerror})")
-    return [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
-
-
 def _objects(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """(line number, object) for each line that holds a JSON object; other lines are warned about."""
-    objects = []
-    for lineno, line in _lines(path):
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            warn(f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno}); row skipped")
-            continue
-        if not isinstance(obj, dict):
-            warn(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}; row skipped")
-            continue
-        objects.append((lineno, obj))
-    return objects
+    return list(iter_jsonl(path, on_bad_line=lambda message: warn(f"{message}; row skipped")))
 
 
 def _text(value: Any) -> str:
