@@ -3,7 +3,8 @@
     python -m bench                 # all benchmarks (`make bench`)
     python -m bench minhash trainer # only bench_minhash*.py and bench_trainer*.py
 
-Each `bench/bench_<name>.py` defines `run() -> list[BenchRow]`. `ratio` always reads "how many
+Each `bench/bench_<name>.py` defines `run() -> list[BenchRow]`. A row's `note` names its baseline (what
+a user would otherwise run); a missed target stays in the results as missed, the reason in the note. `ratio` always reads "how many
 times better ours is" (higher is better), so a target is a minimum ratio.
 """
 
@@ -20,7 +21,8 @@ class BenchRow:
     ratio: float
     target: float | None
     unit: str
-    note: str = ""
+    note: str = ""  # what the baseline is (what a user would otherwise run) and how it was measured
+    command: str = ""  # the command that reproduces the row (`python -m bench <word>` when empty)
 
     @property
     def met(self) -> bool | None:

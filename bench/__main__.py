@@ -39,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in discover(args.words):
         start = time.perf_counter()
         print(f"== {name}", file=sys.stderr, flush=True)
-        rows.extend(importlib.import_module(f"bench.{name}").run())
+        for row in importlib.import_module(f"bench.{name}").run():
+            row.command = row.command or f"python -m bench {name.removeprefix('bench_')}"
+            rows.append(row)
         print(f"   {time.perf_counter() - start:.1f}s", file=sys.stderr, flush=True)
     print(format_table(rows))
     previous = {}
