@@ -65,31 +65,9 @@ def _child(*args: str) -> tuple[float, list[dict]]:
     return elapsed, lines
 
 
-def corpus(n: int, seed: int = 0) -> list[str]:
-    """`bench_minhash.corpus`'s kind of lines (same vocabulary, about one in ten a near copy of an
-    earlier line with one word changed), drawn in bulk so that 1M records take seconds."""
-    import numpy as np
-
-    from bench.bench_minhash import _OBJECTS, _SUBJECTS, _TAILS, _VERBS, _WORDS
-
-    rng = np.random.default_rng(seed)
-    subj, verb = rng.integers(0, len(_SUBJECTS), n), rng.integers(0, len(_VERBS), n)
-    obj, tail = rng.integers(0, len(_OBJECTS), n), rng.integers(0, len(_TAILS), n)
-    whole, frac = rng.integers(1, 999, n), rng.integers(0, 9, n)
-    extra, width = rng.integers(0, len(_WORDS), (n, 8)), rng.integers(3, 9, n)
-    texts = [f"{_SUBJECTS[subj[i]]} {_VERBS[verb[i]]} {_OBJECTS[obj[i]]} of {whole[i]}.{frac[i]} million "
-             f"{_TAILS[tail[i]]}, {' '.join(_WORDS[w] for w in extra[i, : width[i]])}" for i in range(n)]
-    copy = np.nonzero((rng.random(n) < 0.1) & (np.arange(n) > 10))[0]
-    sources, where, words = rng.random(len(copy)), rng.random(len(copy)), rng.integers(0, len(_WORDS), len(copy))
-    for i, src, at, w in zip(copy.tolist(), sources, where, words, strict=True):
-        parts = texts[int(src * i)].split()
-        parts[int(at * len(parts))] = _WORDS[w]
-        texts[i] = " ".join(parts)
-    return texts
-
-
 def dedup_point(n: int) -> dict:
     """Near-duplicate removal of `n` synthetic records (run in a child by `curves`)."""
+    from bench.bench_minhash import corpus
     from validators.minhash import Shingler, band_clusters, signatures
 
     texts = corpus(n)
