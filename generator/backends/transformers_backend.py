@@ -57,8 +57,15 @@ class GuidedMask:
     plus one `masked_fill_` over the batch. `mask_seconds` / `masked_rows` give the time per token.
     """
 
-    def __init__(self, index: Any):
+    def __init__(self, index: Any, blocked: tuple[int, ...] = ()):
+        """Args:
+            index: the schema's compiled Outlines-core `Index`.
+            blocked: token ids never allowed: the model's other end-of-sequence ids (Llama 3 stops
+                on <|end_of_text|> too, which the guide, knowing only the tokenizer's EOS, would allow
+                as text inside a JSON string and so end the row mid-object).
+        """
         self.index = index
+        self.blocked = list(blocked)
         self._guides: list[Any] | None = None
         self._masks: dict[tuple[str, int], Any] = {}  # (device, guide state) -> allowed tokens (bool)
         self.mask_seconds = 0.0
@@ -77,7 +84,9 @@ class GuidedMask:
             bits = torch.zeros((1, (vocab + 31) // 32), dtype=torch.int32)
             guide.write_mask_into(bits.data_ptr(), bits.numel(), bits.element_size())
             shifts = torch.arange(32, dtype=torch.int32)
-            mask = ((bits.unsqueeze(-1) >> shifts) & 1).bool().view(-1)[:vocab].to(device)
+            mask = ((bits.unsqueeze(-1) >> shifts) & 1).bool().view(-1)[:vocab]
+            mask[[t for t in self.blocked if t < vocab]] = False
+            mask = mask.to(device)
             self._masks[key] = mask
         return mask
 
@@ -90,9 +99,9 @@ class GuidedMask:
             self._guides = [Guide(self.index) for _ in range(scores.shape[0])]
         else:
             for guide, token in zip(self._guides, input_ids[:, -1].tolist(), strict=True):
-                # As Outlines: a finished guide only advances on a token it accepts (EOS), see
-                # outlines_core issue #227.
-                if not guide.is_finished() or guide.accepts_tokens([token]):
+                # A row that has stopped gets pad tokens from `generate`: its guide stays where it is
+                # (Outlines advances unless finished, and raises on a pad after a stop mid-object).
+                if guide.accepts_tokens([token]):
                     guide.advance(token_id=token, return_tokens=False)
         vocab = scores.shape[-1]
         allowed = torch.stack([self._mask(g, vocab, scores.device) for g in self._guides])
@@ -224,7 +233,9 @@ class TransformersBackend:
                 self._outlines_model = outlines.from_transformers(self.model, self.tokenizer)
             # Compact JSON only: a free whitespace pattern lets a weak model pad forever.
             generator = outlines.Generator(self._outlines_model, JsonSchema(key, whitespace_pattern=""))
-            self._processors[key] = GuidedMask(generator.logits_processor.index)
+            eos = self.model.generation_config.eos_token_id
+            stops = set(eos if isinstance(eos, list) else [eos]) - {self.tokenizer.eos_token_id}
+            self._processors[key] = GuidedMask(generator.logits_processor.index, tuple(sorted(stops)))
             self.compile_seconds[key] = time.perf_counter() - start
         return self._processors[key]
 
