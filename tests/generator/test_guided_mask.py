@@ -47,3 +47,24 @@ def test_masks_are_reused_across_calls(backend):
     backend.generate(PROMPTS, schema, sampling)
     assert len(mask._masks) == known
     assert mask.masked_rows > rows
+
+
+def test_other_stop_ids_are_blocked_and_pads_after_a_stop_do_not_raise(backend):
+    """<|end_of_text|> (a stop id generate honours, not the guide's EOS) is never allowed, and a pad
+    token fed to a row's guide (what generate sends once a row stopped) leaves the guide as it is."""
+    import torch
+
+    schema = load_task("fin_sentiment").generation_schema()
+    mask = backend.logits_processor(schema)
+    eos = backend.model.generation_config.eos_token_id
+    others = set(eos if isinstance(eos, list) else [eos]) - {backend.tokenizer.eos_token_id}
+    assert set(mask.blocked) == others
+    vocab = backend.model.config.vocab_size
+    mask.reset()
+    ids = torch.zeros((2, 3), dtype=torch.long)
+    first = mask(ids, torch.zeros((2, vocab)))
+    allowed = (first[0] > float("-inf")).nonzero().view(-1).tolist()
+    assert allowed and not others & set(allowed)
+    ids = torch.tensor([[0, 0, allowed[0]], [0, 0, backend.tokenizer.pad_token_id]])
+    second = mask(ids, torch.zeros((2, vocab)))
+    assert torch.equal(second[1] > float("-inf"), first[1] > float("-inf"))  # the pad row did not move
