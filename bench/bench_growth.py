@@ -136,6 +136,8 @@ def plot(points: dict, path: Path = PNG) -> None:
     twin = ax.twinx()
     twin.plot([p["n"] for p in g], [p["peak_mb"] for p in g], "s--", color="tab:orange", label="peak MB")
     twin.set_ylabel("peak MB")
+    ax.set_ylim(bottom=0)
+    twin.set_ylim(bottom=0)
     ax.legend(loc="lower left")
     twin.legend(loc="lower right")
     fig.tight_layout()
