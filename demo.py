@@ -76,7 +76,7 @@ def stage_data(out: Path, source: str, train_per_lang: int, eval_per_lang: int, 
 
 
 def stage_generate(out: Path, seeds: str, eval_file: str, n: int, model: str, backend: str, seed: int) -> dict[str, Any]:
-    from generate import generate
+    from generator.pipeline import generate
 
     folder = out / "synthetic"
     # The eval split is a reference so that a sample near an eval item is rejected as contamination.

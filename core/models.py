@@ -1,11 +1,15 @@
-"""Load a causal LM and its tokenizer by Hub id, local path, or `tiny` (the offline model).
+"""Load a causal LM and its tokenizer by Hub id, local path, or one of the two offline tiny models.
 
     model, tok = load_model("tiny")                          # built once from a seed, then cached
+    model, tok = load_model("tiny-llama3")                   # the Llama-3.2-shaped one (128,256 tokens)
     model, tok = load_model("unsloth/Llama-3.2-1B-Instruct") # any Hub id or local folder
 
-The tiny model is a randomly initialised Llama-architecture LM (~3M parameters) with a byte-level
-BPE tokenizer trained on our own sample text and a Llama-3-style chat template with its special
-tokens. Its text is noise; everything around it (templates, training, decoding) is the real path.
+`tiny` is a randomly initialised Llama-architecture LM (~3M parameters) with a 4k byte-level BPE
+tokenizer trained on our own sample text and a Llama-3-style chat template with its special tokens.
+`tiny-llama3` (core/tiny_llama3.py) has the real Llama 3.2 Instruct shape where it matters for
+correctness: the 128,256-token vocabulary with the 256 special tokens at their ids, the exact chat
+template, tied embeddings, Llama 3's pre-tokenizer and generation config. Their text is noise;
+everything around them (templates, training, decoding) is the real path.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ if TYPE_CHECKING:
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TINY = "tiny"
+TINY_LLAMA3 = "tiny-llama3"
+TINY_MODELS = (TINY, TINY_LLAMA3)  # the offline, randomly initialised models: built here, never downloaded
 TINY_VERSION = 1
 SPECIAL_TOKENS = [
     "<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>",
@@ -41,6 +47,13 @@ TINY_SHAPE = {
     "num_key_value_heads": 4, "max_position_embeddings": 2048,
 }
 TINY_VOCAB = 4096
+
+
+# Llama 3.x templates write today's date into every system turn unless given one: a fixed date keeps
+# training, scoring and generation prompts byte-identical across days (determinism for a seed).
+# Templates that have no date ignore it. Passed to every `apply_chat_template` call, and to TRL
+# through each example's `chat_template_kwargs`.
+CHAT_TEMPLATE_KWARGS: dict[str, str] = {"date_string": "26 Jul 2024"}
 
 
 def cache_dir() -> Path:
@@ -61,17 +74,30 @@ def tiny_corpus() -> list[str]:
     return texts
 
 
-def tiny_model_path(seed: int = 0) -> Path:
-    """Folder of the tiny model for `seed`, building it on first use (atomically: safe in parallel)."""
+def is_tiny(name: str) -> bool:
+    """True for the offline tiny models (`tiny`, `tiny-llama3`): random weights, built locally."""
+    return name in TINY_MODELS
+
+
+def tiny_model_path(seed: int = 0, name: str = TINY) -> Path:
+    """Folder of the tiny model `name` for `seed`, building it on first use (atomically: safe in parallel)."""
+    if name == TINY_LLAMA3:
+        from core.tiny_llama3 import VERSION, build_tiny_llama3
+
+        prefix, version, builder = "tiny-llama3", VERSION, build_tiny_llama3
+    elif name == TINY:
+        prefix, version, builder = "tiny", TINY_VERSION, build_tiny_model
+    else:
+        raise ValueError(f"not a tiny model: {name!r} (one of {', '.join(TINY_MODELS)})")
     corpus = tiny_corpus()
     digest = hashlib.sha256("\n".join(corpus).encode()).hexdigest()[:10]
-    target = cache_dir() / f"tiny-v{TINY_VERSION}-seed{seed}-{digest}"
+    target = cache_dir() / f"{prefix}-v{version}-seed{seed}-{digest}"
     if (target / "config.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tiny-", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{prefix}-", dir=target.parent))
     try:
-        build_tiny_model(tmp, seed=seed, corpus=corpus)
+        builder(tmp, seed=seed, corpus=corpus)
         try:
             tmp.rename(target)
         except OSError:  # another process finished first: theirs is identical, keep it
@@ -119,8 +145,8 @@ def build_tiny_model(out: Path, *, seed: int = 0, corpus: list[str] | None = Non
 
 
 def resolve_model(name: str, seed: int = 0) -> str:
-    """`tiny` → the cached tiny model's folder; anything else is passed through (Hub id or path)."""
-    return str(tiny_model_path(seed)) if name == TINY else name
+    """`tiny` / `tiny-llama3` → the cached model's folder; anything else is passed through (Hub id or path)."""
+    return str(tiny_model_path(seed, name)) if is_tiny(name) else name
 
 
 def default_device() -> str:

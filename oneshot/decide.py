@@ -6,10 +6,13 @@
 
 The evidence is cross-fitted: every training row is scored by an adapter that never trained on it
 and by retrieval that cannot see it. The model must earn its share by getting more rows right; on a
-tie the smaller model weight wins, because retrieval is the backbone that holds on any domain.
+tie the smaller model weight wins, and any model weight must win by a margin of rows, because
+retrieval is the backbone that holds on any domain and one row in 30 is noise.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -23,16 +26,26 @@ def mix(knn_probs: np.ndarray, model_logprobs: np.ndarray | None, weight: float)
     return (1 - weight) * knn_probs + weight * np.exp(model_logprobs)
 
 
+def margin_rows(n: int) -> int:
+    """Rows the model must win by before it gets any weight: one row in 30 is noise, not evidence."""
+    return max(2, math.ceil(0.05 * n))
+
+
 def choose_intent_weight(knn_probs: np.ndarray, model_logprobs: np.ndarray, labels: np.ndarray
                          ) -> tuple[float, dict]:
-    """The model weight with the most held-out rows right (ties: the smaller weight)."""
+    """The model weight with the most held-out rows right (ties: the smaller weight).
+
+    Any weight above 0 must get at least `margin_rows` more rows right than retrieval alone.
+    """
     table = {}
     for weight in INTENT_WEIGHTS:
         probs = mix(knn_probs, model_logprobs, weight)
         table[weight] = int((probs.argmax(axis=1) == labels).sum())
-    best = max(INTENT_WEIGHTS, key=lambda w: (table[w], -w))
     n = len(labels)
-    return best, {"model_weight": best, "rows": n,
+    best = max(INTENT_WEIGHTS, key=lambda w: (table[w], -w))
+    if table[best] < table[0.0] + margin_rows(n):
+        best = 0.0
+    return best, {"model_weight": best, "rows": n, "margin_rows": margin_rows(n),
                   "accuracy_by_model_weight": {str(w): round(c / max(n, 1), 4) for w, c in table.items()}}
 
 

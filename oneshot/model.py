@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from core.models import is_tiny
 from core.records import Record
 from core.tasks import load_task
 from oneshot.contract import TrainRow
@@ -32,10 +33,6 @@ RUN_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-def is_tiny(base_model: str) -> bool:
-    return base_model.startswith("tiny")
-
-
 def default_neighbours(base_model: str) -> int:
     """Solved neighbours per prompt: 4 for a real model; 1 keeps the tiny models' CPU runs short."""
     return 1 if is_tiny(base_model) else 4
@@ -43,7 +40,7 @@ def default_neighbours(base_model: str) -> int:
 
 def reply_tokens(base_model: str) -> int:
     """Token budget of a generated reply: 600 characters of English is about 150 tokens."""
-    return 96 if is_tiny(base_model) else 180
+    return 48 if is_tiny(base_model) else 180
 
 
 def train_adapter(rows: list[TrainRow], neighbours: dict[str, list[TrainRow]], intents: list[str], *,

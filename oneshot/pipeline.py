@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from core.io import write_json_atomic
+from core.models import is_tiny
 from core.retrieval import BUNDLED
 from oneshot import model as lm
 from oneshot.contract import TrainRow, ValRow, read_train, read_val
@@ -173,7 +174,7 @@ def _remove_tree(path: Path) -> None:
 
 def prediction_reserve_s(base_model: str, n_val: int) -> float:
     """Seconds to keep for loading the tuned model and predicting `n_val` rows."""
-    if lm.is_tiny(base_model):
+    if is_tiny(base_model):
         return 10.0 + 0.3 * n_val
     import torch
 

@@ -15,7 +15,9 @@ Nothing names a product: the hidden product is known only through its tickets an
 from __future__ import annotations
 
 import json
+from typing import Any
 
+from core.models import CHAT_TEMPLATE_KWARGS
 from oneshot.contract import TrainRow
 
 Messages = list[dict[str, str]]
@@ -52,10 +54,11 @@ def ticket_messages(ticket: str, neighbours: list[TrainRow], intents: list[str])
     return messages
 
 
-def training_example(row: TrainRow, neighbours: list[TrainRow], intents: list[str]) -> dict[str, Messages]:
+def training_example(row: TrainRow, neighbours: list[TrainRow], intents: list[str]) -> dict[str, Any]:
     """TRL's prompt-completion form: the loss falls on this row's answer only."""
     return {"prompt": ticket_messages(row.ticket, neighbours, intents),
-            "completion": [{"role": "assistant", "content": answer(row.intent, row.reply)}]}
+            "completion": [{"role": "assistant", "content": answer(row.intent, row.reply)}],
+            "chat_template_kwargs": CHAT_TEMPLATE_KWARGS}
 
 
 def parse_reply(continuation: str) -> str:

@@ -48,3 +48,18 @@ def tiny(tiny_path):
     from core.models import load_model
 
     return load_model("tiny", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama3_path() -> Path:
+    from core.models import TINY_LLAMA3, tiny_model_path
+
+    return tiny_model_path(name=TINY_LLAMA3)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama3(tiny_llama3_path):
+    """(model, tokenizer) of `tiny-llama3` (Llama 3.2 shape: 128,256 tokens, tied), loaded once on the CPU."""
+    from core.models import TINY_LLAMA3, load_model
+
+    return load_model(TINY_LLAMA3, device="cpu")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
-from core.models import TINY
+from core.models import TINY, is_tiny
 
 Method = Literal["lora", "qlora", "full"]
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -21,7 +21,8 @@ DEFAULTS_1B: dict[str, Any] = {
     "lora_r": 16, "lora_alpha": 32, "modules_to_save": [],
 }
 DEFAULTS_TINY: dict[str, Any] = {
-    # Random embeddings carry no meaning, so the tiny model trains them and the head in full.
+    # Random embeddings carry no meaning, so the tiny models (`tiny`, `tiny-llama3`) train them and the
+    # head in full; tiny-llama3's are tied, and stay one matrix (sft.py: ensure_weight_tying).
     # 1e-3: at 2e-3 one seed in two stalled on a plateau that never predicts neutral (docs/findings.md).
     "learning_rate": 1e-3, "epochs": 1.0, "batch_size": 16, "grad_accum": 1, "max_length": 256,
     "lora_r": 16, "lora_alpha": 32, "modules_to_save": ["embed_tokens", "lm_head"],
@@ -63,7 +64,7 @@ class TrainConfig:
 
     def resolved(self) -> TrainConfig:
         """A copy with every model-dependent `None` replaced by its default."""
-        size = "tiny" if self.model == TINY else "1b"
+        size = "tiny" if is_tiny(self.model) else "1b"  # `tiny` and `tiny-llama3`: both random weights
         defaults = dict(DEFAULTS_TINY if size == "tiny" else DEFAULTS_1B)
         if self.method == "full":
             defaults["learning_rate"] = FULL_LR[size]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from core.models import CHAT_TEMPLATE_KWARGS
 from core.records import Record
 from core.tasks import Task
 
@@ -28,7 +29,7 @@ def to_messages(record: Record, task: Task, seed: int = 0) -> list[dict[str, str
 
 def to_example(record: Record, task: Task, seed: int = 0) -> dict[str, Any]:
     messages = to_messages(record, task, seed)
-    return {"prompt": messages[:-1], "completion": messages[-1:]}
+    return {"prompt": messages[:-1], "completion": messages[-1:], "chat_template_kwargs": CHAT_TEMPLATE_KWARGS}
 
 
 def to_examples(records: list[Record], task: Task, seed: int = 0) -> list[dict[str, Any]]:
@@ -37,16 +38,17 @@ def to_examples(records: list[Record], task: Task, seed: int = 0) -> list[dict[s
 
 def render(tokenizer: Any, example: dict[str, Any]) -> str:
     """The full training string through `tokenizer.apply_chat_template` (no tokenisation)."""
-    return tokenizer.apply_chat_template(example["prompt"] + example["completion"], tokenize=False)
+    return tokenizer.apply_chat_template(example["prompt"] + example["completion"], tokenize=False,
+                                         **CHAT_TEMPLATE_KWARGS)
 
 
 def loss_split(tokenizer: Any, example: dict[str, Any]) -> tuple[list[int], list[int]]:
     """(prompt ids, completion ids) the way TRL splits them: the completion starts where the prompt
     rendered with a generation header stops being a prefix of the whole conversation."""
     prompt = tokenizer.apply_chat_template(example["prompt"], tokenize=True, add_generation_prompt=True,
-                                           return_dict=True)["input_ids"]
+                                           return_dict=True, **CHAT_TEMPLATE_KWARGS)["input_ids"]
     full = tokenizer.apply_chat_template(example["prompt"] + example["completion"], tokenize=True,
-                                         return_dict=True)["input_ids"]
+                                         return_dict=True, **CHAT_TEMPLATE_KWARGS)["input_ids"]
     cut = 0
     while cut < min(len(prompt), len(full)) and prompt[cut] == full[cut]:
         cut += 1

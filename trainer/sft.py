@@ -99,6 +99,8 @@ def build_trainer(cfg: TrainConfig, task: Task, train_records: list[Record], val
         peft_config = LoraConfig(
             r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, task_type="CAUSAL_LM",
             target_modules=list(cfg.target_modules), modules_to_save=list(cfg.modules_to_save) or None,
+            # Tied input/output embeddings (Llama 3.2, tiny-llama3) stay one trained matrix, saved once.
+            ensure_weight_tying=bool(getattr(model.config, "tie_word_embeddings", False) and cfg.modules_to_save),
         )
     on_gpu = device.startswith("cuda")
     args = SFTConfig(

@@ -2,8 +2,9 @@
 
 Free generation uses `model.generate`; with a schema, decoding is constrained by Outlines so every
 output parses. Sampling is per row: each row draws from its own `torch.Generator` (seeded with the
-row's seed), so a sample is a function of its seed alone, whatever else shares its batch. `score` returns log P(choice | prompt) per choice: one forward pass per prompt batch
-when every choice is a single token, otherwise one pass over prompt + choice sequences.
+row's seed), so a sample is a function of its seed alone, whatever else shares its batch. `score`
+returns log P(choice | prompt) per choice: one forward pass per prompt batch, kept as a KV cache,
+then only each multi-token choice's own tokens on top of it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from core.models import TINY, load_model
+from core.models import CHAT_TEMPLATE_KWARGS, TINY, load_model
 from generator.backends import Completion, Prompt, Sampling, parse_with_schema, row_seeds
 
 
@@ -144,7 +145,8 @@ class TransformersBackend:
         """A chat prompt through the model's own chat template (with the assistant header)."""
         if isinstance(prompt, str):
             return prompt
-        return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True,
+                                                  **CHAT_TEMPLATE_KWARGS)
 
     def _encode(self, texts: list[str]) -> dict[str, Any]:
         # Rendered chat text already holds BOS; add_special_tokens would double it.
@@ -239,9 +241,17 @@ class TransformersBackend:
             self.compile_seconds[key] = time.perf_counter() - start
         return self._processors[key]
 
-    # ---- score --------------------------------------------------------------------------------
+    # ---- score ----------------------------------------------------------------------------------
     def score(self, prompts: list[Prompt], choices: list[str]) -> list[list[float]]:
-        """log P(choice | prompt) for every prompt and choice (natural log, summed over tokens)."""
+        """log P(choice | prompt) for every prompt and choice (natural log, summed over tokens).
+
+        Each prompt batch runs once and keeps its KV cache; each multi-token choice then runs only its
+        own tokens on top of that cache (single-token choices need no further pass), and log-softmax
+        is taken only where a choice token is predicted. Peak memory beyond the weights is bounded by
+        one forward pass over the prompt batch (its activations and KV cache, as in generation) + its
+        last-position logits (B × V) + one choice's logits (B × (n − 1) × V, n its token count), in
+        float32, ×2 inside logsumexp: never B × choices × sequence × V (bench/bench_scoring.py).
+        """
         import torch
 
         choice_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in choices]
@@ -249,38 +259,52 @@ class TransformersBackend:
             raise ValueError(f"a choice tokenises to nothing: {choices}")
         texts = [self.render(p) for p in prompts]
         scores: list[list[float]] = []
-        single = all(len(ids) == 1 for ids in choice_ids)
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
-                chunk = texts[start : start + self.batch_size]
-                if single:
-                    batch = self._encode(chunk)
-                    logits = self.model(**batch).logits[:, -1, :].float()  # left padding: last = next token
-                    logprobs = torch.log_softmax(logits, dim=-1)
-                    index = torch.tensor([ids[0] for ids in choice_ids], device=logprobs.device)
-                    scores.extend(logprobs[:, index].tolist())
-                else:
-                    scores.extend(self._score_sequences(chunk, choice_ids))
+                scores.extend(self._score_batch(self._encode(texts[start : start + self.batch_size]), choice_ids))
         return scores
 
-    def _score_sequences(self, texts: list[str], choice_ids: list[list[int]]) -> list[list[float]]:
+    def _score_batch(self, batch: dict[str, Any], choice_ids: list[list[int]]) -> list[list[float]]:
+        """Scores of every choice for one left-padded prompt batch (see `score` for the memory bound)."""
         import torch
 
-        prompt_ids = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-        pad = self.tokenizer.pad_token_id
-        rows = [(p, c) for p in prompt_ids for c in choice_ids]
-        width = max(len(p) + len(c) for p, c in rows)
-        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        attention = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, (p, c) in enumerate(rows):  # right padding: positions of the choice are known
-            seq = p + c
-            input_ids[i, : len(seq)] = torch.tensor(seq)
-            attention[i, : len(seq)] = 1
-        logits = self.model(input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device)).logits
-        logprobs = torch.log_softmax(logits.float(), dim=-1)
-        totals = []
-        for i, (p, c) in enumerate(rows):
-            positions = torch.arange(len(p) - 1, len(p) + len(c) - 1)
-            totals.append(float(logprobs[i, positions, torch.tensor(c)].sum()))
-        n = len(choice_ids)
-        return [totals[j * n : (j + 1) * n] for j in range(len(texts))]
+        mask = batch["attention_mask"]
+        rows = mask.shape[0]
+        device = mask.device
+        # Positions count real tokens only, as `generate` does: left padding does not shift them.
+        out = self.model(input_ids=batch["input_ids"], attention_mask=mask,
+                         position_ids=(mask.cumsum(-1) - 1).clamp(min=0), use_cache=True, logits_to_keep=1)
+        first = torch.tensor([ids[0] for ids in choice_ids], device=device)
+        totals = _token_logprobs(out.logits[:, -1, :], first.expand(rows, -1))  # [rows, choices]
+        cache = out.past_key_values
+        del out
+        lengths = mask.sum(-1, keepdim=True)
+        for j, ids in enumerate(choice_ids):
+            if len(ids) == 1:
+                continue
+            tokens = torch.tensor(ids, device=device).expand(rows, -1)
+            n = len(ids) - 1  # the last token is only predicted, never fed
+            step = self.model(
+                input_ids=tokens[:, :-1], past_key_values=cache, use_cache=True,
+                attention_mask=torch.cat([mask, mask.new_ones(rows, n)], dim=1),
+                position_ids=lengths + torch.arange(n, device=device),
+            )
+            totals[:, j] += _token_logprobs(step.logits, tokens[:, 1:]).sum(-1)
+            del step
+            cache.crop(-n)  # back to the prompt alone for the next choice (negative: tokens removed)
+        return totals.tolist()
+
+
+def _token_logprobs(logits: Any, targets: Any) -> Any:
+    """log-softmax(logits)[..., target] per position, in float32, without a full log-softmax copy.
+
+    logits: [rows, (positions,) vocab]; targets: [rows, k] token ids. With positions, target i is read
+    at position i ([rows, k] out); without, every target is read at the one position ([rows, k] out).
+    """
+    import torch
+
+    logits = logits.float()
+    norm = torch.logsumexp(logits, dim=-1, keepdim=True)  # [rows, (positions,) 1]
+    if logits.dim() == 2:
+        return logits.gather(-1, targets) - norm
+    return (logits.gather(-1, targets.unsqueeze(-1)) - norm).squeeze(-1)

@@ -29,6 +29,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from core.errors import fail
+from core.models import CHAT_TEMPLATE_KWARGS
 from generator.backends import Completion, Prompt, Sampling, parse_with_schema, row_seeds
 
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the ranks vLLM's LoRA kernels are built for
@@ -162,7 +163,8 @@ class VLLMBackend:
     def render(self, prompt: Prompt) -> str:
         if isinstance(prompt, str):
             return prompt
-        return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+        return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True,
+                                                  **CHAT_TEMPLATE_KWARGS)
 
     def _tokens(self, prompt: Prompt) -> Any:
         """Token ids of the rendered prompt: vLLM would add a second BOS to text that already has one."""

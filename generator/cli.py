@@ -1,0 +1,103 @@
+"""The generation command's parser and `main(argv)`: `python generate.py ...` and `python -m generator ...`.
+
+The work is `generator.pipeline.generate`; this module only turns flags into its arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from core.errors import fail
+from core.tasks import load_task
+from generator.backends import BACKENDS
+from generator.diversity import format_report
+from generator.pipeline import generate
+
+DESCRIPTION = "Generate labelled synthetic samples from seed examples: the data engineers' command."
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        fail(f"expected comma-separated numbers, got '{text}'")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="generate.py", description=DESCRIPTION,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--task", required=True, help="task name in tasks/ or a path to a task YAML")
+    p.add_argument("--lang", required=True, help="language code of the samples (one of the task's)")
+    p.add_argument("--n", type=int, required=True, help="number of samples (a re-run with a larger n extends)")
+    p.add_argument("--seeds", required=True, help="seed records (JSONL, e.g. the data stage's train.jsonl)")
+    p.add_argument("--out", required=True, help="run folder: samples.jsonl, manifest.json, ...")
+    p.add_argument("--backend", default="transformers", help=f"one of: {', '.join(BACKENDS)}")
+    p.add_argument("--model", default="tiny", help="'tiny' (offline), a Hub id or local folder, or an API model name")
+    p.add_argument("--device", default=None, help="transformers device, e.g. cpu or cuda (default: auto)")
+    p.add_argument("--seed", type=int, default=0, help="run seed: every draw (labels, seeds, attributes) derives from it")
+    p.add_argument("--k", type=int, default=3, help="seed examples per prompt")
+    p.add_argument("--templates", default="", help="comma-separated generation template ids (default: all)")
+    p.add_argument("--samples-per-prompt", type=int, default=1, help="samples drawn from each prompt")
+    p.add_argument("--temperature", type=float, default=0.8, help="0 = greedy")
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--temperature-mix", default="", help="e.g. 0.5,0.8,1.1: rotate temperatures across prompts")
+    p.add_argument("--max-new-tokens", type=int, default=None,
+                   help="default: derived from the schema's length bounds so the JSON always closes")
+    p.add_argument("--batch-size", type=int, default=16, help="prompts per backend call")
+    p.add_argument("--no-constrain", action="store_true", help="free generation, then parse (for comparison)")
+    p.add_argument("--max-cost-usd", type=float, default=None, help="openai backend: stop cleanly at this spend")
+    p.add_argument("--price-per-1k", default=None,
+                   help="openai backend: 'IN,OUT' USD per 1k tokens for a model missing from generator/pricing.py")
+    p.add_argument("--reference", action="append", default=[], metavar="FILE",
+                   help="records the validators compare with besides the seeds (repeatable); pass the eval "
+                        "split so that samples near an eval item are rejected as contamination")
+    p.add_argument("--weights-from", metavar="REVIEW_DB", default=None,
+                   help="draw templates and attribute values in proportion to how often reviewers accepted "
+                        "them in this review database (smoothed; recorded in manifest.json as plan.weights)")
+    p.add_argument("--no-validate", action="store_true", help="skip the validator chain")
+    p.add_argument("--no-review", action="store_true", help="do not fill the review queue")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="generate on a Ray cluster (pip install -e '.[ray]'): a local one without ADDRESS, "
+                        "'auto' for the one `ray start --head` started here, or ray://HOST:10001")
+    p.add_argument("--ray-workers", type=int, default=None,
+                   help="Ray workers, one backend each (default: the cluster's CPUs; GPUs for vllm)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    price = None
+    if args.price_per_1k:
+        price = _floats(args.price_per_1k)
+        if len(price) != 2:
+            fail(f"--price-per-1k takes 'IN,OUT' (two numbers), got '{args.price_per_1k}'")
+    if args.backend not in BACKENDS:
+        fail(f"unknown backend '{args.backend}' (available: {', '.join(BACKENDS)})")
+    if args.n <= 0:
+        fail(f"--n must be a positive number of samples (got {args.n})")
+    weights = None
+    if args.weights_from:
+        from review_app.weights import weights_from
+
+        weights = weights_from(args.weights_from, task=load_task(args.task).name)
+        print(f"sampling weights from {weights['source']}: {weights['decided_items']} reviewed items")
+    result = generate(
+        task=args.task, lang=args.lang, n=args.n, seeds=args.seeds, out=args.out, model=args.model,
+        backend=args.backend, validate=not args.no_validate, review=not args.no_review, progress=not args.quiet,
+        references=args.reference,
+        seed=args.seed, k=args.k, templates=tuple(t for t in args.templates.split(",") if t),
+        samples_per_prompt=args.samples_per_prompt, temperature=args.temperature, top_p=args.top_p,
+        temperature_mix=_floats(args.temperature_mix), max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size, constrained=not args.no_constrain, max_cost_usd=args.max_cost_usd,
+        price_per_1k=price, device=args.device, ray=args.ray, ray_workers=args.ray_workers,
+        weights=weights,
+    )
+    counts = result.manifest["counts"]
+    print(f"{result.out}/samples.jsonl: {counts['samples']} samples, {counts['parsed']} parsed, "
+          f"{counts['failed']} failed, {counts['label_mismatch']} label mismatches; "
+          f"tokens {counts['tokens']['prompt']} in / {counts['tokens']['completion']} out; "
+          f"status {result.manifest['status']}" + (f" ({result.manifest['stop_reason']})"
+                                                   if result.manifest["stop_reason"] else ""))
+    print(format_report(result.manifest["diversity"]))
+    return 0

@@ -1,0 +1,97 @@
+"""The generate → validate → enqueue pipeline: one function that `generate.py`, `demo.py` and tests call.
+
+    from generator.pipeline import generate
+    result = generate(task="fin_sentiment", lang="en", n=500, seeds="runs/fin/data/train.jsonl",
+                      out="runs/fin/synthetic", model="tiny")
+
+`generate` runs (or resumes) a generation (`generator.runner`), then, when the packages exist, the
+task's validator chain (`accepted.jsonl`, `rejected.jsonl`, `validation.json`) and the review queue
+(`review.db`) through `post_process`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+from core.tasks import load_task
+from generator.prompts import PlanConfig
+from generator.runner import RunConfig, RunResult, default_max_new_tokens, run_generation
+
+
+def make_config(*, task: str, lang: str, n: int, seeds: str | Path, out: str | Path, model: str = "tiny",
+                backend: str = "transformers", **options: Any) -> RunConfig:
+    """A `RunConfig` from flat keyword options: `RunConfig` fields or `PlanConfig` fields (see `generate`)."""
+    plan_fields = set(PlanConfig.__dataclass_fields__)
+    plan_opts = {k: v for k, v in options.items() if k in plan_fields and v is not None}
+    run_opts = {k: v for k, v in options.items() if k not in plan_fields}
+    unknown = set(run_opts) - set(RunConfig.__dataclass_fields__)
+    if unknown:
+        raise TypeError(f"unknown generate() options: {', '.join(sorted(unknown))}")
+    if plan_opts.get("max_new_tokens") is None:
+        plan_opts["max_new_tokens"] = default_max_new_tokens(load_task(task))
+    return RunConfig(task=task, lang=lang, n=n, seeds=Path(seeds), out=Path(out), model=model, backend=backend,
+                     plan=PlanConfig(**plan_opts), **run_opts)
+
+
+def generate(*, task: str, lang: str, n: int, seeds: str | Path, out: str | Path, model: str = "tiny",
+             backend: str = "transformers", validate: bool = True, review: bool = True,
+             references: list[str | Path] = (), progress: bool = True, **options: Any) -> RunResult:
+    """Run (or resume) a generation, then the validators and the review queue when available.
+
+    `references` are record files the validators compare with besides the seeds: rows whose `split`
+    is eval/test/dev are contamination checks (a sample near one is rejected).
+    `options` are `RunConfig` fields (batch_size, constrained, max_cost_usd, price_per_1k, device,
+    ray, ray_workers)
+    or `PlanConfig` fields (seed, k, templates, samples_per_prompt, temperature, top_p,
+    temperature_mix, max_new_tokens, weights: sampling weights from `review_app.weights`).
+    """
+    cfg = make_config(task=task, lang=lang, n=n, seeds=seeds, out=out, model=model, backend=backend, **options)
+    result = run_generation(cfg, progress=progress)
+    try:
+        post_process(result, cfg, validate=validate, review=review, references=references)
+    finally:
+        if cfg.ray is not None and result.backend is not None:
+            result.backend.close()  # the Ray workers; their results are all in the folder
+    return result
+
+
+def post_process(result: RunResult, cfg: RunConfig, *, validate: bool, review: bool,
+                 references: list[str | Path] = ()) -> None:
+    """The task's validator chain on the parsed samples, then the review queue for the accepted ones."""
+    records = result.parsed  # failed rows stay in samples.jsonl with their reason; only parsed go on
+    if not validate or importlib.util.find_spec("validators.chain") is None or not records:
+        return
+    from core.io import read_records, write_json_atomic, write_jsonl_atomic
+    from generator.seeds import load_seeds
+    from validators.chain import run_chain
+
+    task = load_task(cfg.task)
+    known = load_seeds(cfg.seeds, task, cfg.lang)
+    for path in references:
+        known += read_records(path)
+    # Self-consistency asks the generation model itself: reuse the one already loaded (a second vLLM
+    # engine would not fit beside the first); a resumed run with nothing left to generate loads it.
+    backend = result.backend
+    if backend is None and cfg.backend != "openai":
+        from generator.backends import get_backend
+
+        backend = get_backend(cfg.backend, **({"model": cfg.model, "device": cfg.device}
+                                              if cfg.backend == "transformers" else {"model": cfg.model}))
+    accepted, rejected, report = run_chain(task, records, references=known, backend=backend,
+                                           seed=cfg.plan.seed)
+    write_jsonl_atomic(cfg.out / "accepted.jsonl", accepted)
+    write_jsonl_atomic(cfg.out / "rejected.jsonl", rejected)
+    write_json_atomic(cfg.out / "validation.json", report)
+    print(f"validation: {len(accepted)} accepted, {len(rejected)} rejected -> {cfg.out}/accepted.jsonl")
+    if not review or importlib.util.find_spec("review_app.store") is None or not accepted:
+        return
+    from review_app.store import ReviewStore
+
+    store = ReviewStore(cfg.out / "review.db")
+    try:
+        queued = store.enqueue(accepted, seed=cfg.plan.seed, source_file=str(cfg.out / "accepted.jsonl"))
+    finally:
+        store.close()
+    print(f"review queue: {queued.added} added ({queued.skipped} already there) -> {cfg.out}/review.db")

@@ -1,0 +1,99 @@
+"""`generate.py --ray` on a real local Ray cluster of 2 CPUs: the same samples as one process, resumable
+after a SIGKILL of the driver, and one shared Redis near-duplicate index that two workers claim through."""
+
+from __future__ import annotations
+
+import json
+import random
+import string
+
+import pytest
+
+from generator.pipeline import generate
+from tests.generator.conftest import PY, REPO, child_env
+from tests.generator.test_generate import _kill_after_lines
+from tests.validators.test_near_duplicates import redis_url  # noqa: F401  (the redis-server fixture)
+
+ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[ray]')")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from generator.distributed import init
+
+    init(None, num_cpus=2)
+    yield
+    ray.shutdown()
+
+
+def _rows(out):
+    return [json.loads(line) for line in (out / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def _run(out, seeds_file, **options):
+    return generate(task="fin_sentiment", lang="en", n=8, seeds=seeds_file, out=out, model="tiny", seed=5,
+                    batch_size=2, validate=False, review=False, progress=False, **options)
+
+
+@pytest.mark.slow
+def test_same_samples_with_one_two_workers_and_without_ray(cluster, seeds_file, tmp_path):
+    _run(tmp_path / "local", seeds_file)
+    _run(tmp_path / "ray1", seeds_file, ray="local", ray_workers=1)
+    _run(tmp_path / "ray2", seeds_file, ray="local", ray_workers=2)
+    local = _rows(tmp_path / "local")
+    assert len(local) == 8 and [r["provenance"]["index"] for r in local] == list(range(8))
+    for name in ("ray1", "ray2"):
+        rows = _rows(tmp_path / name)
+        # The same file, row for row: ids, texts, labels and the whole provenance (seeds, sampling, tokens).
+        assert [(r["id"], r["text"], r["labels"], r["provenance"]) for r in rows] == \
+               [(r["id"], r["text"], r["labels"], r["provenance"]) for r in local], name
+        manifest = json.loads((tmp_path / name / "manifest.json").read_text())
+        assert manifest["status"] == "complete" and manifest["counts"]["samples"] == 8
+
+
+@pytest.mark.slow
+def test_sigkill_of_the_driver_then_rerun_loses_and_duplicates_nothing(seeds_file, tmp_path):
+    import subprocess
+
+    out = tmp_path / "killed"
+    args = ["--task", "fin_sentiment", "--lang", "en", "--n", "12", "--seeds", str(seeds_file), "--out", str(out),
+            "--seed", "5", "--batch-size", "2", "--no-validate", "--quiet", "--ray", "--ray-workers", "2"]
+    _kill_after_lines(args, out / "samples.jsonl", 4)
+    assert 4 <= len(_rows(out)) < 12  # killed mid-run, for real
+    done = subprocess.run([PY, "generate.py", *args], cwd=REPO, env=child_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = _rows(out)
+    assert sorted(r["provenance"]["index"] for r in rows) == list(range(12))
+    assert len({r["id"] for r in rows}) == len(rows)
+    # And the rows are the ones an uninterrupted single-process run writes.
+    reference = generate(task="fin_sentiment", lang="en", n=12, seeds=seeds_file, out=tmp_path / "ref", model="tiny",
+                         seed=5, batch_size=2, validate=False, review=False, progress=False)
+    by_index = {r["provenance"]["index"]: (r["id"], r["text"], r["labels"]) for r in rows}
+    assert [by_index[r.provenance["index"]] for r in reference.records] == \
+           [(r.id, r.text, r.labels) for r in reference.records]
+
+
+def test_two_workers_through_one_redis_accept_one_of_each_near_duplicate_pair(cluster, redis_url):  # noqa: F811
+    from core.records import Record
+    from generator.distributed import claim_on_workers
+
+    rng = random.Random(7)  # distinct made-up words: digits are folded by the shingler, so no numbers
+    firsts, seconds = [], []
+    for _ in range(60):
+        body = " ".join("".join(rng.choices(string.ascii_lowercase, k=6)) for _ in range(18))
+        firsts.append(Record.new(task="fin_sentiment", lang="en", text=f"Quarter {body} closes higher"))
+        seconds.append(Record.new(task="fin_sentiment", lang="en", text=f"Quarter {body} closes higher today"))
+    # Worker A holds one member of every pair, worker B the other, in opposite orders: they race on each pair.
+    shard_a = [r for i, pair in enumerate(zip(firsts, seconds, strict=True)) for r in [pair[i % 2]]]
+    shard_b = [r for i, pair in enumerate(zip(firsts, seconds, strict=True)) for r in [pair[1 - i % 2]]][::-1]
+    answers_a, answers_b = claim_on_workers([shard_a, shard_b], redis_url=redis_url, name="pairs", chunk=1)
+    accepted = {r.id for r, a in zip(shard_a, answers_a, strict=True) if a is None} | \
+               {r.id for r, a in zip(shard_b, answers_b, strict=True) if a is None}
+    for first, second in zip(firsts, seconds, strict=True):
+        assert (first.id in accepted) != (second.id in accepted), first.text
+    holders = [a for a in answers_a + answers_b if a is not None]
+    assert len(holders) == 60 and all(key in accepted and sim >= 0.7 for key, sim in holders)
+    # A second claim of accepted records (a resumed run) accepts them again; distinct texts are all accepted.
+    again = claim_on_workers([[r for r in firsts + seconds if r.id in accepted]], redis_url=redis_url, name="pairs")
+    assert again == [[None] * 60]

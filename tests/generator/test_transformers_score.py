@@ -1,0 +1,86 @@
+"""`TransformersBackend.score` (prompt once + KV cache, then only the choice tokens) against the
+straightforward definition: one unpadded forward pass per prompt + choice, full log-softmax, summed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.models import TINY, TINY_LLAMA3, load_model
+from generator.backends.transformers_backend import TransformersBackend
+
+PROMPTS = [
+    [{"role": "user", "content": "Profit rose."}],
+    [{"role": "system", "content": "Answer with one label."},
+     {"role": "user", "content": "Shares of the company fell sharply after the quarterly report missed estimates."}],
+    "plain text prompt, no chat template",
+    [{"role": "user", "content": "Lợi nhuận quý 3 tăng mạnh so với cùng kỳ năm ngoái, công ty cho biết."}],
+    [{"role": "user", "content": "x"}],
+]
+# Token counts differ (1 to many), and two choices share their first token.
+CHOICES = ["positive", "negative", "neutral", "billing.refund_request", "billing.plan_change",
+           " a much longer answer with several words in it"]
+
+
+def reference_scores(model, tokenizer, backend: TransformersBackend, prompts, choices) -> list[list[float]]:
+    import torch
+
+    out = []
+    with torch.inference_mode():
+        for prompt in prompts:
+            prompt_ids = tokenizer(backend.render(prompt), add_special_tokens=False)["input_ids"]
+            row = []
+            for choice in choices:
+                choice_ids = tokenizer(choice, add_special_tokens=False)["input_ids"]
+                ids = torch.tensor([prompt_ids + choice_ids])
+                logprobs = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)
+                positions = torch.arange(len(prompt_ids) - 1, len(prompt_ids) + len(choice_ids) - 1)
+                row.append(float(logprobs[positions, torch.tensor(choice_ids)].sum()))
+            out.append(row)
+    return out
+
+
+def _random_adapter(model):
+    """A LoRA adapter whose B matrices are random (not zero), so it really changes the scores."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(3)
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"],
+                        init_lora_weights=False, task_type="CAUSAL_LM")
+    return get_peft_model(model, config).eval()
+
+
+@pytest.mark.parametrize("name", [TINY, TINY_LLAMA3])
+@pytest.mark.parametrize("adapter", [False, True], ids=["base", "lora"])
+def test_score_equals_one_pass_per_prompt_and_choice(name, adapter):
+    model, tokenizer = load_model(name, device="cpu")  # fresh: the adapter is injected in place
+    if adapter:
+        base_scores = TransformersBackend(name, loaded=(model, tokenizer)).score(PROMPTS[:1], CHOICES)
+        model = _random_adapter(model)
+    lengths = {len(tokenizer(c, add_special_tokens=False)["input_ids"]) for c in CHOICES}
+    assert 1 in lengths and len(lengths) >= 3, "single- and multi-token choices of several lengths"
+    backend = TransformersBackend(name, loaded=(model, tokenizer), batch_size=3)  # 2 batches, left padding
+    got = backend.score(PROMPTS, CHOICES)
+    want = reference_scores(model, tokenizer, backend, PROMPTS, CHOICES)
+    assert len(got) == len(PROMPTS) and all(len(r) == len(CHOICES) for r in got)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert all(s < 0 for row in got for s in row)
+    if adapter:
+        assert np.abs(np.array(got[0]) - base_scores[0]).max() > 1e-2, "the adapter is applied"
+
+
+def test_score_single_token_choices_and_batch_independence(tiny):
+    model, tokenizer = tiny
+    backend = TransformersBackend(TINY, loaded=tiny, batch_size=4)
+    single = [c for c in CHOICES if len(tokenizer(c, add_special_tokens=False)["input_ids"]) == 1]
+    assert single
+    together = backend.score(PROMPTS, single)
+    alone = [backend.score([p], single)[0] for p in PROMPTS]  # no padding at all
+    np.testing.assert_allclose(together, alone, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(together, reference_scores(model, tokenizer, backend, PROMPTS, single), atol=1e-4)
+
+
+def test_score_rejects_an_empty_choice(tiny):
+    with pytest.raises(ValueError, match="tokenises to nothing"):
+        TransformersBackend(TINY, loaded=tiny).score(PROMPTS[:1], ["positive", ""])
