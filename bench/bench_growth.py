@@ -61,8 +61,17 @@ def _child(*args: str) -> tuple[float, list[dict]]:
     elapsed = time.perf_counter() - start
     if done.returncode:
         raise RuntimeError(f"{args}: exit {done.returncode}\n{done.stderr[-2000:]}")
-    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    return elapsed, lines
+    return elapsed, [row for row in map(_json_line, done.stdout.splitlines()) if row is not None]
+
+
+def _json_line(line: str) -> dict | None:
+    """A one-line JSON object, else None (the script's own output may hold multi-line JSON)."""
+    if not (line.startswith("{") and line.endswith("}")):
+        return None
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        return None
 
 
 def dedup_point(n: int) -> dict:
