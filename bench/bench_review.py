@@ -29,8 +29,8 @@ from core.records import Record, Verdict
 from review_app.store import ReviewStore
 
 SIZES = (10_000, 100_000, 1_000_000)
-N_OURS = 200  # claims (+ decisions) per size
-N_BASE = {10_000: 200, 100_000: 60, 1_000_000: 15}  # the no-index baseline scans the table per claim
+N_OURS = 120  # claims (+ decisions) per size
+N_BASE = {10_000: 120, 100_000: 40, 1_000_000: 8}  # the no-index baseline scans the table per claim
 BUDGET_MS = 20.0
 COMMAND = "python -m bench review"
 _DOUBT_SQL = "((id + {k} * 7919) * 104729 % 1000003) / 1000003.0"  # a deterministic spread in [0, 1)
