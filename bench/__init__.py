@@ -1,6 +1,7 @@
 """Benchmarks that measure ratios against a baseline run side by side in one process.
 
-    python -m bench                 # all benchmarks (`make bench`)
+    python -m bench                 # all benchmarks but the slow growth ones (`make bench`)
+    python -m bench growth prepare  # the growth curves (minutes each; or `python -m bench --all`)
     python -m bench minhash trainer # only bench_minhash*.py and bench_trainer*.py
 
 Each `bench/bench_<name>.py` defines `run() -> list[BenchRow]`. A row's `note` names its baseline (what

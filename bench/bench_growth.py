@@ -27,6 +27,7 @@ from bench import BenchRow, ratio
 from core.models import REPO_ROOT
 
 GEN_SIZES = (100, 250, 500)
+SLOW = True  # minutes: `make bench` skips it; `python -m bench growth prepare` (or --all) runs it
 DEDUP_SIZES = (10_000, 100_000, 1_000_000)
 THRESHOLD = 0.7
 PNG = REPO_ROOT / "docs" / "img" / "growth.png"

@@ -17,6 +17,7 @@ from bench import BenchRow
 from bench.bench_growth import _child
 
 DATASETS = Path("/work/shared/datasets")
+SLOW = True  # minutes: `make bench` skips it; `python -m bench growth prepare` (or --all) runs it
 COMMAND = "python -m bench prepare"
 
 
