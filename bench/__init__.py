@@ -12,6 +12,7 @@ times better ours is" (higher is better), so a target is a minimum ratio.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 
 @dataclass
@@ -40,3 +41,20 @@ def ratio(ours: float, baseline: float, higher_is_better: bool = True) -> float:
     if higher_is_better:
         return ours / baseline if baseline else float("inf")
     return baseline / ours if ours else float("inf")
+
+
+def fin_seeds(folder: Path) -> Path:
+    """fin_sentiment's English sample rows as a seed file in `folder` (what generate.py takes)."""
+    import json
+
+    from core.models import REPO_ROOT
+    from core.records import Record
+    from core.tasks import load_task
+
+    task = load_task("fin_sentiment")
+    rows = [json.loads(line) for line in (REPO_ROOT / "data/samples/fin_sentiment/en.jsonl").read_text().splitlines()]
+    path = folder / "seeds.jsonl"
+    path.write_text("".join(Record.new(task=task.name, lang="en", text=r["text"],
+                                       labels={"label": task.normalise_label(r["label"])}).model_dump_json() + "\n"
+                            for r in rows), encoding="utf-8")
+    return path

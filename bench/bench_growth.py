@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import BenchRow, ratio
+from bench import BenchRow, fin_seeds, ratio
 from core.models import REPO_ROOT
 
 GEN_SIZES = (100, 250, 500)
@@ -89,21 +89,8 @@ def dedup_point(n: int) -> dict:
             "removed": sum(len(g) - 1 for g in groups)}
 
 
-def _seeds(folder: Path) -> Path:
-    from core.records import Record
-    from core.tasks import load_task
-
-    task = load_task("fin_sentiment")
-    rows = [json.loads(line) for line in (REPO_ROOT / "data/samples/fin_sentiment/en.jsonl").read_text().splitlines()]
-    path = folder / "seeds.jsonl"
-    path.write_text("".join(Record.new(task=task.name, lang="en", text=r["text"],
-                                       labels={"label": task.normalise_label(r["label"])}).model_dump_json() + "\n"
-                            for r in rows), encoding="utf-8")
-    return path
-
-
 def _generation(tmp: Path) -> list[dict]:
-    seeds, out, points, done = _seeds(tmp), tmp / "run", [], 0
+    seeds, out, points, done = fin_seeds(tmp), tmp / "run", [], 0
     for n in GEN_SIZES:
         elapsed, lines = _child("script", "generate.py", "--task", "fin_sentiment", "--lang", "en", "--n", str(n),
                                 "--seeds", str(seeds), "--out", str(out), "--model", "tiny", "--device", "cpu",
