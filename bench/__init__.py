@@ -1,15 +1,18 @@
 """Benchmarks that measure ratios against a baseline run side by side in one process.
 
-    python -m bench                 # all benchmarks (`make bench`)
+    python -m bench                 # all benchmarks but the slow growth ones (`make bench`)
+    python -m bench growth prepare  # the growth curves (minutes each; or `python -m bench --all`)
     python -m bench minhash trainer # only bench_minhash*.py and bench_trainer*.py
 
-Each `bench/bench_<name>.py` defines `run() -> list[BenchRow]`. `ratio` always reads "how many
+Each `bench/bench_<name>.py` defines `run() -> list[BenchRow]`. A row's `note` names its baseline (what
+a user would otherwise run); a missed target stays in the results as missed, the reason in the note. `ratio` always reads "how many
 times better ours is" (higher is better), so a target is a minimum ratio.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 
 @dataclass
@@ -20,7 +23,8 @@ class BenchRow:
     ratio: float
     target: float | None
     unit: str
-    note: str = ""
+    note: str = ""  # what the baseline is (what a user would otherwise run) and how it was measured
+    command: str = ""  # the command that reproduces the row (`python -m bench <word>` when empty)
 
     @property
     def met(self) -> bool | None:
@@ -37,3 +41,20 @@ def ratio(ours: float, baseline: float, higher_is_better: bool = True) -> float:
     if higher_is_better:
         return ours / baseline if baseline else float("inf")
     return baseline / ours if ours else float("inf")
+
+
+def fin_seeds(folder: Path) -> Path:
+    """fin_sentiment's English sample rows as a seed file in `folder` (what generate.py takes)."""
+    import json
+
+    from core.models import REPO_ROOT
+    from core.records import Record
+    from core.tasks import load_task
+
+    task = load_task("fin_sentiment")
+    rows = [json.loads(line) for line in (REPO_ROOT / "data/samples/fin_sentiment/en.jsonl").read_text().splitlines()]
+    path = folder / "seeds.jsonl"
+    path.write_text("".join(Record.new(task=task.name, lang="en", text=r["text"],
+                                       labels={"label": task.normalise_label(r["label"])}).model_dump_json() + "\n"
+                            for r in rows), encoding="utf-8")
+    return path

@@ -16,9 +16,13 @@ from core.io import write_json_atomic
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
 
-def discover(words: list[str]) -> list[str]:
+def discover(words: list[str], everything: bool = False) -> list[str]:
+    """The benchmark modules named by `words`; with none, every one except those marked `SLOW = True`
+    (growth curves: minutes each), unless `everything`."""
     names = sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if m.name.startswith("bench_"))
-    return [n for n in names if not words or any(n.removeprefix("bench_").startswith(w) for w in words)]
+    if words:
+        return [n for n in names if any(n.removeprefix("bench_").startswith(w) for w in words)]
+    return [n for n in names if everything or not getattr(importlib.import_module(f"bench.{n}"), "SLOW", False)]
 
 
 def format_table(rows: list[BenchRow]) -> str:
@@ -34,16 +38,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("words", nargs="*",
                         help="only these benchmarks: bench_<word>*.py (e.g. 'minhash', 'trainer'); default all")
+    parser.add_argument("--all", action="store_true",
+                        help="also the slow growth benchmarks (growth, prepare), which run only when named")
     args = parser.parse_args(argv)
     rows: list[BenchRow] = []
-    for name in discover(args.words):
+    for name in discover(args.words, args.all):
         start = time.perf_counter()
         print(f"== {name}", file=sys.stderr, flush=True)
-        rows.extend(importlib.import_module(f"bench.{name}").run())
+        for row in importlib.import_module(f"bench.{name}").run():
+            row.command = row.command or f"python -m bench {name.removeprefix('bench_')}"
+            rows.append(row)
         print(f"   {time.perf_counter() - start:.1f}s", file=sys.stderr, flush=True)
     print(format_table(rows))
     previous = {}
-    if RESULTS.exists() and args.words:  # a partial run keeps the other benchmarks' rows
+    if RESULTS.exists():  # a partial run keeps the other benchmarks' rows (the growth rows among them)
         import json
 
         previous = json.loads(RESULTS.read_text())

@@ -17,26 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import BenchRow, ratio
+from bench import BenchRow, fin_seeds, ratio
 
 N = 12
 BATCH = 2
-
-
-def _seeds(folder: Path) -> Path:
-    import json
-
-    from core.models import REPO_ROOT
-    from core.records import Record
-    from core.tasks import load_task
-
-    task = load_task("fin_sentiment")
-    rows = [json.loads(line) for line in (REPO_ROOT / "data/samples/fin_sentiment/en.jsonl").read_text().splitlines()]
-    path = folder / "seeds.jsonl"
-    path.write_text("".join(Record.new(task=task.name, lang="en", text=r["text"],
-                                       labels={"label": task.normalise_label(r["label"])}).model_dump_json() + "\n"
-                            for r in rows))
-    return path
 
 
 def _timed_run(seeds: Path, out: Path, **options) -> tuple[float, list[str]]:
@@ -55,7 +39,7 @@ def run() -> list[BenchRow]:
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        seeds = _seeds(folder)
+        seeds = fin_seeds(folder)
         t_local, ids_local = _timed_run(seeds, folder / "local")
         start = time.perf_counter()
         init(None, num_cpus=2)
