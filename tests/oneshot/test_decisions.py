@@ -10,7 +10,14 @@ import pytest
 from oneshot.contract import TrainRow
 from oneshot.decide import choose_intent_weight, choose_reply_strategy, margin_rows, mix
 from oneshot.knn import ONE_NN, KnnSettings, RetrievalView, intent_words
-from oneshot.prompts import answer, intent_prefix, parse_reply, reply_prefix, ticket_messages, training_example
+from oneshot.prompts import (
+    answer,
+    intent_prefix,
+    parse_reply,
+    reply_prefix,
+    ticket_messages,
+    training_example,
+)
 
 
 @pytest.mark.parametrize(("name", "words"), [
