@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from core.tasks import Task
 from evaluator.parser import INVALID, parse_label
 from evaluator.prompts import Messages, score_choices
-from generator.backends import Backend, Sampling
+from generator.backends import Backend, Sampling, score_failure
 
 MODES = ("score", "constrained", "free")
 
@@ -68,6 +68,10 @@ def _score(backend: Backend, task: Task, prompts: list[Messages]) -> list[Predic
     rows = backend.score(prompts, choices)
     out = []
     for row in rows:
+        failure = score_failure(row)
+        if failure:  # an API error, the spend cap, a server without logprobs: invalid, never the first label
+            out.append(Prediction(label=INVALID, raw="", rule=INVALID, error=failure))
+            continue
         best = max(range(len(choices)), key=lambda i: (row[i], -i))  # ties: the first label, deterministically
         out.append(Prediction(label=task.label_names[best], raw=choices[best], rule="score",
                               scores={label: float(s) for label, s in zip(task.label_names, row, strict=True)}))

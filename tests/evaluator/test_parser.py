@@ -83,3 +83,19 @@ def test_json_answers_of_a_task_with_free_text():
     assert (parsed.label, parsed.rule) == ("billing.refund_request", "json")
     assert parse_label("billing.refund_request", task).rule == "exact"
     assert parse_label("Billing refund request", task).label == "billing.refund_request"
+
+
+def test_unscorable_rows_are_invalid_not_the_first_label():
+    """A backend row with no finite log-probability (API error, no logprobs) is counted invalid, with why."""
+    from core.tasks import load_task
+    from evaluator.inference import INVALID, _score
+
+    task = load_task("fin_sentiment")
+
+    class NoLogprobs:
+        def score(self, prompts, choices):
+            return [[float("nan")] * len(choices), [-1.0] + [-5.0] * (len(choices) - 1)]
+
+    first, second = _score(NoLogprobs(), task, [[], []])
+    assert first.label == INVALID and "no finite log-probability" in first.error
+    assert second.label == task.label_names[0] and second.rule == "score"
