@@ -2,7 +2,8 @@
 
     task = load_task("fin_sentiment")          # or a path to any YAML file of the same shape
     task.output_schema()                        # pydantic model: label enum (+ bounded free text)
-    task.classify_messages("Profit rose 5%", lang="en", variant=1)
+    task.classify_messages("Profit rose 5%", lang="en", variant=1, source="uit_vsfc")
+    task.max_new_tokens(with_input=True)        # a decoding budget that lets the JSON answer close
     task.normalise_label("bullish")             # -> "positive"
 
 A new task is one YAML file; see `tasks/fin_sentiment.yaml` for every key, documented inline.
@@ -35,8 +36,9 @@ _INPUT_KEYS = {"name", "description", "min_chars", "max_chars"}
 _LABEL_KEYS = {"name", "values", "codes"}
 _LABEL_VALUE_KEYS = {"description", "synonyms"}
 _OUTPUT_KEYS = {"description", "max_chars"}
-_PROMPT_KEYS = {"system", "instructions", "user", "generation", "by_lang"}
-_LANG_PROMPT_KEYS = {"system", "instructions", "user"}  # what a language may override
+_PROMPT_KEYS = {"system", "instructions", "user", "generation", "by_lang", "by_source"}
+_LANG_PROMPT_KEYS = {"system", "instructions", "user"}  # what a language or a source may override
+_SOURCE_NAME = re.compile(r"[A-Za-z0-9_.\-]+")  # dataset names as data/sources.py writes them
 _GENERATION_KEYS = {"id", "description", "template"}
 
 
@@ -65,7 +67,8 @@ class GenerationTemplate:
 
 @dataclass(frozen=True)
 class ClassifyPrompts:
-    """The prompts that ask for a label: the task's defaults, or one language's (`prompts.by_lang.<lang>`)."""
+    """The prompts that ask for a label: the task's defaults, one language's (`prompts.by_lang.<lang>`)
+    or one source's (`prompts.by_source.<dataset>`), each key falling back to the level below."""
 
     system: jinja2.Template = field(repr=False)
     instructions: tuple[jinja2.Template, ...] = field(repr=False)
@@ -96,6 +99,9 @@ class Task:
     validators: list[dict[str, Any]] = field(repr=False)
     # Per-language overrides of the classification prompts; a language not here uses the defaults.
     lang_prompts: dict[str, ClassifyPrompts] = field(default_factory=dict, repr=False)
+    # Per-source-dataset overrides (`provenance.dataset` of a record): only the keys a source sets,
+    # applied over the language's prompts.
+    source_prompts: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     # ---- labels -------------------------------------------------------------------------------
     @property
@@ -167,16 +173,22 @@ class Task:
         ordered.update({name: labels.get(name, "") for name in self.outputs})
         return json.dumps(ordered, ensure_ascii=False)
 
-    def classify_prompts(self, lang: str) -> ClassifyPrompts:
-        """The system prompt, instruction paraphrases and user template for `lang`: its own
-        (`prompts.by_lang.<lang>`, each key falling back to the task's) or the task's."""
-        return self.lang_prompts.get(lang) or ClassifyPrompts(self.system_prompt, self.instructions, self.user_template)
+    def classify_prompts(self, lang: str, source: str | None = None) -> ClassifyPrompts:
+        """The system prompt, instruction paraphrases and user template for `lang` and a record of
+        dataset `source`: `prompts.by_source.<source>` first, then `prompts.by_lang.<lang>`, then the
+        task's, key by key."""
+        prompts = self.lang_prompts.get(lang) or ClassifyPrompts(self.system_prompt, self.instructions,
+                                                                 self.user_template)
+        override = self.source_prompts.get(source) if source is not None else None
+        return replace(prompts, **override) if override else prompts
 
-    def classify_messages(self, text: str, lang: str, variant: int = 0) -> list[dict[str, str]]:
+    def classify_messages(self, text: str, lang: str, variant: int = 0,
+                          source: str | None = None) -> list[dict[str, str]]:
         """System + user messages asking for the label of `text`; `variant` picks an instruction
-        paraphrase (modulo their count), so training can vary the wording."""
+        paraphrase (modulo their count), so training can vary the wording; `source` is the record's
+        dataset (`provenance.dataset`) for `prompts.by_source`."""
         ctx = self._prompt_context(lang)
-        prompts = self.classify_prompts(lang)
+        prompts = self.classify_prompts(lang, source)
         instruction = prompts.instructions[variant % len(prompts.instructions)].render(**ctx)
         user = prompts.user.render(instruction=instruction, input=text, **ctx)
         return [
@@ -184,8 +196,22 @@ class Task:
             {"role": "user", "content": user.strip()},
         ]
 
-    def training_messages(self, text: str, lang: str, labels: dict[str, str], variant: int = 0) -> list[dict]:
-        return [*self.classify_messages(text, lang, variant), {"role": "assistant", "content": self.answer(labels)}]
+    def training_messages(self, text: str, lang: str, labels: dict[str, str], variant: int = 0,
+                          source: str | None = None) -> list[dict]:
+        return [*self.classify_messages(text, lang, variant, source),
+                {"role": "assistant", "content": self.answer(labels)}]
+
+    def max_new_tokens(self, *, with_input: bool = False) -> int:
+        """The decoding budget of one answer, so that the task's JSON answer can close.
+
+        `with_input` (the generator writes the input text too): one token per character of every bounded
+        string field (a token is at least one character) plus room for keys, label and punctuation, so
+        constrained JSON always closes. Otherwise (the evaluator): room for a short sentence around a
+        bare label, or a whole JSON answer at about three characters per token for free-text outputs."""
+        out_chars = sum(o.max_chars for o in self.outputs.values())
+        if with_input:
+            return self.input_max_chars + out_chars + 16 * (2 + len(self.outputs)) + 32
+        return 24 if not self.outputs else 64 + out_chars // 3
 
     def render_generation(self, template_id: str, **context: Any) -> str:
         """Render one generation template; context usually holds lang, label, seeds and attributes."""
@@ -319,15 +345,23 @@ def _build_task(path: Path, spec: Any) -> Task:
     defaults = ClassifyPrompts(template(prompts["system"], "prompts.system"),
                                instruction_list(prompts["instructions"], "prompts.instructions"),
                                template(prompts["user"], "prompts.user"))
-    lang_prompts: dict[str, ClassifyPrompts] = {}
-    for lang, override in check_keys(prompts.get("by_lang") or {}, set(map(str, languages)), "prompts.by_lang").items():
-        key = f"prompts.by_lang.{lang}"
-        override = check_keys(override or {}, _LANG_PROMPT_KEYS, key)
-        lang_prompts[str(lang)] = ClassifyPrompts(
-            template(override["system"], f"{key}.system") if "system" in override else defaults.system,
-            instruction_list(override["instructions"], f"{key}.instructions") if "instructions" in override
-            else defaults.instructions,
-            template(override["user"], f"{key}.user") if "user" in override else defaults.user)
+    def overrides(override: Any, key: str) -> dict[str, Any]:
+        """The prompt keys one language or source sets, as `ClassifyPrompts` fields."""
+        parse = {"system": template, "instructions": instruction_list, "user": template}
+        return {k: parse[k](v, f"{key}.{k}") for k, v in check_keys(override or {}, _LANG_PROMPT_KEYS, key).items()}
+
+    lang_prompts = {str(lang): replace(defaults, **overrides(override, f"prompts.by_lang.{lang}"))
+                    for lang, override in check_keys(prompts.get("by_lang") or {}, set(map(str, languages)),
+                                                     "prompts.by_lang").items()}
+    by_source = prompts.get("by_source") or {}
+    if not isinstance(by_source, dict):
+        fail(f"{where('prompts.by_source')}: expected a mapping, got {type(by_source).__name__}")
+    source_prompts: dict[str, dict[str, Any]] = {}
+    for source, override in by_source.items():
+        if not _SOURCE_NAME.fullmatch(str(source)):
+            fail(f"{where(f'prompts.by_source.{source}')}: not a dataset name (letters, digits, '_', '.', '-'; "
+                 "the `provenance.dataset` of the records, e.g. uit_vsfc)")
+        source_prompts[str(source)] = overrides(override, f"prompts.by_source.{source}")
     gen_list = prompts["generation"]
     if not isinstance(gen_list, list) or not gen_list:
         fail(f"{where('prompts.generation')}: expected a non-empty list of generation templates")
@@ -360,4 +394,5 @@ def _build_task(path: Path, spec: Any) -> Task:
         label_name=str(lab["name"]), labels=labels, label_codes=codes, outputs=outputs,
         system_prompt=defaults.system, instructions=defaults.instructions, user_template=defaults.user,
         generation_templates=generation, attributes=attributes, validators=validators, lang_prompts=lang_prompts,
+        source_prompts=source_prompts,
     )

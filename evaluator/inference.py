@@ -35,11 +35,6 @@ class Prediction:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
-def default_max_new_tokens(task: Task) -> int:
-    """Room for a short sentence around a bare label; a whole JSON answer for tasks with free text."""
-    return 24 if not task.outputs else 64 + sum(o.max_chars for o in task.outputs.values()) // 3
-
-
 def predict(
     backend: Backend, task: Task, prompts: list[Messages], *, mode: str = "score", batch_size: int = 16,
     max_new_tokens: int | None = None, seed: int = 0, desc: str = "predict",
@@ -47,7 +42,7 @@ def predict(
     """Predict a label for every prompt, `batch_size` prompts per backend call (greedy decoding)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    sampling = Sampling(temperature=0.0, max_new_tokens=max_new_tokens or default_max_new_tokens(task),
+    sampling = Sampling(temperature=0.0, max_new_tokens=max_new_tokens or task.max_new_tokens(),
                         seed=seed, strategy="greedy")
     out: list[Prediction] = []
     with tqdm(total=len(prompts), desc=desc, unit="item", leave=False) as bar:

@@ -25,7 +25,7 @@ Messages = list[dict[str, str]]
 
 def tuned_prompts(task: Task, records: list[Record]) -> list[Messages]:
     """Exactly the system + user turns the adapter was trained on (instruction paraphrase 0)."""
-    return [task.classify_messages(r.text, r.lang, variant=0) for r in records]
+    return [task.classify_messages(r.text, r.lang, variant=0, source=r.provenance.get("dataset")) for r in records]
 
 
 def pick_shots(
@@ -75,12 +75,14 @@ def base_prompts(
                 for lang in sorted({r.lang for r in records})}
     prompts = []
     for record in records:
+        source = record.provenance.get("dataset")
         turns: Messages = []
         for shot in per_lang[record.lang]:
-            messages = task.training_messages(shot.text, shot.lang, shot.labels, variant=0)
+            # The question's own prompts (its source's), so one conversation has one system prompt.
+            messages = task.training_messages(shot.text, shot.lang, shot.labels, variant=0, source=source)
             # System prompt once, at the top; each example is a user question and its answer.
             turns.extend(messages[1:] if turns else messages)
-        question = task.classify_messages(record.text, record.lang, variant=0)
+        question = task.classify_messages(record.text, record.lang, variant=0, source=source)
         prompts.append([*turns, question[1]] if turns else question)
     return prompts
 

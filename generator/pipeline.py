@@ -17,7 +17,7 @@ from typing import Any
 
 from core.tasks import load_task
 from generator.prompts import PlanConfig
-from generator.runner import RunConfig, RunResult, default_max_new_tokens, run_generation
+from generator.runner import RunConfig, RunResult, run_generation
 
 
 def make_config(*, task: str, lang: str, n: int, seeds: str | Path, out: str | Path, model: str = "tiny",
@@ -30,7 +30,7 @@ def make_config(*, task: str, lang: str, n: int, seeds: str | Path, out: str | P
     if unknown:
         raise TypeError(f"unknown generate() options: {', '.join(sorted(unknown))}")
     if plan_opts.get("max_new_tokens") is None:
-        plan_opts["max_new_tokens"] = default_max_new_tokens(load_task(task))
+        plan_opts["max_new_tokens"] = load_task(task).max_new_tokens(with_input=True)
     return RunConfig(task=task, lang=lang, n=n, seeds=Path(seeds), out=Path(out), model=model, backend=backend,
                      plan=PlanConfig(**plan_opts), **run_opts)
 

@@ -74,13 +74,6 @@ class RunResult:
         return [r for r in self.records if not r.provenance.get("error")]
 
 
-def default_max_new_tokens(task: Task) -> int:
-    """A budget that always lets the constrained JSON close: one token per character of every bounded
-    string field (a token is at least one character) plus room for keys, label and punctuation."""
-    chars = task.input_max_chars + sum(o.max_chars for o in task.outputs.values())
-    return chars + 16 * (2 + len(task.outputs)) + 32
-
-
 def _versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
     for package in _VERSIONED:

@@ -24,7 +24,8 @@ def variant_for(record_id: str, seed: int) -> int:
 
 
 def to_messages(record: Record, task: Task, seed: int = 0) -> list[dict[str, str]]:
-    return task.training_messages(record.text, record.lang, record.labels, variant=variant_for(record.id, seed))
+    return task.training_messages(record.text, record.lang, record.labels, variant=variant_for(record.id, seed),
+                                  source=record.provenance.get("dataset"))
 
 
 def to_example(record: Record, task: Task, seed: int = 0) -> dict[str, Any]:

@@ -159,3 +159,74 @@ def test_vietnamese_sentiment_is_asked_about_student_feedback_not_investors():
         text = task.classify_messages("x", "vi", variant)[1]["content"]
         assert all(label in text for label in task.label_names)  # the answer words stay the task's labels
     assert "investors" in task.classify_messages("Shares rose", "en")[0]["content"]
+
+
+SOURCES = """    uit_vsfc:
+      system: "phản hồi của sinh viên"
+    tweets:
+      instructions: ["tweet {{ labels | join('|') }}"]
+"""
+BY_SOURCE = BY_LANG.replace("  generation:", "  by_source:\n" + SOURCES + "  generation:")
+
+
+def test_prompts_can_be_overridden_per_source_over_the_language(tmp_path):
+    task = load_task(_write(tmp_path, BY_SOURCE))
+    # the source's key wins; the keys it leaves out come from the language, then from the task
+    assert [m["content"] for m in task.classify_messages("x", "vi", source="uit_vsfc")] == [
+        "phản hồi của sinh viên", "một a/b x"]
+    assert [m["content"] for m in task.classify_messages("x", "en", source="uit_vsfc")] == [
+        "phản hồi của sinh viên", "say a,b x"]
+    assert [m["content"] for m in task.classify_messages("x", "en", source="tweets")] == ["sys", "tweet a|b x"]
+    # every other source, and no source, is prompted as before
+    for source in (None, "financial_phrasebank"):
+        assert [m["content"] for m in task.classify_messages("x", "vi", source=source)] == [
+            "hệ thống Vietnamese", "một a/b x"]
+        assert [m["content"] for m in task.classify_messages("x", "en", source=source)] == ["sys", "say a,b x"]
+
+
+def test_records_are_prompted_with_their_sources_prompts_in_training_and_evaluation(tmp_path):
+    from core.records import Record
+    from evaluator.prompts import base_prompts, tuned_prompts
+    from trainer.formatting import to_messages
+
+    task = load_task(_write(tmp_path, BY_SOURCE))
+
+    def record(text: str, dataset: str) -> Record:
+        return Record.new(task="t", lang="vi", text=text, labels={"label": "a"}, provenance={"dataset": dataset})
+
+    uit, other = record("thầy dạy hay", "uit_vsfc"), record("lãi tăng", "samples")
+    assert to_messages(uit, task)[0]["content"] == "phản hồi của sinh viên"
+    assert to_messages(other, task)[0]["content"] == "hệ thống Vietnamese"
+    assert [p[0]["content"] for p in tuned_prompts(task, [uit, other])] == [
+        "phản hồi của sinh viên", "hệ thống Vietnamese"]
+    shots = base_prompts(task, [uit, other], shots=1, pool=[record("sân trường đẹp", "samples")])
+    assert [p[0]["content"] for p in shots] == ["phản hồi của sinh viên", "hệ thống Vietnamese"]
+
+
+@pytest.mark.parametrize(("mutation", "message"), [
+    (("    tweets:\n", "    my tweets:\n"), "prompts.by_source.my tweets: not a dataset name"),
+    (("      system: \"phản hồi", "      colour: blue\n      system: \"phản hồi"),
+     "prompts.by_source.uit_vsfc.colour: unknown key (allowed: instructions, system, user)"),
+    (("instructions: [\"tweet {{ labels | join('|') }}\"]", "instructions: []"),
+     "prompts.by_source.tweets.instructions: expected a non-empty list"),
+    (("  by_source:\n" + SOURCES, "  by_source: [uit_vsfc]\n"), "prompts.by_source: expected a mapping"),
+])
+def test_bad_source_overrides_are_one_line_naming_file_and_key(tmp_path, mutation, message):
+    path = _write(tmp_path, BY_SOURCE.replace(*mutation))
+    with pytest.raises(UserError) as err:
+        load_task(path)
+    assert str(path) in str(err.value) and message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_token_budgets_let_the_json_answer_close():
+    for name in ("fin_sentiment", "support_intent"):
+        task = load_task(name)
+        # The generator's budget holds the longest valid sample at one token per character.
+        longest = task.generation_schema()(**{task.input_name: "x" * task.input_max_chars,
+                                              task.label_name: max(task.label_names, key=len),
+                                              **{o.name: "y" * o.max_chars for o in task.outputs.values()}})
+        assert len(longest.model_dump_json()) <= task.max_new_tokens(with_input=True)
+    # the numbers each stage has used: generator 384 / 1480, evaluator 24 (bare label) / 264 (JSON reply)
+    fin, support = load_task("fin_sentiment"), load_task("support_intent")
+    assert (fin.max_new_tokens(with_input=True), support.max_new_tokens(with_input=True)) == (384, 1480)
+    assert (fin.max_new_tokens(), support.max_new_tokens()) == (24, 264)
