@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import fail, run_cli
-from core.io import read_jsonl, read_records, write_json_atomic, write_jsonl_atomic
+from core.io import read_records, write_json_atomic, write_jsonl_atomic
 from core.models import TINY
+from evaluator.summary import compare_predictions, headline, paired_headline, print_summary
 
 TASK = "fin_sentiment"
 SYNTH_LANG = "en"
@@ -214,39 +215,10 @@ def stage_evaluate(eval_file: Path, adapter: Path, out_dir: Path, model: str, ba
                               "predictions": str(out_dir / "predictions.jsonl")}
     for name in ("base", "tuned"):
         if name in metrics:
-            result[name] = _headline(metrics[name])
+            result[name] = headline(metrics[name])
     if "paired" in metrics:
-        result["paired"] = _paired(metrics["paired"])
+        result["paired"] = paired_headline(metrics["paired"])
     return result
-
-
-def _headline(m: dict[str, Any]) -> dict[str, Any]:
-    row = {"accuracy": m["accuracy"], "accuracy_ci": m["accuracy_ci"], "macro_f1": m["macro_f1"]}
-    if "by_lang" in m:
-        row["by_lang"] = {lang: _headline(v) for lang, v in m["by_lang"].items()}
-    return row
-
-
-def _paired(p: dict[str, Any]) -> dict[str, Any]:
-    keys = ("n", "accuracy_delta", "accuracy_delta_ci", "mcnemar_p", "base_only", "tuned_only")
-    row = {k: p[k] for k in keys}
-    if "by_lang" in p:
-        row["by_lang"] = {lang: _paired(v) for lang, v in p["by_lang"].items()}
-    return row
-
-
-def compare_ablation(real_only: Path, with_curated: Path, seed: int,
-                     delta_is: str = "accuracy(real + curated) - accuracy(real only)") -> dict[str, Any]:
-    """Paired comparison of two tuned models' predictions on the same eval items (second minus first)."""
-    from evaluator.metrics import paired_by_lang
-
-    a, b = read_jsonl(real_only), read_jsonl(with_curated)
-    if [r["id"] for r in a] != [r["id"] for r in b]:
-        fail(f"{real_only} and {with_curated}: not the same eval items in the same order")
-    gold, langs = [r["gold"] for r in a], [r["lang"] for r in a]
-    paired = paired_by_lang(gold, [r["tuned"]["label"] for r in a], [r["tuned"]["label"] for r in b], langs,
-                            seed=seed)
-    return {"delta_is": delta_is, **_paired(paired)}
 
 
 # ---- the whole loop -----------------------------------------------------------------------------
@@ -346,10 +318,10 @@ def main(argv: list[str] | None = None) -> int:
                                                          out / "ablation" / "eval_seed2", model, backend, seed,
                                                          compare_base=False))
         ablation = {"real_only": {"train": real_only, "eval": abl_eval},
-                    "comparison": compare_ablation(out / "ablation" / "eval" / "predictions.jsonl",
+                    "comparison": compare_predictions(out / "ablation" / "eval" / "predictions.jsonl",
                                                    out / "eval" / "predictions.jsonl", seed),
                     "seed_control": {"train": control, "eval": control_eval,
-                                     "comparison": compare_ablation(
+                                     "comparison": compare_predictions(
                                          out / "ablation" / "eval" / "predictions.jsonl",
                                          out / "ablation" / "eval_seed2" / "predictions.jsonl", seed,
                                          delta_is=f"accuracy(real only, seed {seed + 1}) - accuracy(real only, seed {seed})")}}
@@ -371,50 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     write_json_atomic(out / "summary.json", summary)
-    print_summary(summary)
+    print_summary(summary, auto_reviewer=AUTO)
     return 0
-
-
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:.1f}%"
-
-
-def print_summary(s: dict[str, Any]) -> None:
-    ev, gen, rev = s["eval"], s["synthetic"], s["review"]
-    print("\n== summary" + (" (tiny model: random weights, the numbers prove the pipeline, not a model)"
-                            if s["tiny_model"] else ""))
-    print(f"data      {s['data']['train']} train / {s['data']['eval']} eval real records from {s['source']}")
-    print(f"synthetic {gen['generated']} generated, {gen['parsed']} parsed, {gen['validated_accepted']} passed "
-          f"the validators and were queued; "
-          f"{'people' if rev['reviewer'] == 'people' else repr(AUTO) + ' (DEMO ONLY)'} approved {rev.get('approved', 0)}, "
-          f"rejected {rev.get('rejected', 0)}; {s['export']['records']} curated")
-    print(f"train     {s['train']['records']} records, {s['train']['steps']} steps, {s['train']['wall_clock_s']} s")
-    langs = ["all", *sorted(ev["tuned"].get("by_lang", {}))]
-    print(f"{'eval':<10}{'n':>5} {'majority':>9} {'base acc':>9} {'tuned acc':>10} {'base F1':>8} "
-          f"{'tuned F1':>9} {'McNemar p':>10}")
-    for lang in langs:
-        pick = (lambda m, lang=lang: m if lang == "all" else m["by_lang"][lang])  # noqa: E731
-        base, tuned, paired, major = pick(ev["base"]), pick(ev["tuned"]), pick(ev["paired"]), pick(ev["majority"])
-        print(f"{lang:<10}{paired['n']:>5} {_pct(major['accuracy']):>9} {_pct(base['accuracy']):>9} "
-              f"{_pct(tuned['accuracy']):>10} {base['macro_f1']:>8.3f} {tuned['macro_f1']:>9.3f} "
-              f"{paired['mcnemar_p']:>10.3g}")
-    if s["ablation"]:
-        c = s["ablation"]["comparison"]
-        ci = c["accuracy_delta_ci"]
-        print(f"ablation  real + curated minus real only: {100 * c['accuracy_delta']:+.1f} points "
-              f"(95% CI {100 * ci[0]:+.1f} to {100 * ci[1]:+.1f}), McNemar p {c['mcnemar_p']:.3g}")
-        n = s["ablation"]["seed_control"]["comparison"]
-        print(f"          noise floor, real only with another seed: {100 * n['accuracy_delta']:+.1f} points "
-              f"(McNemar p {n['mcnemar_p']:.3g}); curated data: {s['export']['records']} records")
-    print("\nartifacts:")
-    for name, path in s["artifacts"].items():
-        if path:
-            print(f"  {name:<17} {path}")
-    print(f"  {'summary':<17} {Path(s['out']) / 'summary.json'}")
-    timing = ", ".join(f"{k} {v['seconds']} s" + (" (reused)" if v["reused"] else "")
-                       for k, v in s["stages"].items())
-    print(f"\ntime per stage: {timing}")
-    print(f"review the queue yourself instead of '{AUTO}': {s['review_app']}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,95 @@
+"""Headline numbers of an evaluation, the paired comparison of two runs, and the whole loop's summary.
+
+    row = headline(metrics["tuned"])                 # accuracy, its CI, macro-F1 (and per language)
+    row = paired_headline(metrics["paired"])          # the paired statistics a reader compares
+    row = compare_predictions(a / "predictions.jsonl", b / "predictions.jsonl", seed=0)
+    print_summary(summary, auto_reviewer="auto")      # what `demo.py` prints at the end
+
+`demo.py` runs the stages and writes `summary.json`; this module reads numbers out of the evaluator's
+`metrics.json` / `predictions.jsonl` and prints them, so the stages and the reporting change apart.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from core.errors import fail
+from core.io import read_jsonl
+
+
+def headline(m: dict[str, Any]) -> dict[str, Any]:
+    """Accuracy, its confidence interval and macro-F1 of one model's metrics (and of each language)."""
+    row = {"accuracy": m["accuracy"], "accuracy_ci": m["accuracy_ci"], "macro_f1": m["macro_f1"]}
+    if "by_lang" in m:
+        row["by_lang"] = {lang: headline(v) for lang, v in m["by_lang"].items()}
+    return row
+
+
+def paired_headline(p: dict[str, Any]) -> dict[str, Any]:
+    """The paired statistics of a comparison (and of each language): delta, its CI, McNemar's p."""
+    keys = ("n", "accuracy_delta", "accuracy_delta_ci", "mcnemar_p", "base_only", "tuned_only")
+    row = {k: p[k] for k in keys}
+    if "by_lang" in p:
+        row["by_lang"] = {lang: paired_headline(v) for lang, v in p["by_lang"].items()}
+    return row
+
+
+def compare_predictions(first: Path, second: Path, seed: int,
+                        delta_is: str = "accuracy(real + curated) - accuracy(real only)") -> dict[str, Any]:
+    """Paired comparison of two tuned models' predictions on the same eval items (second minus first)."""
+    from evaluator.metrics import paired_by_lang
+
+    a, b = read_jsonl(first), read_jsonl(second)
+    if [r["id"] for r in a] != [r["id"] for r in b]:
+        fail(f"{first} and {second}: not the same eval items in the same order")
+    gold, langs = [r["gold"] for r in a], [r["lang"] for r in a]
+    paired = paired_by_lang(gold, [r["tuned"]["label"] for r in a], [r["tuned"]["label"] for r in b], langs,
+                            seed=seed)
+    return {"delta_is": delta_is, **paired_headline(paired)}
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def print_summary(s: dict[str, Any], auto_reviewer: str) -> None:
+    """The loop's headline numbers and artifact paths from `summary.json`'s content.
+
+    `auto_reviewer` is the name the unattended (demo-only) review step decides under.
+    """
+    ev, gen, rev = s["eval"], s["synthetic"], s["review"]
+    print("\n== summary" + (" (tiny model: random weights, the numbers prove the pipeline, not a model)"
+                            if s["tiny_model"] else ""))
+    print(f"data      {s['data']['train']} train / {s['data']['eval']} eval real records from {s['source']}")
+    print(f"synthetic {gen['generated']} generated, {gen['parsed']} parsed, {gen['validated_accepted']} passed "
+          f"the validators and were queued; "
+          f"{'people' if rev['reviewer'] == 'people' else repr(auto_reviewer) + ' (DEMO ONLY)'} approved "
+          f"{rev.get('approved', 0)}, rejected {rev.get('rejected', 0)}; {s['export']['records']} curated")
+    print(f"train     {s['train']['records']} records, {s['train']['steps']} steps, {s['train']['wall_clock_s']} s")
+    langs = ["all", *sorted(ev["tuned"].get("by_lang", {}))]
+    print(f"{'eval':<10}{'n':>5} {'majority':>9} {'base acc':>9} {'tuned acc':>10} {'base F1':>8} "
+          f"{'tuned F1':>9} {'McNemar p':>10}")
+    for lang in langs:
+        pick = (lambda m, lang=lang: m if lang == "all" else m["by_lang"][lang])  # noqa: E731
+        base, tuned, paired, major = pick(ev["base"]), pick(ev["tuned"]), pick(ev["paired"]), pick(ev["majority"])
+        print(f"{lang:<10}{paired['n']:>5} {_pct(major['accuracy']):>9} {_pct(base['accuracy']):>9} "
+              f"{_pct(tuned['accuracy']):>10} {base['macro_f1']:>8.3f} {tuned['macro_f1']:>9.3f} "
+              f"{paired['mcnemar_p']:>10.3g}")
+    if s["ablation"]:
+        c = s["ablation"]["comparison"]
+        ci = c["accuracy_delta_ci"]
+        print(f"ablation  real + curated minus real only: {100 * c['accuracy_delta']:+.1f} points "
+              f"(95% CI {100 * ci[0]:+.1f} to {100 * ci[1]:+.1f}), McNemar p {c['mcnemar_p']:.3g}")
+        n = s["ablation"]["seed_control"]["comparison"]
+        print(f"          noise floor, real only with another seed: {100 * n['accuracy_delta']:+.1f} points "
+              f"(McNemar p {n['mcnemar_p']:.3g}); curated data: {s['export']['records']} records")
+    print("\nartifacts:")
+    for name, path in s["artifacts"].items():
+        if path:
+            print(f"  {name:<17} {path}")
+    print(f"  {'summary':<17} {Path(s['out']) / 'summary.json'}")
+    timing = ", ".join(f"{k} {v['seconds']} s" + (" (reused)" if v["reused"] else "")
+                       for k, v in s["stages"].items())
+    print(f"\ntime per stage: {timing}")
+    print(f"review the queue yourself instead of '{auto_reviewer}': {s['review_app']}")
