@@ -13,14 +13,12 @@ error naming file and line unless the caller allows skipping. Each record keeps
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from core.errors import UserError, fail
-from core.io import iter_jsonl
+from core.inputs import check_columns, read_table, read_text_lines
 from core.records import Record
 from core.tasks import Task
 
@@ -84,23 +82,6 @@ def _add(src: Source, task: Task, *, text: Any, raw: Any, row: int, where: str, 
     ))
 
 
-def read_text_lines(path: Path, encoding: str = "utf-8") -> list[str]:
-    """All lines of a text file; undecodable bytes and empty files are errors naming file and line."""
-    if not path.is_file():
-        fail(f"{path}: file not found")
-    data = path.read_bytes()
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        fail(f"{path}:{line}: not valid {encoding} (byte 0x{data[exc.start]:02x}: {exc.reason}); "
-             f"pass the file's encoding (--encoding)")
-    lines = text.splitlines()
-    if not any(line.strip() for line in lines):
-        fail(f"{path}: empty file")
-    return lines
-
-
 # ---- the original release formats (../shared/datasets) --------------------------------------------
 def load_phrasebank(path: Path, task: Task) -> Source:
     """Financial PhraseBank: `sentence@label` per line, latin-1 encoded."""
@@ -130,11 +111,8 @@ def phrasebank_agreement(folder: Path) -> dict[str, str]:
 def load_twitter_csv(path: Path, task: Task, name: str = "twitter_financial_news_sentiment") -> Source:
     """Twitter Financial News sentiment: CSV `text,label` with numeric codes (0 bearish, 1 bullish, 2 neutral)."""
     src = Source(name, "en", "train", str(path))
-    reader = csv.DictReader(io.StringIO("\n".join(read_text_lines(path))))
-    _check_columns(path, reader.fieldnames, ["text", "label"])
-    for i, row in enumerate(reader):
-        _add(src, task, text=row["text"], raw=row["label"], row=i, where=f"{path}:{reader.line_num}",
-             line=reader.line_num)
+    for i, (lineno, row) in enumerate(read_table(path, ["text", "label"])):
+        _add(src, task, text=row["text"], raw=row["label"], row=i, where=f"{path}:{lineno}", line=lineno)
     return src
 
 
@@ -187,65 +165,24 @@ def load_samples(folder: Path, task: Task) -> list[Source]:
         if not path.is_file():
             continue
         src = Source("samples", lang, "train", str(path))
-        for i, (lineno, obj) in enumerate(iter_jsonl(path)):
-            for col in ("text", "label"):
-                if col not in obj:
-                    fail(f"{path}:{lineno}: missing field '{col}'")
+        for i, (lineno, obj) in enumerate(read_table(path, ["text", "label"])):
             rec_meta = {"source_id": obj["id"]} if "id" in obj else {}
             _add(src, task, text=obj["text"], raw=obj["label"], row=i, where=f"{path}:{lineno}", line=lineno,
                  meta=rec_meta)
-        if not src.records and not src.unmapped:
-            fail(f"{path}: empty file")
         sources.append(src)
     if not sources:
         fail(f"{folder}: no {'/'.join(f'{lang}.jsonl' for lang in task.languages)} sample files")
     return sources
 
 
-def _check_columns(path: Path, have: Any, need: list[str | None]) -> None:
-    have = list(have or [])
-    for col in need:
-        if col is not None and col not in have:
-            fail(f"{path}:1: missing column '{col}' (columns: {', '.join(map(str, have)) or 'none'}); "
-                 "map yours with --text-col / --label-col")
-
-
 def load_table(path: Path, task: Task, spec: TableSpec) -> list[Source]:
-    """A user's JSONL / CSV / Parquet file; one Source per language found."""
+    """A user's JSONL / CSV / Parquet file (read by `core.inputs.read_table`); one Source per language found."""
     if spec.lang is None and spec.lang_col is None:
         fail(f"{path}: say which language it is in (--lang en) or which column holds it (--lang-col)")
     name = spec.name or path.stem
-    cols = [spec.text_col, spec.label_col, spec.lang_col, spec.topic_col]
-    suffix = path.suffix.lower()
-    rows: list[tuple[int, dict]] = []  # (line number; for Parquet the row number + 1)
-    if suffix in {".jsonl", ".json"}:
-        for lineno, obj in iter_jsonl(path):
-            for col in cols:
-                if col is not None and col not in obj:
-                    fail(f"{path}:{lineno}: missing field '{col}'; map yours with --text-col / --label-col")
-            rows.append((lineno, obj))
-    elif suffix in {".csv", ".tsv"}:
-        reader = csv.DictReader(io.StringIO("\n".join(read_text_lines(path, spec.encoding))),
-                                delimiter="\t" if suffix == ".tsv" else ",")
-        _check_columns(path, reader.fieldnames, cols)
-        rows = [(reader.line_num, row) for row in reader]
-    elif suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        if not path.is_file():
-            fail(f"{path}: file not found")
-        try:
-            table = pq.read_table(path)
-        except Exception as exc:  # pyarrow raises several types for a damaged file
-            raise UserError(f"{path}: not a readable Parquet file ({exc})") from None
-        _check_columns(path, table.column_names, cols)
-        rows = [(i + 1, row) for i, row in enumerate(table.to_pylist())]
-    else:
-        fail(f"{path}: unsupported file type '{suffix}' (use .jsonl, .csv, .tsv or .parquet)")
-    if not rows:
-        fail(f"{path}: empty file (no rows)")
+    cols = [c for c in (spec.text_col, spec.label_col, spec.lang_col, spec.topic_col) if c is not None]
     by_lang: dict[str, Source] = {}
-    for i, (lineno, row) in enumerate(rows):
+    for i, (lineno, row) in enumerate(read_table(path, cols, spec.encoding)):
         lang = str(row[spec.lang_col]) if spec.lang_col else spec.lang
         src = by_lang.setdefault(lang, Source(name, lang, spec.pool, str(path)))
         meta = {"topic": str(row[spec.topic_col])} if spec.topic_col else {}
@@ -274,7 +211,7 @@ def load_hub(task: Task, en_id: str = FINGPT_HUB_ID, vi_id: str = UIT_HUB_ID) ->
 
     sources = []
     fin = fetch(en_id, "train")
-    _check_columns(Path(en_id), fin.column_names, ["input", "output"])
+    check_columns(Path(en_id), fin.column_names, ["input", "output"])
     src = Source("fingpt_sentiment", "en", "train", en_id)
     for i, row in enumerate(fin):
         _add(src, task, text=row["input"], raw=row["output"], row=i, where=f"{en_id}:row {i}", line=i + 1,
@@ -282,7 +219,7 @@ def load_hub(task: Task, en_id: str = FINGPT_HUB_ID, vi_id: str = UIT_HUB_ID) ->
     sources.append(src)
     for split, pool in (("train", "train"), ("validation", "eval")):
         ds = fetch(vi_id, split)
-        _check_columns(Path(vi_id), ds.column_names, ["sentence", "sentiment", "topic"])
+        check_columns(Path(vi_id), ds.column_names, ["sentence", "sentiment", "topic"])
         src = Source("uit_vsfc", "vi", pool, f"{vi_id}[{split}]")
         for i, row in enumerate(ds):
             topic = UIT_TOPICS.get(str(row["topic"]), str(row["topic"]))

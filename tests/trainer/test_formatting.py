@@ -59,7 +59,7 @@ def test_csv_parquet_and_column_errors(tmp_path, fin_task):
     csv.write_text("sentence,sentiment\nProfit rose 20% in the quarter,bullish\nSales fell sharply,xyz\n")
     with pytest.raises(UserError, match=r"t\.csv:3: field 'sentiment': unknown label 'xyz'"):
         load_inputs([str(csv)], fin_task, ColumnMap(text="sentence", label="sentiment"))
-    with pytest.raises(UserError, match=r"t\.csv: missing column 'label'"):
+    with pytest.raises(UserError, match=r"t\.csv:1: missing column 'label'"):
         load_inputs([str(csv)], fin_task, ColumnMap(text="sentence"))
     import pandas as pd
 
