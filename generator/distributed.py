@@ -34,6 +34,7 @@ from core.errors import fail
 from generator.backends import Completion, Prompt, Sampling
 
 _REPO = Path(__file__).resolve().parents[1]
+_DRAIN_S = 120.0  # the longest a stop waits for queued openai calls to settle their spend
 
 
 def _ray() -> Any:
@@ -225,7 +226,9 @@ class RayBackendPool(_ShardMap):
 
         Calls go round-robin, at most two queued per worker (one running, one waiting in its mailbox)
         so no worker idles while the driver writes, and no more is generated ahead than that: a kill
-        or a spend cap wastes at most two batches per worker.
+        or a spend cap wastes at most two batches per worker. Once a batch meets the spend cap nothing
+        more is sent; when the caller stops reading (it stops at the cap), the calls still queued are
+        waited for, so every request they reserved is settled in the ledger before the workers go.
         """
         pending: deque[Any] = deque()
         todo = iter(calls)
@@ -239,10 +242,18 @@ class RayBackendPool(_ShardMap):
 
         for _ in range(2 * len(self.actors)):
             submit()
-        while pending:
-            ref = pending.popleft()
-            submit()
-            yield self._ray.get(ref)
+        capped = False
+        try:
+            while pending:
+                ref = pending.popleft()
+                if not capped:
+                    submit()
+                completions = self._ray.get(ref)
+                capped = capped or any(c.extra.get("spend_cap") for c in completions)
+                yield completions
+        finally:
+            if pending and self.keeper is not None:
+                self._ray.wait(list(pending), num_returns=len(pending), timeout=_DRAIN_S)
 
     def generate(self, prompts: list[Prompt], schema: Any, sampling: Sampling,
                  seeds: list[int] | None = None) -> list[Completion]:

@@ -165,7 +165,7 @@ def test_two_ray_workers_share_one_spend_cap_against_the_metering_proxy(seeds_fi
     assert manifest["status"] == "stopped" and manifest["stop_reason"] == "spend cap reached (--max-cost-usd)"
     assert "status stopped (spend cap reached (--max-cost-usd))" in done.stdout
     rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
-    # Both workers answered (requests from two processes), none past the cap, no row lost or doubled.
+    # Rows up to the cap, none lost or doubled.
     assert 0 < len(rows) < 40 and len({r["provenance"]["index"] for r in rows}) == len(rows)
     assert all("error" not in r["provenance"] for r in rows)  # rows past the cap are not written, not crashed
     assert 0 < billed <= cap and manifest["cost_usd"] <= cap
@@ -173,7 +173,7 @@ def test_two_ray_workers_share_one_spend_cap_against_the_metering_proxy(seeds_fi
     ledger = [json.loads(line) for line in (out / "spend.jsonl").read_text().splitlines()]
     reserved = {r["reserve"]: r["usd"] for r in ledger if "reserve" in r}
     settled = {r["settle"]: r["usd"] for r in ledger if "settle" in r}
-    assert set(settled) == set(reserved) and len(settled) == answered
+    assert set(settled) == set(reserved) and len(settled) == answered >= len(rows)
     assert len({key.split("-")[0] for key in reserved}) == 1  # one keeper numbered every request
     assert sum(settled.values()) == pytest.approx(billed) == pytest.approx(manifest["cost_usd"], abs=1e-6)
     assert all(settled[k] <= reserved[k] + 1e-12 for k in settled)
