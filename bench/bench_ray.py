@@ -3,7 +3,9 @@
 - samples/s with 2 Ray workers vs 1 (the scaling on this machine's cores);
 - samples/s with 1 Ray worker vs the in-process run (Ray's overhead: actor start, a model load per
   worker, batches and results over the object store);
-- the one-off local cluster start, reported.
+- the one-off local cluster start, reported;
+- the near-duplicate check of 3,000 records on 2 Ray workers through one Redis (`--ray --redis-url`)
+  against the in-process index (the default), both giving the same verdicts.
 
 Every run writes the same samples (same seed): only the wall time differs. Each time includes loading
 the model (once in process, once per worker), as a user's run does. On a machine with C free cores and
@@ -13,8 +15,14 @@ less the fixed start (an estimate from the per-batch independence of the work, n
 
 from __future__ import annotations
 
+import contextlib
+import random
+import shutil
+import socket
+import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench import BenchRow, fin_seeds, ratio
@@ -32,6 +40,70 @@ def _timed_run(seeds: Path, out: Path, **options) -> tuple[float, list[str]]:
     return time.perf_counter() - start, [r.id for r in result.records]
 
 
+@contextlib.contextmanager
+def _redis_server(folder: Path) -> Iterator[str | None]:
+    """A throwaway redis-server on a free loopback port (None without the binary)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        yield None
+        return
+    import redis
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        client = redis.Redis(host="127.0.0.1", port=port)
+        for _ in range(100):
+            with contextlib.suppress(redis.ConnectionError):
+                client.ping()
+                break
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _validation_rows(folder: Path) -> list[BenchRow]:
+    """The near_duplicates check of 3,000 records (a tenth near copies) on 2 workers + Redis vs in process."""
+    from core.records import Record
+    from core.tasks import load_task
+    from generator.distributed import ValidationPool
+    from validators.base import Context, build
+
+    rng = random.Random(0)
+    vocab = ["".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=6)) for _ in range(5000)]
+    texts = [" ".join(rng.choices(vocab, k=20)) for _ in range(2700)]
+    texts += [t + " today" for t in rng.sample(texts, 300)]
+    records = [Record.new(task="fin_sentiment", lang="en", text=t) for t in texts]
+    task = load_task("fin_sentiment")
+    with _redis_server(folder) as url:
+        if url is None:
+            return []
+        start = time.perf_counter()
+        local = build("near_duplicates", task, {}, Context()).check(records)
+        t_local = time.perf_counter() - start
+        pool = ValidationPool(2)
+        try:
+            pool._ray.get([a.__ray_ready__.remote() for a in pool.actors])  # started, as a generation pool is
+            start = time.perf_counter()
+            shared = build("near_duplicates", task, {}, Context(redis_url=url, workers=pool)).check(records)
+            t_shared = time.perf_counter() - start
+        finally:
+            pool.close()
+    same = [v.model_dump() for v in shared] == [v.model_dump() for v in local]
+    n = len(records)
+    return [BenchRow("ray.near_duplicates_two_workers_redis_vs_in_process_records_per_s", n / t_shared, n / t_local,
+                     ratio(n / t_shared, n / t_local), None, "records/s",
+                     f"{n} records, {sum(not v.passed for v in local)} near duplicates; baseline: the in-process "
+                     f"index; same verdicts: {same}; 2 workers on 2 busy cores + a few Redis round trips per "
+                     "512 records, the workers' first imports included: above 1 only with free cores",
+                     "python -m bench ray")]
+
+
 def run() -> list[BenchRow]:
     import ray
 
@@ -47,6 +119,7 @@ def run() -> list[BenchRow]:
         try:
             t_one, ids_one = _timed_run(seeds, folder / "ray1", ray="local", ray_workers=1)
             t_two, ids_two = _timed_run(seeds, folder / "ray2", ray="local", ray_workers=2)
+            validation = _validation_rows(folder)
         finally:
             ray.shutdown()
     same = ids_local == ids_one == ids_two
@@ -58,4 +131,5 @@ def run() -> list[BenchRow]:
         BenchRow("ray.one_worker_vs_in_process_samples_per_s", one_sps, local_sps, ratio(one_sps, local_sps), None,
                  "samples/s", note + "; below 1 = Ray's overhead (actor start, model load per worker, transfers)"),
         BenchRow("ray.local_cluster_start_s", t_start, t_start, 1.0, None, "s", "ray.init of a 2-CPU local cluster"),
+        *validation,
     ]

@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "'auto' for the one `ray start --head` started here, or ray://HOST:10001")
     p.add_argument("--ray-workers", type=int, default=None,
                    help="Ray workers, one backend each (default: the cluster's CPUs; GPUs for vllm)")
+    p.add_argument("--redis-url", default=None,
+                   help="keep the near-duplicate MinHash LSH index in Redis, e.g. redis://localhost:6379/0; "
+                        "with --ray the check runs on the workers through it (same verdicts as one process)")
     return p
 
 
@@ -85,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     result = generate(
         task=args.task, lang=args.lang, n=args.n, seeds=args.seeds, out=args.out, model=args.model,
         backend=args.backend, validate=not args.no_validate, review=not args.no_review, progress=not args.quiet,
-        references=args.reference,
+        references=args.reference, redis_url=args.redis_url,
         seed=args.seed, k=args.k, templates=tuple(t for t in args.templates.split(",") if t),
         samples_per_prompt=args.samples_per_prompt, temperature=args.temperature, top_p=args.top_p,
         temperature_mix=_floats(args.temperature_mix), max_new_tokens=args.max_new_tokens,

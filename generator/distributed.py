@@ -14,6 +14,11 @@ With the openai backend every worker reserves and settles its requests through o
 actor (pinned to the driver's node), which holds the run's `spend.jsonl` ledger: the cap is one cap
 for the whole cluster, checked and reserved atomically (actor calls run one at a time).
 
+Validation on the cluster (`--ray --redis-url URL`): the workers (the generation pool, or a
+`ValidationPool` when nothing was generated in this call) run the `near_duplicates` check's
+shingling, signing and LSH lookups through one Redis index (validators/shared_index.py), with the
+verdicts of the single-process check whatever the worker count or timing.
+
 `ray` is an optional extra (`pip install -e '.[ray]'`), imported only here.
 """
 
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +34,7 @@ from core.errors import fail
 from generator.backends import Completion, Prompt, Sampling
 
 _REPO = Path(__file__).resolve().parents[1]
+_DRAIN_S = 120.0  # the longest a stop waits for queued openai calls to settle their spend
 
 
 def _ray() -> Any:
@@ -124,7 +130,31 @@ def _shared_cap_backend(keeper: Any, **options: Any) -> Any:
     return SharedCapOpenAIBackend(**options)
 
 
-class GenerationWorker:
+class ShardWorker:
+    """A Ray actor that runs a (picklable) function over one shard: the validators' split work."""
+
+    def map_shard(self, fn: Callable[[list[Any]], list[Any]], shard: list[Any]) -> list[Any]:
+        return fn(shard)
+
+
+class _ShardMap:
+    """`map_shards` over `self.actors` (the `validators.shared_index.ShardPool` protocol)."""
+
+    _ray: Any
+    actors: list[Any]
+
+    def _chunks(self, n: int) -> list[tuple[int, int]]:
+        size = max(1, -(-n // len(self.actors)))
+        return [(i, min(i + size, n)) for i in range(0, n, size)]
+
+    def map_shards(self, fn: Callable[[list[Any]], list[Any]], items: list[Any]) -> list[Any]:
+        """`fn` over contiguous shards of `items`, one per worker, all at once; the results joined in order."""
+        refs = [actor.map_shard.remote(fn, items[a:b])
+                for actor, (a, b) in zip(self.actors, self._chunks(len(items)), strict=False)]
+        return [x for part in self._ray.get(refs) for x in part]
+
+
+class GenerationWorker(ShardWorker):
     """One backend in one Ray actor; `generate`/`score` are the Backend protocol's, over the wire."""
 
     def __init__(self, backend: str, options: dict[str, Any], keeper: Any = None):
@@ -154,12 +184,12 @@ class GenerationWorker:
         return self.backend.score(prompts, choices)
 
 
-class RayBackendPool:
+class RayBackendPool(_ShardMap):
     """A Backend over `workers` Ray actors: whole batches go to the workers, results come back in order.
 
     `map_batches` is what `generator.runner` uses when it finds it; `generate` and `score` split one
     call into contiguous chunks (one per worker) and join them in order, so the validators'
-    self-consistency check runs on the cluster too.
+    self-consistency check runs on the cluster too; `map_shards` runs the near-duplicate check's shards.
     """
 
     def __init__(self, backend: str, options: dict[str, Any], workers: int, *, max_cost_usd: float | None = None):
@@ -196,7 +226,9 @@ class RayBackendPool:
 
         Calls go round-robin, at most two queued per worker (one running, one waiting in its mailbox)
         so no worker idles while the driver writes, and no more is generated ahead than that: a kill
-        or a spend cap wastes at most two batches per worker.
+        or a spend cap wastes at most two batches per worker. Once a batch meets the spend cap nothing
+        more is sent; when the caller stops reading (it stops at the cap), the calls still queued are
+        waited for, so every request they reserved is settled in the ledger before the workers go.
         """
         pending: deque[Any] = deque()
         todo = iter(calls)
@@ -210,14 +242,18 @@ class RayBackendPool:
 
         for _ in range(2 * len(self.actors)):
             submit()
-        while pending:
-            ref = pending.popleft()
-            submit()
-            yield self._ray.get(ref)
-
-    def _chunks(self, n: int) -> list[tuple[int, int]]:
-        size = -(-n // len(self.actors))
-        return [(i, min(i + size, n)) for i in range(0, n, size)]
+        capped = False
+        try:
+            while pending:
+                ref = pending.popleft()
+                if not capped:
+                    submit()
+                completions = self._ray.get(ref)
+                capped = capped or any(c.extra.get("spend_cap") for c in completions)
+                yield completions
+        finally:
+            if pending and self.keeper is not None:
+                self._ray.wait(list(pending), num_returns=len(pending), timeout=_DRAIN_S)
 
     def generate(self, prompts: list[Prompt], schema: Any, sampling: Sampling,
                  seeds: list[int] | None = None) -> list[Completion]:
@@ -255,34 +291,17 @@ def default_workers(ray: Any, backend: str) -> int:
     return count
 
 
-class ClaimWorker:
-    """A Ray actor that claims records in the shared Redis near-duplicate index (validators/shared_index.py)."""
+class ValidationPool(_ShardMap):
+    """`workers` light Ray actors (one CPU each) for a validation with no generation pool left to reuse
+    (a resumed run with nothing to generate): `map_shards` only."""
 
-    def __init__(self, redis_url: str, name: str, threshold: float = 0.7, num_perm: int = 128):
-        from validators.shared_index import SharedNearDuplicateIndex
+    def __init__(self, workers: int):
+        ray = _ray()
+        if workers < 1:
+            fail(f"--ray-workers must be at least 1 (got {workers})")
+        self._ray = ray
+        self.actors = [ray.remote(num_cpus=1)(ShardWorker).remote() for _ in range(workers)]
 
-        self.index = SharedNearDuplicateIndex(redis_url, name=name, threshold=threshold, num_perm=num_perm)
-
-    def claim(self, records: list[Any], chunk: int = 64) -> list[tuple[str, float] | None]:
-        out: list[tuple[str, float] | None] = []
-        for i in range(0, len(records), chunk):
-            out += self.index.claim(records[i : i + chunk])
-        return out
-
-
-def claim_on_workers(shards: list[list[Any]], *, redis_url: str, name: str, threshold: float = 0.7,
-                     chunk: int = 64) -> list[list[tuple[str, float] | None]]:
-    """Each shard of records claimed by its own Ray worker, all at once, through one Redis index.
-
-    Returns each shard's answers (None: accepted). Of any near-duplicate pair split across shards
-    exactly one is accepted, whatever the timing, because each claim is one atomic Redis script.
-    """
-    ray = _ray()
-    worker_cls = ray.remote(num_cpus=1)(ClaimWorker)
-    workers = [worker_cls.remote(redis_url, name, threshold) for _ in shards]
-    try:
-        ray.get([w.__ray_ready__.remote() for w in workers])  # all started: the claims really overlap
-        return ray.get([w.claim.remote(shard, chunk) for w, shard in zip(workers, shards, strict=True)])
-    finally:
-        for w in workers:
-            ray.kill(w)
+    def close(self) -> None:
+        for actor in self.actors:
+            self._ray.kill(actor)

@@ -37,11 +37,14 @@ def make_config(*, task: str, lang: str, n: int, seeds: str | Path, out: str | P
 
 def generate(*, task: str, lang: str, n: int, seeds: str | Path, out: str | Path, model: str = "tiny",
              backend: str = "transformers", validate: bool = True, review: bool = True,
-             references: list[str | Path] = (), progress: bool = True, **options: Any) -> RunResult:
+             references: list[str | Path] = (), redis_url: str | None = None, progress: bool = True,
+             **options: Any) -> RunResult:
     """Run (or resume) a generation, then the validators and the review queue when available.
 
     `references` are record files the validators compare with besides the seeds: rows whose `split`
     is eval/test/dev are contamination checks (a sample near one is rejected).
+    `redis_url` keeps the near-duplicate index in Redis; with `ray` too, that check runs on the Ray
+    workers through it (validators/shared_index.py), with the verdicts of the in-process check.
     `options` are `RunConfig` fields (batch_size, constrained, max_cost_usd, price_per_1k, device,
     ray, ray_workers)
     or `PlanConfig` fields (seed, k, templates, samples_per_prompt, temperature, top_p,
@@ -50,7 +53,7 @@ def generate(*, task: str, lang: str, n: int, seeds: str | Path, out: str | Path
     cfg = make_config(task=task, lang=lang, n=n, seeds=seeds, out=out, model=model, backend=backend, **options)
     result = run_generation(cfg, progress=progress)
     try:
-        post_process(result, cfg, validate=validate, review=review, references=references)
+        post_process(result, cfg, validate=validate, review=review, references=references, redis_url=redis_url)
     finally:
         if cfg.ray is not None and result.backend is not None:
             result.backend.close()  # the Ray workers; their results are all in the folder
@@ -58,8 +61,12 @@ def generate(*, task: str, lang: str, n: int, seeds: str | Path, out: str | Path
 
 
 def post_process(result: RunResult, cfg: RunConfig, *, validate: bool, review: bool,
-                 references: list[str | Path] = ()) -> None:
-    """The task's validator chain on the parsed samples, then the review queue for the accepted ones."""
+                 references: list[str | Path] = (), redis_url: str | None = None) -> None:
+    """The task's validator chain on the parsed samples, then the review queue for the accepted ones.
+
+    With `redis_url` and `cfg.ray`, the near-duplicate check is split over the Ray workers (the
+    generation pool, or a validation-only pool when this call generated nothing) through one Redis index.
+    """
     records = result.parsed  # failed rows stay in samples.jsonl with their reason; only parsed go on
     if not validate or importlib.util.find_spec("validators.chain") is None or not records:
         return
@@ -79,8 +86,15 @@ def post_process(result: RunResult, cfg: RunConfig, *, validate: bool, review: b
 
         backend = get_backend(cfg.backend, **({"model": cfg.model, "device": cfg.device}
                                               if cfg.backend == "transformers" else {"model": cfg.model}))
-    accepted, rejected, report = run_chain(task, records, references=known, backend=backend,
-                                           seed=cfg.plan.seed)
+    workers, own_pool = _validation_workers(result.backend, cfg, redis_url)
+    try:
+        accepted, rejected, report = run_chain(task, records, references=known, backend=backend,
+                                               seed=cfg.plan.seed, redis_url=redis_url, workers=workers)
+    finally:
+        if own_pool is not None:
+            own_pool.close()
+    if workers is not None:
+        report["near_duplicates_on"] = {"ray_workers": len(workers.actors), "redis": _redacted(redis_url)}
     write_jsonl_atomic(cfg.out / "accepted.jsonl", accepted)
     write_jsonl_atomic(cfg.out / "rejected.jsonl", rejected)
     write_json_atomic(cfg.out / "validation.json", report)
@@ -95,3 +109,25 @@ def post_process(result: RunResult, cfg: RunConfig, *, validate: bool, review: b
     finally:
         store.close()
     print(f"review queue: {queued.added} added ({queued.skipped} already there) -> {cfg.out}/review.db")
+
+
+def _validation_workers(pool: Any, cfg: RunConfig, redis_url: str | None) -> tuple[Any, Any]:
+    """(workers for the shared near-duplicate check or None, a pool made here that the caller closes or None)."""
+    if not redis_url or cfg.ray is None:
+        return None, None
+    if hasattr(pool, "map_shards"):
+        return pool, None  # the generation workers, idle now
+    from generator.distributed import ValidationPool, default_workers, init
+
+    made = ValidationPool(cfg.ray_workers or default_workers(init(cfg.ray), "transformers"))
+    return made, made
+
+
+def _redacted(url: str | None) -> str | None:
+    """The URL without its password (it goes into validation.json)."""
+    from urllib.parse import urlsplit
+
+    if not url:
+        return url
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]).geturl()

@@ -35,12 +35,14 @@ class Context:
         references: real or earlier records; those whose `split` is in EVAL_SPLITS are the eval
             set (contamination), the rest are seeds / training data.
         backend: a `generator.backends.Backend` for model-based checks, or None to skip them.
+        redis_url, workers: with both, `near_duplicates` runs on the workers through one Redis index.
     """
 
     references: list[Record] = field(default_factory=list)
     backend: Any = None
     seed: int = 0
     redis_url: str | None = None
+    workers: Any = None  # a validators.shared_index.ShardPool (Ray workers) that splittable checks may use
 
     @property
     def eval_refs(self) -> list[Record]:

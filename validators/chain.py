@@ -68,6 +68,7 @@ def run_chain(
     enable: Iterable[str] = (),
     seed: int = 0,
     redis_url: str | None = None,
+    workers: Any = None,
     progress: bool = True,
 ) -> tuple[list[Record], list[Record], dict[str, Any]]:
     """Validate `records` (copies are returned; the inputs are not changed).
@@ -78,7 +79,8 @@ def run_chain(
         (1.0 for rejected records). The report counts checks, rejections per validator and rule,
         with examples; see `validators.report.build_report`.
     """
-    context = Context(references=list(references or []), backend=backend, seed=seed, redis_url=redis_url)
+    context = Context(references=list(references or []), backend=backend, seed=seed, redis_url=redis_url,
+                      workers=workers)
     spec = chain_spec(task, overrides=overrides, only=only, skip=skip, enable=enable)
     validators: list[BaseValidator] = [build(name, task, options, context) for name, options in spec]
     names = {v.name for v in validators}

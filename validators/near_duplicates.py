@@ -6,7 +6,9 @@
 - within the batch: the first record of a near-duplicate cluster is kept, later ones are rejected.
 
 Exact copies (same normalised text) are caught even when too short to shingle. The LSH index lives
-in memory, or in Redis when `redis_url` is set (option or `--redis-url`).
+in memory, or in Redis when `redis_url` is set (option or `--redis-url`); with Ray workers in the
+context as well (`generate.py --ray --redis-url`), the shingling, signing and candidate lookups run
+on the workers through one shared index (validators/shared_index.py), with the same verdicts.
 """
 
 from __future__ import annotations
@@ -35,11 +37,8 @@ class NearDuplicateValidator(BaseValidator):
         groups = {"e": self.context.eval_refs, "t": self.context.train_refs, "b": records}
         keys = [f"{kind}:{i}" for kind, recs in groups.items() for i in range(len(recs))]
         everything = [r for recs in groups.values() for r in recs]
-        index = NearDuplicateIndex(
-            [r.text for r in everything], langs=[r.lang for r in everything], threshold=threshold,
-            shingler=self._shingler(), num_perm=int(self.options["num_perm"]), seed=int(self.options["seed"]),
-            verify="estimate", redis_url=self.options["redis_url"] or self.context.redis_url)
         row = {k: i for i, k in enumerate(keys)}
+        found = self._candidates(keys, everything, [f"b:{i}" for i in range(len(records))], threshold)
 
         exact: dict[str, str] = {}
         for key, rec in zip(keys, everything, strict=True):
@@ -52,10 +51,27 @@ class NearDuplicateValidator(BaseValidator):
             first = exact[normalise_text(rec.text)]
             if first != me:
                 sims[first] = 1.0
-            for j, sim in index.similarities(row[me]).items():
-                sims.setdefault(keys[j], sim)
+            for key in sorted(found[i], key=row.__getitem__):  # by row, as the in-process index gives them
+                sims.setdefault(key, found[i][key])
             verdicts.append(self._verdict(me, sims, threshold, groups, exact_key=first))
         return verdicts
+
+    def _candidates(self, keys: list[str], everything: list[Record], query: list[str],
+                    threshold: float) -> list[dict[str, float]]:
+        """Each `query` key's LSH candidates (key -> estimated Jaccard): in this process, or split over the
+        context's Ray workers through one Redis index (validators/shared_index.py) when both are given."""
+        redis_url = self.options["redis_url"] or self.context.redis_url
+        settings = {"threshold": threshold, "shingler": self._shingler(), "num_perm": int(self.options["num_perm"]),
+                    "seed": int(self.options["seed"])}
+        if redis_url and self.context.workers is not None:
+            from validators.shared_index import shared_similarities
+
+            rows = [(k, r.text, r.lang) for k, r in zip(keys, everything, strict=True)]
+            return shared_similarities(self.context.workers, redis_url, rows, query, **settings)
+        index = NearDuplicateIndex([r.text for r in everything], langs=[r.lang for r in everything],
+                                   verify="estimate", redis_url=redis_url, **settings)
+        row = {k: i for i, k in enumerate(keys)}
+        return [{keys[j]: s for j, s in index.similarities(row[k]).items()} for k in query]
 
     def _verdict(self, me: str, sims: dict[str, float], threshold: float, groups: dict[str, list[Record]],
                  exact_key: str) -> Verdict:

@@ -1,100 +1,198 @@
-"""A near-duplicate index shared by many processes through one Redis, with an atomic claim.
+"""The `near_duplicates` check split over many workers through one Redis-held MinHash LSH index,
+with verdicts identical to the single-process check, whatever the worker count and timing.
 
-    index = SharedNearDuplicateIndex("redis://127.0.0.1:6379/0", name="fin_sentiment/en")
-    index.claim(records)   # [None, ("ab12...", 0.81), ...]: None = accepted and now held
+    found = shared_similarities(pool, "redis://127.0.0.1:6379/0", keys, records, query)
+    # found[i]: {key: estimated Jaccard} of every LSH candidate of records[query[i]] (itself excluded)
 
-datasketch's `MinHashLSH` with Redis storage shares the buckets, but `query` then `insert` are two
-round trips: two workers holding a near-duplicate pair can both query (nothing found), then both
-insert, and both accept. Here the check and the insert are one Lua script, which Redis runs
-atomically: the script reads the record's LSH bucket members (the same bands as datasketch's index
-for the threshold), verifies each candidate's estimated Jaccard on the stored signatures, and only
-when none reaches the threshold (and no exact copy is held) adds the record to its buckets. Of any
-pair, whichever claim runs first is accepted and the other is told which record holds its place.
+**Why not a first-come-wins claim.** A claim ("insert me unless someone near me is already held",
+atomic in Redis) keeps exactly one of each near-duplicate pair, but which one depends on which
+worker got there first: two runs with the same seed could keep different samples, and a chain
+A~B~C (A not near C) keeps {A, C} or {B} by timing. The single-process validator's rule is a
+function of order only: a batch record is a duplicate when any *earlier* record (accepted or not)
+or any reference is near it; the first of a cluster is kept.
 
-Signatures and shingles are `validators.minhash`'s (the same as the `near_duplicates` validator's).
-A claim is idempotent: claiming a record already held under the same key accepts it again, so a
-resumed or repeated run does not reject its own records.
+**Design: two phases with a barrier, every write commutative.**
+
+1. *Add.* Each worker shingles and signs its contiguous shard of all rows (eval references, seed
+   references, then the batch, keyed `e:i`, `t:i`, `b:i` by position, as the validator names them)
+   and adds them: `HSET <ns>:sig key signature` and `SADD <ns>:b<band>:<band bytes> key` for the
+   bands datasketch's `MinHashLSH` uses for (threshold, num_perm). Set and hash writes commute and
+   repeat harmlessly, so the index after the barrier is the same whatever the interleaving.
+2. *Query*, once every add has returned (the driver waits on all of them). Each worker reads, for
+   its shard of batch keys, the bucket members of the record's bands (the LSH candidates, exactly
+   those datasketch's index returns) and their signatures, and returns the estimated Jaccard of each
+   candidate: reads only, so again independent of timing.
+
+The driver then applies the validator's own rule (`NearDuplicateValidator._verdict`: the lowest
+position of a group holds its place, later ones are rejected naming it), so the accepted and
+rejected records, and every verdict's details, equal the in-process run's for the same input.
+
+**Namespace and restarts.** The namespace `<ns>` is a digest of the settings and of every row's
+key, language and text: one input, one namespace. A run killed between or during the phases leaves
+a partial index of exactly the rows it would add again; the re-run adds them again (idempotent by
+key, that is by record and position) and no record ever finds itself: a record re-validated after a
+restart keeps its place. Keys expire after a day; a finished check deletes its namespace.
+
+Signatures and shingles are `validators.minhash`'s (the same as the in-process validator's).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Protocol
 
+import numpy as np
 from datasketch import MinHashLSH
 
-from core.records import Record, normalise_text
-from validators.minhash import Shingler, signatures
+from validators.minhash import SHINGLING, Shingler, signatures
 
-# KEYS[1]: hash key -> signature bytes; KEYS[2]: the exact-copy key; KEYS[3..]: the record's LSH buckets.
-# ARGV: key, signature (little-endian uint32 x num_perm), threshold, num_perm.
-_CLAIM = """
-local me, sig, threshold, n = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-if redis.call('HEXISTS', KEYS[1], me) == 1 then return {} end
-local holder = redis.call('GET', KEYS[2])
-if holder and holder ~= me then return {holder, '1'} end
-local best_key, best, seen = false, -1, {}
-for i = 3, #KEYS do
-  for _, other in ipairs(redis.call('SMEMBERS', KEYS[i])) do
-    if not seen[other] then
-      seen[other] = true
-      local theirs = redis.call('HGET', KEYS[1], other)
-      if theirs and #theirs == #sig then
-        local eq = 0
-        for p = 1, 4 * n, 4 do
-          if string.sub(sig, p, p + 3) == string.sub(theirs, p, p + 3) then eq = eq + 1 end
-        end
-        local sim = eq / n
-        if sim >= threshold and sim > best then best, best_key = sim, other end
-      end
-    end
-  end
-end
-if best_key then return {best_key, tostring(best)} end
-redis.call('HSET', KEYS[1], me, sig)
-redis.call('SET', KEYS[2], me)
-for i = 3, #KEYS do redis.call('SADD', KEYS[i], me) end
-return {}
-"""
+TTL_S = 24 * 3600  # leftovers of a killed run vanish; a finished check deletes its namespace itself
+_CHUNK = 512  # records per Redis pipeline
+
+
+class ShardPool(Protocol):
+    """Workers that run `fn` over contiguous shards of `items`, one shard each, and join the results in order
+    (`generator.distributed.RayBackendPool` / `ValidationPool`)."""
+
+    def map_shards(self, fn: Callable[[list[Any]], list[Any]], items: list[Any]) -> list[Any]: ...
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """Everything a worker needs to open the index (small and picklable: it travels with each shard)."""
+
+    redis_url: str
+    name: str
+    threshold: float = 0.7
+    num_perm: int = 128
+    seed: int = 1
+    rules: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: dict(v) for k, v in SHINGLING.items()})
+
+
+def namespace(rows: Sequence[tuple[str, str, str]], threshold: float, num_perm: int, seed: int,
+              rules: dict[str, dict[str, Any]]) -> str:
+    """`seedloop:nd:<digest>` of the settings and every (key, lang, text) row: one input, one namespace."""
+    digest = hashlib.sha256(json.dumps([threshold, num_perm, seed, rules], sort_keys=True).encode())
+    for key, text, lang in rows:
+        digest.update(f"{key}\0{lang}\0{text}\0".encode())
+    return f"seedloop:nd:{digest.hexdigest()[:24]}"
 
 
 class SharedNearDuplicateIndex:
-    """Claims of records in one Redis-held LSH index (see the module docstring)."""
+    """One namespace of the Redis-held index: `add` (phase 1), `neighbours` (phase 2), `drop`."""
 
-    def __init__(self, redis_url: str, *, name: str, threshold: float = 0.7, num_perm: int = 128, seed: int = 1,
-                 shingler: Shingler | None = None):
+    def __init__(self, spec: IndexSpec):
         import redis
 
-        self.client = redis.Redis.from_url(redis_url)
-        self.name, self.threshold, self.num_perm, self.seed = name, threshold, num_perm, seed
-        self.shingler = shingler or Shingler()
+        self.spec = spec
+        self.client = redis.Redis.from_url(spec.redis_url)
+        self.shingler = Shingler({k: dict(v) for k, v in spec.rules.items()})
         # The band layout datasketch's MinHashLSH picks for (threshold, num_perm): the same candidates.
-        self.ranges = MinHashLSH(threshold=threshold, num_perm=num_perm).hashranges
-        self._script = self.client.register_script(_CLAIM)
+        self.ranges = MinHashLSH(threshold=spec.threshold, num_perm=spec.num_perm).hashranges
 
-    def _keys(self, record: Record, sig_bytes: bytes, has_shingles: bool) -> list[str]:
-        exact = hashlib.sha1(normalise_text(record.text).encode("utf-8")).hexdigest()
-        keys = [f"{self.name}:sig", f"{self.name}:exact:{exact}"]
-        if has_shingles:
-            keys += [f"{self.name}:band{b}:{sig_bytes[4 * start:4 * end].hex()}"
-                     for b, (start, end) in enumerate(self.ranges)]
-        return keys
+    def _bands(self, sig: bytes) -> list[str]:
+        return [f"{self.spec.name}:b{b}:{sig[4 * start:4 * end].hex()}" for b, (start, end) in enumerate(self.ranges)]
 
-    def claim(self, records: Sequence[Record], keys: Sequence[str] | None = None) -> list[tuple[str, float] | None]:
-        """For each record: None when it is accepted (and now held), else (key of the holder, Jaccard).
+    def add(self, rows: Sequence[tuple[str, str, str]]) -> int:
+        """Add (key, text, lang) rows; a row without shingles (empty text) is not indexed. Idempotent."""
+        added = 0
+        sig_key = f"{self.spec.name}:sig"
+        for i in range(0, len(rows), _CHUNK):
+            chunk = rows[i : i + _CHUNK]
+            sets = [self.shingler(text, lang) for _, text, lang in chunk]
+            sigs = signatures(sets, num_perm=self.spec.num_perm, seed=self.spec.seed).astype("<u4")
+            pipe = self.client.pipeline(transaction=False)
+            mapping: dict[str, bytes] = {}
+            for (key, _, _), sig, shingles in zip(chunk, sigs, sets, strict=True):
+                if not shingles:
+                    continue
+                data = sig.tobytes()
+                mapping[key] = data
+                for band in self._bands(data):
+                    pipe.sadd(band, key)
+                    pipe.expire(band, TTL_S)
+            if mapping:
+                pipe.hset(sig_key, mapping=mapping)
+                pipe.expire(sig_key, TTL_S)
+                pipe.execute()
+            added += len(mapping)
+        return added
 
-        `keys` name the records in the index (default: their ids). Each claim is atomic; they are
-        sent in one pipeline, and run in order.
-        """
-        keys = list(keys) if keys is not None else [r.id for r in records]
-        sets = [self.shingler(r.text, r.lang) for r in records]
-        sigs = signatures(sets, num_perm=self.num_perm, seed=self.seed).astype("<u4")
-        pipe = self.client.pipeline(transaction=False)
-        for key, record, sig, shingles in zip(keys, records, sigs, sets, strict=True):
-            data = sig.tobytes()
-            self._script(keys=self._keys(record, data, bool(shingles)),
-                         args=[key, data, repr(float(self.threshold)), self.num_perm], client=pipe)
-        out: list[tuple[str, float] | None] = []
-        for answer in pipe.execute():
-            out.append((answer[0].decode(), float(answer[1])) if answer else None)
+    def neighbours(self, keys: Sequence[str]) -> list[dict[str, float]]:
+        """For each key: every LSH candidate (itself excluded) with its estimated Jaccard, unthresholded."""
+        sig_key = f"{self.spec.name}:sig"
+        out: list[dict[str, float]] = []
+        for i in range(0, len(keys), _CHUNK):
+            chunk = list(keys[i : i + _CHUNK])
+            mine = self.client.hmget(sig_key, chunk)
+            pipe = self.client.pipeline(transaction=False)
+            for data in mine:
+                for band in (self._bands(data) if data else []):
+                    pipe.smembers(band)
+            members = iter(pipe.execute())
+            candidates: list[set[str]] = []
+            for key, data in zip(chunk, mine, strict=True):
+                found: set[str] = set()
+                for _ in (self.ranges if data else []):
+                    found.update(m.decode() for m in next(members))
+                found.discard(key)
+                candidates.append(found)
+            others = sorted(set().union(*candidates))
+            theirs = dict(zip(others, self.client.hmget(sig_key, others), strict=True)) if others else {}
+            for data, found in zip(mine, candidates, strict=True):
+                if not data:
+                    out.append({})
+                    continue
+                sig = np.frombuffer(data, dtype="<u4")
+                # float(np.mean(a == b)): the in-process validator's estimate, bit for bit.
+                out.append({k: float(np.mean(sig == np.frombuffer(theirs[k], dtype="<u4")))
+                            for k in sorted(found) if theirs.get(k)})
         return out
+
+    def drop(self) -> int:
+        """Delete the namespace; returns the number of keys removed."""
+        removed = 0
+        batch: list[bytes] = []
+        for key in self.client.scan_iter(match=f"{self.spec.name}:*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                removed += self.client.unlink(*batch)
+                batch = []
+        if batch:
+            removed += self.client.unlink(*batch)
+        return removed
+
+
+def add_shard(spec: IndexSpec, rows: list[tuple[str, str, str]]) -> list[int]:
+    """Phase 1 on a worker: add its shard of (key, text, lang) rows."""
+    return [SharedNearDuplicateIndex(spec).add(rows)]
+
+
+def neighbours_shard(spec: IndexSpec, keys: list[str]) -> list[dict[str, float]]:
+    """Phase 2 on a worker: the candidates of its shard of keys (after every add returned)."""
+    return SharedNearDuplicateIndex(spec).neighbours(keys)
+
+
+def shared_similarities(pool: ShardPool, redis_url: str, rows: Sequence[tuple[str, str, str]], query: Sequence[str],
+                        *, threshold: float = 0.7, num_perm: int = 128, seed: int = 1,
+                        shingler: Shingler | None = None, keep: bool = False) -> list[dict[str, float]]:
+    """The LSH candidates (key -> estimated Jaccard, itself excluded) of each `query` key among `rows`.
+
+    `rows` are (key, text, lang), keys unique; the work is split over `pool`'s workers in the two
+    phases of the module docstring. The namespace is deleted afterwards unless `keep`.
+    """
+    keys = [key for key, _, _ in rows]
+    if len(set(keys)) != len(keys):
+        raise ValueError("shared_similarities: row keys must be unique")
+    rules = (shingler or Shingler()).rules
+    spec = IndexSpec(redis_url, namespace(rows, threshold, num_perm, seed, rules), threshold, num_perm, seed,
+                     {k: dict(v) for k, v in rules.items()})
+    pool.map_shards(partial(add_shard, spec), list(rows))  # returns when every shard is in: the barrier
+    found = pool.map_shards(partial(neighbours_shard, spec), list(query))
+    if not keep:
+        SharedNearDuplicateIndex(spec).drop()
+    return found

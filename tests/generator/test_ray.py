@@ -1,24 +1,22 @@
 """`generate.py --ray` on a real local Ray cluster of 2 CPUs: the same samples as one process, resumable
-after a SIGKILL of the driver, and one shared Redis near-duplicate index that two workers claim through."""
+after a SIGKILL of the driver (validation on the cluster: test_ray_validation.py)."""
 
 from __future__ import annotations
 
 import json
-import random
-import string
 
 import pytest
 
 from generator.pipeline import generate
 from tests.generator.conftest import PY, REPO, child_env
 from tests.generator.test_generate import _kill_after_lines
-from tests.validators.test_near_duplicates import redis_url  # noqa: F401  (the redis-server fixture)
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[ray]')")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cluster():
+    """One local cluster of 2 CPUs for every Ray test of the session (a start costs ~12 s)."""
     from generator.distributed import init
 
     init(None, num_cpus=2)
@@ -72,28 +70,3 @@ def test_sigkill_of_the_driver_then_rerun_loses_and_duplicates_nothing(seeds_fil
     by_index = {r["provenance"]["index"]: (r["id"], r["text"], r["labels"]) for r in rows}
     assert [by_index[r.provenance["index"]] for r in reference.records] == \
            [(r.id, r.text, r.labels) for r in reference.records]
-
-
-def test_two_workers_through_one_redis_accept_one_of_each_near_duplicate_pair(cluster, redis_url):  # noqa: F811
-    from core.records import Record
-    from generator.distributed import claim_on_workers
-
-    rng = random.Random(7)  # distinct made-up words: digits are folded by the shingler, so no numbers
-    firsts, seconds = [], []
-    for _ in range(60):
-        body = " ".join("".join(rng.choices(string.ascii_lowercase, k=6)) for _ in range(18))
-        firsts.append(Record.new(task="fin_sentiment", lang="en", text=f"Quarter {body} closes higher"))
-        seconds.append(Record.new(task="fin_sentiment", lang="en", text=f"Quarter {body} closes higher today"))
-    # Worker A holds one member of every pair, worker B the other, in opposite orders: they race on each pair.
-    shard_a = [r for i, pair in enumerate(zip(firsts, seconds, strict=True)) for r in [pair[i % 2]]]
-    shard_b = [r for i, pair in enumerate(zip(firsts, seconds, strict=True)) for r in [pair[1 - i % 2]]][::-1]
-    answers_a, answers_b = claim_on_workers([shard_a, shard_b], redis_url=redis_url, name="pairs", chunk=1)
-    accepted = {r.id for r, a in zip(shard_a, answers_a, strict=True) if a is None} | \
-               {r.id for r, a in zip(shard_b, answers_b, strict=True) if a is None}
-    for first, second in zip(firsts, seconds, strict=True):
-        assert (first.id in accepted) != (second.id in accepted), first.text
-    holders = [a for a in answers_a + answers_b if a is not None]
-    assert len(holders) == 60 and all(key in accepted and sim >= 0.7 for key, sim in holders)
-    # A second claim of accepted records (a resumed run) accepts them again; distinct texts are all accepted.
-    again = claim_on_workers([[r for r in firsts + seconds if r.id in accepted]], redis_url=redis_url, name="pairs")
-    assert again == [[None] * 60]
