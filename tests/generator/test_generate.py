@@ -27,7 +27,7 @@ def _kill_after_lines(args: list[str], samples, lines: int) -> None:
     """Start `generate.py args`, SIGKILL it once `samples` holds `lines` lines (mid-run, for real)."""
     proc = subprocess.Popen([PY, "generate.py", *args], cwd=REPO, env=child_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 180
+    deadline = time.time() + 400  # generous: a loaded machine or a cold Ray start takes minutes
     while time.time() < deadline and proc.poll() is None:
         if samples.exists() and len(samples.read_bytes().splitlines()) >= lines:
             break
