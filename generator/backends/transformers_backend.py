@@ -1,6 +1,7 @@
 """Local Hugging Face model on CPU or GPU: the default backend (`--backend transformers`).
 
-Free generation uses `model.generate`; with a schema, decoding is constrained by Outlines so every
+Generation is greedy decoding of our own (generator/backends/decode.py: rows leave the batch and
+its KV cache as they stop); with a schema, decoding is constrained by Outlines-core guides so every
 output parses. Sampling is per row: each row draws from its own `torch.Generator` (seeded with the
 row's seed), so a sample is a function of its seed alone, whatever else shares its batch. `score`
 returns log P(choice | prompt) per choice: one forward pass per prompt batch, kept as a KV cache,
@@ -46,6 +47,10 @@ class RowSampler:
         race = torch.stack([torch.empty(vocab).exponential_(generator=g) for g in self.generators])
         return scores.float() - race.log().to(scores.device)
 
+    def keep(self, rows: list[int]) -> None:
+        """Only these rows go on (positions in the current batch): each keeps its own generator."""
+        self.generators = [self.generators[i] for i in rows]
+
 
 class GuidedMask:
     """A JSON-schema constraint as a logits processor: one Outlines-core `Guide` per row over the
@@ -75,6 +80,11 @@ class GuidedMask:
     def reset(self) -> None:
         """Fresh guides (a new batch); the masks per state stay."""
         self._guides = None
+
+    def keep(self, rows: list[int]) -> None:
+        """Only these rows go on (positions in the current batch), each with its own guide."""
+        if self._guides is not None:
+            self._guides = [self._guides[i] for i in rows]
 
     def _mask(self, guide: Any, vocab: int, device: Any) -> Any:
         import torch
@@ -162,23 +172,29 @@ class TransformersBackend:
         return self._generate_free(prompts, sampling, seeds=seeds)
 
     def _generate_free(
-        self, prompts: list[Prompt], sampling: Sampling, processor: Any = None, seeds: list[int] | None = None
+        self, prompts: list[Prompt], sampling: Sampling, processor: Any = None, seeds: list[int] | None = None,
+        hf_generate: bool = False,
     ) -> list[Completion]:
+        """Greedy decoding through `decode` (rows leave the batch as they stop), with `processor` (a
+        schema constraint) and then RowSampler when sampling.
+
+        `hf_generate`, or a `processor` that cannot follow row removal (no `keep`, e.g. Outlines' own),
+        runs the same steps through `model.generate` instead: every row until the longest one stops.
+        """
         import torch
-        from transformers import LogitsProcessorList
+
+        from generator.backends.decode import decode
 
         out: list[Completion] = []
         eos = self.model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos])
         all_seeds = row_seeds(sampling, len(prompts), seeds)
+        hf_generate = hf_generate or (processor is not None and not hasattr(processor, "keep"))
         for start in range(0, len(prompts), self.batch_size):
             texts = [self.render(p) for p in prompts[start : start + self.batch_size]]
             batch = self._encode(texts)
-            # Greedy `generate` always: sampling is done by RowSampler (last, after Outlines' mask),
-            # whose per-row noise turns the argmax into a draw that depends on the row's seed only.
-            kwargs: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens,
-                                      "pad_token_id": self.tokenizer.pad_token_id,
-                                      "do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+            # Greedy always: sampling is done by RowSampler (last, after the schema's mask), whose
+            # per-row noise turns the argmax into a draw that depends on the row's seed only.
             processors = []
             if processor is not None:
                 processor.reset()  # fresh guides per batch: the processor is shared across calls
@@ -186,13 +202,13 @@ class TransformersBackend:
             if sampling.temperature > 0:
                 processors.append(RowSampler(all_seeds[start : start + len(texts)], sampling.temperature,
                                              sampling.top_p))
-            if processors:
-                kwargs["logits_processor"] = LogitsProcessorList(processors)
             with torch.inference_mode():
-                generated = self.model.generate(**batch, **kwargs)
-            prompt_len = batch["input_ids"].shape[1]
-            for row, attention in zip(generated, batch["attention_mask"], strict=True):
-                new = row[prompt_len:].tolist()
+                if hf_generate:
+                    rows = self._hf_generate(batch, sampling.max_new_tokens, processors)
+                else:
+                    rows = decode(self.model, batch["input_ids"], batch["attention_mask"],
+                                  max_new_tokens=sampling.max_new_tokens, stop_ids=eos_ids, processors=processors)
+            for new, attention in zip(rows, batch["attention_mask"], strict=True):
                 stopped = next((i for i, t in enumerate(new) if t in eos_ids), None)
                 tokens = new if stopped is None else new[:stopped]
                 out.append(Completion(
@@ -202,13 +218,25 @@ class TransformersBackend:
                 ))
         return out
 
+    def _hf_generate(self, batch: dict[str, Any], max_new_tokens: int, processors: list[Any]) -> list[list[int]]:
+        """Each row's new tokens from one greedy `model.generate` over the batch (finished rows get pads)."""
+        from transformers import LogitsProcessorList
+
+        kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "pad_token_id": self.tokenizer.pad_token_id,
+                                  "do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        if processors:
+            kwargs["logits_processor"] = LogitsProcessorList(processors)
+        generated = self.model.generate(**batch, **kwargs)
+        return [row.tolist() for row in generated[:, batch["input_ids"].shape[1] :]]
+
     def _generate_constrained(
         self, prompts: list[Prompt], schema: type[BaseModel], sampling: Sampling, seeds: list[int] | None = None
     ) -> list[Completion]:
-        """Outlines' JSON-schema logits processor inside our own batched `model.generate`.
+        """The schema's `GuidedMask` (Outlines-core guides) inside our own batched decoding.
 
-        Driving `generate` ourselves (rather than `outlines.Generator.batch`) keeps token counts and
-        finish reasons per row; the processor itself is Outlines', compiled once per schema.
+        Driving decoding ourselves (rather than `outlines.Generator.batch`) keeps token counts and
+        finish reasons per row, and drops a row from the batch as soon as its JSON closes; the index
+        is Outlines-core's, compiled once per schema.
         """
         processor = self.logits_processor(schema)
         out = self._generate_free(prompts, sampling, processor=processor, seeds=seeds)
