@@ -273,9 +273,10 @@ class TransformersBackend:
     def score(self, prompts: list[Prompt], choices: list[str]) -> list[list[float]]:
         """log P(choice | prompt) for every prompt and choice (natural log, summed over tokens).
 
-        Each prompt batch runs once and keeps its KV cache; each multi-token choice then runs only its
-        own tokens on top of that cache (single-token choices need no further pass), and log-softmax
-        is taken only where a choice token is predicted. Peak memory beyond the weights is bounded by
+        Each prompt batch runs once and keeps its KV cache (the tokens all its prompts start with, such
+        as a shared instruction, run once for the batch: `_prompt_pass`); each multi-token choice then
+        runs only its own tokens on top of that cache (single-token choices need no further pass), and
+        log-softmax is taken only where a choice token is predicted. Peak memory beyond the weights is bounded by
         one forward pass over the prompt batch (its activations and KV cache, as in generation) + its
         last-position logits (B × V) + one choice's logits (B × (n − 1) × V, n its token count), in
         float32, ×2 inside logsumexp: never B × choices × sequence × V (bench/bench_scoring.py).
@@ -289,23 +290,49 @@ class TransformersBackend:
         scores: list[list[float]] = []
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
-                scores.extend(self._score_batch(self._encode(texts[start : start + self.batch_size]), choice_ids))
+                scores.extend(self._score_batch(texts[start : start + self.batch_size], choice_ids))
         return scores
 
-    def _score_batch(self, batch: dict[str, Any], choice_ids: list[list[int]]) -> list[list[float]]:
-        """Scores of every choice for one left-padded prompt batch (see `score` for the memory bound)."""
+    def _prompt_pass(self, texts: list[str]) -> tuple[Any, Any, Any]:
+        """One forward pass over a prompt batch: (last-position logits [rows, V], KV cache, 2D mask).
+
+        The tokens every prompt of the batch starts with (the task's instruction, a system prompt,
+        k-shot examples) run once, as one row, and their KV cache is repeated for every row; only the
+        rest of each prompt runs batched, left-padded after the shared part (padding is masked, and
+        positions count real tokens only, as in `generate`). Same scores as one padded pass over the
+        whole prompts, for a fraction of the work when the shared part is most of each prompt.
+        """
         import torch
 
-        mask = batch["attention_mask"]
-        rows = mask.shape[0]
-        device = mask.device
-        # Positions count real tokens only, as `generate` does: left padding does not shift them.
-        out = self.model(input_ids=batch["input_ids"], attention_mask=mask,
-                         position_ids=(mask.cumsum(-1) - 1).clamp(min=0), use_cache=True, logits_to_keep=1)
+        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        rows, device = len(ids), self.device
+        shortest = min(map(len, ids))
+        shared = next((i for i, col in enumerate(zip(*ids, strict=False)) if len(set(col)) > 1), shortest)
+        shared = max(0, min(shared, shortest - 1)) if rows > 1 else 0  # each row keeps a token of its own
+        rests = [row[shared:] for row in ids]
+        width = max(len(row) for row in rests)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rests], device=device)
+        rest_mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rests], device=device)
+        cache = None
+        if shared:
+            prefix = torch.tensor([ids[0][:shared]], device=device)
+            cache = self.model(input_ids=prefix, use_cache=True, logits_to_keep=1).past_key_values
+            cache.batch_repeat_interleave(rows)
+        mask = torch.cat([rest_mask.new_ones(rows, shared), rest_mask], dim=1)
+        out = self.model(input_ids=input_ids, attention_mask=mask, past_key_values=cache, use_cache=True,
+                         position_ids=shared + (rest_mask.cumsum(-1) - 1).clamp(min=0), logits_to_keep=1)
+        return out.logits[:, -1, :], out.past_key_values, mask
+
+    def _score_batch(self, texts: list[str], choice_ids: list[list[int]]) -> list[list[float]]:
+        """Scores of every choice for one prompt batch (see `score` for the memory bound)."""
+        import torch
+
+        logits, cache, mask = self._prompt_pass(texts)
+        rows, device = mask.shape[0], mask.device
         first = torch.tensor([ids[0] for ids in choice_ids], device=device)
-        totals = _token_logprobs(out.logits[:, -1, :], first.expand(rows, -1))  # [rows, choices]
-        cache = out.past_key_values
-        del out
+        totals = _token_logprobs(logits, first.expand(rows, -1))  # [rows, choices]
+        del logits
         lengths = mask.sum(-1, keepdim=True)
         for j, ids in enumerate(choice_ids):
             if len(ids) == 1:
