@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from core.models import CHAT_TEMPLATE_KWARGS, TINY, load_model
 from generator.backends import Completion, Prompt, Sampling, parse_with_schema, row_seeds
+from generator.backends.prefix import prefix_groups, shared_prefix
 
 
 class RowSampler:
@@ -274,7 +275,8 @@ class TransformersBackend:
         """log P(choice | prompt) for every prompt and choice (natural log, summed over tokens).
 
         Each prompt batch runs once and keeps its KV cache (the tokens all its prompts start with, such
-        as a shared instruction, run once for the batch: `_prompt_pass`); each multi-token choice then
+        as a shared instruction, run once for the batch: `_prompt_pass`; a batch that mixes prompt
+        families runs as one group per family where that is less work: `prefix.prefix_groups`); each multi-token choice then
         runs only its own tokens on top of that cache (single-token choices need no further pass), and
         log-softmax is taken only where a choice token is predicted. Peak memory beyond the weights is bounded by
         one forward pass over the prompt batch (its activations and KV cache, as in generation) + its
@@ -287,13 +289,19 @@ class TransformersBackend:
         if any(not ids for ids in choice_ids):
             raise ValueError(f"a choice tokenises to nothing: {choices}")
         texts = [self.render(p) for p in prompts]
+        passes = 1 + sum(len(ids) > 1 for ids in choice_ids)  # forward passes per group
         scores: list[list[float]] = []
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
-                scores.extend(self._score_batch(texts[start : start + self.batch_size], choice_ids))
+                ids = self.tokenizer(texts[start : start + self.batch_size], add_special_tokens=False)["input_ids"]
+                batch: list[list[float]] = [[] for _ in ids]
+                for group in prefix_groups(ids, passes):
+                    for i, row in zip(group, self._score_batch([ids[i] for i in group], choice_ids), strict=True):
+                        batch[i] = row
+                scores.extend(batch)
         return scores
 
-    def _prompt_pass(self, texts: list[str]) -> tuple[Any, Any, Any]:
+    def _prompt_pass(self, ids: list[list[int]]) -> tuple[Any, Any, Any]:
         """One forward pass over a prompt batch: (last-position logits [rows, V], KV cache, 2D mask).
 
         The tokens every prompt of the batch starts with (the task's instruction, a system prompt,
@@ -304,11 +312,8 @@ class TransformersBackend:
         """
         import torch
 
-        ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
         rows, device = len(ids), self.device
-        shortest = min(map(len, ids))
-        shared = next((i for i, col in enumerate(zip(*ids, strict=False)) if len(set(col)) > 1), shortest)
-        shared = max(0, min(shared, shortest - 1)) if rows > 1 else 0  # each row keeps a token of its own
+        shared = shared_prefix(ids)
         rests = [row[shared:] for row in ids]
         width = max(len(row) for row in rests)
         pad = self.tokenizer.pad_token_id
@@ -324,11 +329,11 @@ class TransformersBackend:
                          position_ids=shared + (rest_mask.cumsum(-1) - 1).clamp(min=0), logits_to_keep=1)
         return out.logits[:, -1, :], out.past_key_values, mask
 
-    def _score_batch(self, texts: list[str], choice_ids: list[list[int]]) -> list[list[float]]:
-        """Scores of every choice for one prompt batch (see `score` for the memory bound)."""
+    def _score_batch(self, ids: list[list[int]], choice_ids: list[list[int]]) -> list[list[float]]:
+        """Scores of every choice for one batch of tokenised prompts (see `score` for the memory bound)."""
         import torch
 
-        logits, cache, mask = self._prompt_pass(texts)
+        logits, cache, mask = self._prompt_pass(ids)
         rows, device = mask.shape[0], mask.device
         first = torch.tensor([ids[0] for ids in choice_ids], device=device)
         totals = _token_logprobs(logits, first.expand(rows, -1))  # [rows, choices]
