@@ -39,7 +39,7 @@ OLD_BATCH = 1  # the old method at 16 prompts × 15 choices × 450 tokens would 
 def run() -> list[BenchRow]:
     import torch
 
-    from bench.bench_evaluator import BATCH, _compare, _records, tuned_model
+    from bench.bench_evaluator import BATCH, TUNED_TARGET, _compare, _records, tuned_model
     from evaluator.prompts import tuned_prompts
 
     threads = torch.get_num_threads()
@@ -57,7 +57,7 @@ def run() -> list[BenchRow]:
         # are enough here: every answer is then "<label><|eot_id|>".
         tuned = tuned_model(TINY_LLAMA3, model, task, records, device, steps=20, batch=4)
         backend = TransformersBackend(TINY_LLAMA3, loaded=(tuned, tokenizer), batch_size=BATCH)
-        rows.append(_compare(f"{TINY_LLAMA3}.tuned", backend, task, prompts))
+        rows.append(_compare(f"{TINY_LLAMA3}.tuned", backend, task, prompts, target=TUNED_TARGET))
     finally:
         torch.set_num_threads(threads)
     return rows
