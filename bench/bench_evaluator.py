@@ -23,6 +23,9 @@ from evaluator.prompts import tuned_prompts
 from generator.backends.transformers_backend import TransformersBackend
 
 BATCH = 16
+# Targets (issue 17): scoring at least 5x free generation on a base model, whose free answers run to the
+# budget, and no slower than it on a tuned one, whose answers are a few tokens.
+BASE_TARGET, TUNED_TARGET = 5.0, 1.0
 
 
 def _records(task) -> list[Record]:
@@ -37,7 +40,6 @@ def _records(task) -> list[Record]:
 
 def run() -> list[BenchRow]:
     import torch
-    from peft import PeftModel
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -48,22 +50,30 @@ def run() -> list[BenchRow]:
         device = default_device()
         base, tokenizer = load_model("tiny", device=device)
         rows = [_compare("base", TransformersBackend("tiny", loaded=(base, tokenizer), batch_size=BATCH), task, prompts)]
-        with tempfile.TemporaryDirectory() as tmp:
-            from trainer.config import TrainConfig
-            from trainer.sft import train
-
-            adapter = f"{tmp}/adapter"
-            train(TrainConfig(task=task.name, model="tiny", out=adapter, max_steps=60, batch_size=8,
-                              learning_rate=5e-3, val_fraction=0.0, device=device), records=records, task=task)
-            tuned = PeftModel.from_pretrained(base, str(adapter)).eval()
+        tuned = tuned_model("tiny", base, task, records, device)
         backend = TransformersBackend("tiny", loaded=(tuned, tokenizer), batch_size=BATCH)
-        rows.append(_compare("tuned", backend, task, prompts))
+        rows.append(_compare("tuned", backend, task, prompts, target=TUNED_TARGET))
     finally:
         torch.set_num_threads(threads)
     return rows
 
 
-def _compare(name: str, backend: TransformersBackend, task, prompts) -> BenchRow:
+def tuned_model(name: str, base, task, records: list[Record], device: str, steps: int = 60, batch: int = 8):
+    """`base` under a short trainer LoRA run on `records`: it learns to answer "<label><|eot_id|>",
+    so free generation stops after two tokens."""
+    from peft import PeftModel
+
+    from trainer.config import TrainConfig
+    from trainer.sft import train
+
+    with tempfile.TemporaryDirectory() as tmp:
+        adapter = f"{tmp}/adapter"
+        train(TrainConfig(task=task.name, model=name, out=adapter, max_steps=steps, batch_size=batch,
+                          learning_rate=5e-3, val_fraction=0.0, device=device), records=records, task=task)
+        return PeftModel.from_pretrained(base, str(adapter)).eval()
+
+
+def _compare(name: str, backend: TransformersBackend, task, prompts, target: float = BASE_TARGET) -> BenchRow:
     predict(backend, task, prompts[:BATCH], mode="score")  # warm-up: first-call allocations
 
     _sync()
@@ -83,7 +93,7 @@ def _compare(name: str, backend: TransformersBackend, task, prompts) -> BenchRow
     note = (f"{len(prompts)} items; same label {same:.0%}; free-text invalid {invalid:.0%}; "
             f"free answer {chars:.0f} chars on average; {where}")
     return BenchRow(f"evaluator.score_vs_free_generation.{name}", score_rate, free_rate,
-                    ratio(score_rate, free_rate), 5.0, "items/s", note)
+                    ratio(score_rate, free_rate), target, "items/s", note)
 
 
 def _sync() -> None:

@@ -1,7 +1,7 @@
 """Choice scoring on the Llama-3-shaped tiny model (128,256-token vocabulary).
 
-1. Choice scoring vs free generation on `tiny-llama3` (base), the same items and measurement as
-   bench_evaluator's rows for `tiny` (`_compare` is reused), so both tiny models are covered.
+1. Choice scoring vs free generation on `tiny-llama3`, base and under the same short LoRA run as
+   bench_evaluator's (`_compare` and `tuned_model` are reused), so both tiny models are covered.
 2. Our `TransformersBackend.score` (the prompt batch once, KV cache, then only each choice's tokens;
    log-softmax only where a choice token is predicted) against the method it replaced, kept here
    only as the baseline: one forward pass over every prompt × choice sequence with a float32
@@ -39,7 +39,7 @@ OLD_BATCH = 1  # the old method at 16 prompts × 15 choices × 450 tokens would 
 def run() -> list[BenchRow]:
     import torch
 
-    from bench.bench_evaluator import BATCH, _compare, _records
+    from bench.bench_evaluator import BATCH, TUNED_TARGET, _compare, _records, tuned_model
     from evaluator.prompts import tuned_prompts
 
     threads = torch.get_num_threads()
@@ -49,9 +49,15 @@ def run() -> list[BenchRow]:
         model, tokenizer = load_model(TINY_LLAMA3, device=device)
         backend = TransformersBackend(TINY_LLAMA3, loaded=(model, tokenizer), batch_size=BATCH)
         task = load_task("fin_sentiment")
-        prompts = tuned_prompts(task, _records(task))[:48]
+        records = _records(task)
+        prompts = tuned_prompts(task, records)[:48]
         rows = [_compare(f"{TINY_LLAMA3}.base", backend, task, prompts)]
         rows.extend(_kv_vs_full_logits(backend))
+        # 20 steps of 4 (about 3.5 min on the shared 2 cores: every step computes 128k-vocabulary logits)
+        # are enough here: every answer is then "<label><|eot_id|>".
+        tuned = tuned_model(TINY_LLAMA3, model, task, records, device, steps=20, batch=4)
+        backend = TransformersBackend(TINY_LLAMA3, loaded=(tuned, tokenizer), batch_size=BATCH)
+        rows.append(_compare(f"{TINY_LLAMA3}.tuned", backend, task, prompts, target=TUNED_TARGET))
     finally:
         torch.set_num_threads(threads)
     return rows

@@ -1,6 +1,7 @@
 """Local Hugging Face model on CPU or GPU: the default backend (`--backend transformers`).
 
-Free generation uses `model.generate`; with a schema, decoding is constrained by Outlines so every
+Generation is greedy decoding of our own (generator/backends/decode.py: rows leave the batch and
+its KV cache as they stop); with a schema, decoding is constrained by Outlines-core guides so every
 output parses. Sampling is per row: each row draws from its own `torch.Generator` (seeded with the
 row's seed), so a sample is a function of its seed alone, whatever else shares its batch. `score`
 returns log P(choice | prompt) per choice: one forward pass per prompt batch, kept as a KV cache,
@@ -17,6 +18,7 @@ from pydantic import BaseModel
 
 from core.models import CHAT_TEMPLATE_KWARGS, TINY, load_model
 from generator.backends import Completion, Prompt, Sampling, parse_with_schema, row_seeds
+from generator.backends.prefix import prefix_groups, shared_prefix
 
 
 class RowSampler:
@@ -45,6 +47,10 @@ class RowSampler:
         vocab = scores.shape[-1]
         race = torch.stack([torch.empty(vocab).exponential_(generator=g) for g in self.generators])
         return scores.float() - race.log().to(scores.device)
+
+    def keep(self, rows: list[int]) -> None:
+        """Only these rows go on (positions in the current batch): each keeps its own generator."""
+        self.generators = [self.generators[i] for i in rows]
 
 
 class GuidedMask:
@@ -75,6 +81,11 @@ class GuidedMask:
     def reset(self) -> None:
         """Fresh guides (a new batch); the masks per state stay."""
         self._guides = None
+
+    def keep(self, rows: list[int]) -> None:
+        """Only these rows go on (positions in the current batch), each with its own guide."""
+        if self._guides is not None:
+            self._guides = [self._guides[i] for i in rows]
 
     def _mask(self, guide: Any, vocab: int, device: Any) -> Any:
         import torch
@@ -162,23 +173,29 @@ class TransformersBackend:
         return self._generate_free(prompts, sampling, seeds=seeds)
 
     def _generate_free(
-        self, prompts: list[Prompt], sampling: Sampling, processor: Any = None, seeds: list[int] | None = None
+        self, prompts: list[Prompt], sampling: Sampling, processor: Any = None, seeds: list[int] | None = None,
+        hf_generate: bool = False,
     ) -> list[Completion]:
+        """Greedy decoding through `decode` (rows leave the batch as they stop), with `processor` (a
+        schema constraint) and then RowSampler when sampling.
+
+        `hf_generate`, or a `processor` that cannot follow row removal (no `keep`, e.g. Outlines' own),
+        runs the same steps through `model.generate` instead: every row until the longest one stops.
+        """
         import torch
-        from transformers import LogitsProcessorList
+
+        from generator.backends.decode import decode
 
         out: list[Completion] = []
         eos = self.model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos])
         all_seeds = row_seeds(sampling, len(prompts), seeds)
+        hf_generate = hf_generate or (processor is not None and not hasattr(processor, "keep"))
         for start in range(0, len(prompts), self.batch_size):
             texts = [self.render(p) for p in prompts[start : start + self.batch_size]]
             batch = self._encode(texts)
-            # Greedy `generate` always: sampling is done by RowSampler (last, after Outlines' mask),
-            # whose per-row noise turns the argmax into a draw that depends on the row's seed only.
-            kwargs: dict[str, Any] = {"max_new_tokens": sampling.max_new_tokens,
-                                      "pad_token_id": self.tokenizer.pad_token_id,
-                                      "do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+            # Greedy always: sampling is done by RowSampler (last, after the schema's mask), whose
+            # per-row noise turns the argmax into a draw that depends on the row's seed only.
             processors = []
             if processor is not None:
                 processor.reset()  # fresh guides per batch: the processor is shared across calls
@@ -186,13 +203,13 @@ class TransformersBackend:
             if sampling.temperature > 0:
                 processors.append(RowSampler(all_seeds[start : start + len(texts)], sampling.temperature,
                                              sampling.top_p))
-            if processors:
-                kwargs["logits_processor"] = LogitsProcessorList(processors)
             with torch.inference_mode():
-                generated = self.model.generate(**batch, **kwargs)
-            prompt_len = batch["input_ids"].shape[1]
-            for row, attention in zip(generated, batch["attention_mask"], strict=True):
-                new = row[prompt_len:].tolist()
+                if hf_generate:
+                    rows = self._hf_generate(batch, sampling.max_new_tokens, processors)
+                else:
+                    rows = decode(self.model, batch["input_ids"], batch["attention_mask"],
+                                  max_new_tokens=sampling.max_new_tokens, stop_ids=eos_ids, processors=processors)
+            for new, attention in zip(rows, batch["attention_mask"], strict=True):
                 stopped = next((i for i, t in enumerate(new) if t in eos_ids), None)
                 tokens = new if stopped is None else new[:stopped]
                 out.append(Completion(
@@ -202,13 +219,25 @@ class TransformersBackend:
                 ))
         return out
 
+    def _hf_generate(self, batch: dict[str, Any], max_new_tokens: int, processors: list[Any]) -> list[list[int]]:
+        """Each row's new tokens from one greedy `model.generate` over the batch (finished rows get pads)."""
+        from transformers import LogitsProcessorList
+
+        kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "pad_token_id": self.tokenizer.pad_token_id,
+                                  "do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        if processors:
+            kwargs["logits_processor"] = LogitsProcessorList(processors)
+        generated = self.model.generate(**batch, **kwargs)
+        return [row.tolist() for row in generated[:, batch["input_ids"].shape[1] :]]
+
     def _generate_constrained(
         self, prompts: list[Prompt], schema: type[BaseModel], sampling: Sampling, seeds: list[int] | None = None
     ) -> list[Completion]:
-        """Outlines' JSON-schema logits processor inside our own batched `model.generate`.
+        """The schema's `GuidedMask` (Outlines-core guides) inside our own batched decoding.
 
-        Driving `generate` ourselves (rather than `outlines.Generator.batch`) keeps token counts and
-        finish reasons per row; the processor itself is Outlines', compiled once per schema.
+        Driving decoding ourselves (rather than `outlines.Generator.batch`) keeps token counts and
+        finish reasons per row, and drops a row from the batch as soon as its JSON closes; the index
+        is Outlines-core's, compiled once per schema.
         """
         processor = self.logits_processor(schema)
         out = self._generate_free(prompts, sampling, processor=processor, seeds=seeds)
@@ -245,9 +274,11 @@ class TransformersBackend:
     def score(self, prompts: list[Prompt], choices: list[str]) -> list[list[float]]:
         """log P(choice | prompt) for every prompt and choice (natural log, summed over tokens).
 
-        Each prompt batch runs once and keeps its KV cache; each multi-token choice then runs only its
-        own tokens on top of that cache (single-token choices need no further pass), and log-softmax
-        is taken only where a choice token is predicted. Peak memory beyond the weights is bounded by
+        Each prompt batch runs once and keeps its KV cache (the tokens all its prompts start with, such
+        as a shared instruction, run once for the batch: `_prompt_pass`; a batch that mixes prompt
+        families runs as one group per family where that is less work: `prefix.prefix_groups`); each multi-token choice then
+        runs only its own tokens on top of that cache (single-token choices need no further pass), and
+        log-softmax is taken only where a choice token is predicted. Peak memory beyond the weights is bounded by
         one forward pass over the prompt batch (its activations and KV cache, as in generation) + its
         last-position logits (B × V) + one choice's logits (B × (n − 1) × V, n its token count), in
         float32, ×2 inside logsumexp: never B × choices × sequence × V (bench/bench_scoring.py).
@@ -258,26 +289,55 @@ class TransformersBackend:
         if any(not ids for ids in choice_ids):
             raise ValueError(f"a choice tokenises to nothing: {choices}")
         texts = [self.render(p) for p in prompts]
+        passes = 1 + sum(len(ids) > 1 for ids in choice_ids)  # forward passes per group
         scores: list[list[float]] = []
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
-                scores.extend(self._score_batch(self._encode(texts[start : start + self.batch_size]), choice_ids))
+                ids = self.tokenizer(texts[start : start + self.batch_size], add_special_tokens=False)["input_ids"]
+                batch: list[list[float]] = [[] for _ in ids]
+                for group in prefix_groups(ids, passes):
+                    for i, row in zip(group, self._score_batch([ids[i] for i in group], choice_ids), strict=True):
+                        batch[i] = row
+                scores.extend(batch)
         return scores
 
-    def _score_batch(self, batch: dict[str, Any], choice_ids: list[list[int]]) -> list[list[float]]:
-        """Scores of every choice for one left-padded prompt batch (see `score` for the memory bound)."""
+    def _prompt_pass(self, ids: list[list[int]]) -> tuple[Any, Any, Any]:
+        """One forward pass over a prompt batch: (last-position logits [rows, V], KV cache, 2D mask).
+
+        The tokens every prompt of the batch starts with (the task's instruction, a system prompt,
+        k-shot examples) run once, as one row, and their KV cache is repeated for every row; only the
+        rest of each prompt runs batched, left-padded after the shared part (padding is masked, and
+        positions count real tokens only, as in `generate`). Same scores as one padded pass over the
+        whole prompts, for a fraction of the work when the shared part is most of each prompt.
+        """
         import torch
 
-        mask = batch["attention_mask"]
-        rows = mask.shape[0]
-        device = mask.device
-        # Positions count real tokens only, as `generate` does: left padding does not shift them.
-        out = self.model(input_ids=batch["input_ids"], attention_mask=mask,
-                         position_ids=(mask.cumsum(-1) - 1).clamp(min=0), use_cache=True, logits_to_keep=1)
+        rows, device = len(ids), self.device
+        shared = shared_prefix(ids)
+        rests = [row[shared:] for row in ids]
+        width = max(len(row) for row in rests)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rests], device=device)
+        rest_mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rests], device=device)
+        cache = None
+        if shared:
+            prefix = torch.tensor([ids[0][:shared]], device=device)
+            cache = self.model(input_ids=prefix, use_cache=True, logits_to_keep=1).past_key_values
+            cache.batch_repeat_interleave(rows)
+        mask = torch.cat([rest_mask.new_ones(rows, shared), rest_mask], dim=1)
+        out = self.model(input_ids=input_ids, attention_mask=mask, past_key_values=cache, use_cache=True,
+                         position_ids=shared + (rest_mask.cumsum(-1) - 1).clamp(min=0), logits_to_keep=1)
+        return out.logits[:, -1, :], out.past_key_values, mask
+
+    def _score_batch(self, ids: list[list[int]], choice_ids: list[list[int]]) -> list[list[float]]:
+        """Scores of every choice for one batch of tokenised prompts (see `score` for the memory bound)."""
+        import torch
+
+        logits, cache, mask = self._prompt_pass(ids)
+        rows, device = mask.shape[0], mask.device
         first = torch.tensor([ids[0] for ids in choice_ids], device=device)
-        totals = _token_logprobs(out.logits[:, -1, :], first.expand(rows, -1))  # [rows, choices]
-        cache = out.past_key_values
-        del out
+        totals = _token_logprobs(logits, first.expand(rows, -1))  # [rows, choices]
+        del logits
         lengths = mask.sum(-1, keepdim=True)
         for j, ids in enumerate(choice_ids):
             if len(ids) == 1:

@@ -84,3 +84,50 @@ def test_score_single_token_choices_and_batch_independence(tiny):
 def test_score_rejects_an_empty_choice(tiny):
     with pytest.raises(ValueError, match="tokenises to nothing"):
         TransformersBackend(TINY, loaded=tiny).score(PROMPTS[:1], ["positive", ""])
+
+
+INSTRUCTION = [{"role": "system", "content": "You are a careful financial analyst."},
+               {"role": "user", "content": "Classify the sentiment. Answer with one word.\n\nText: Profit rose."}]
+SHARED = [INSTRUCTION,
+          [INSTRUCTION[0], {**INSTRUCTION[1], "content": INSTRUCTION[1]["content"] + " Sales fell in the quarter."}],
+          [INSTRUCTION[0], {**INSTRUCTION[1], "content": INSTRUCTION[1]["content"][:-12] + "Dividend cut."}],
+          INSTRUCTION]  # identical prompts, and one whose text extends another's
+
+
+@pytest.mark.parametrize("name", [TINY, TINY_LLAMA3])
+def test_a_shared_instruction_runs_once_with_the_same_scores(name, tiny, tiny_llama3):
+    """Prompts that start alike (one instruction, different texts; one prompt a prefix of another;
+    duplicates) give the scores of one pass per prompt and choice, and the shared part ran as one row."""
+    loaded = tiny if name == TINY else tiny_llama3
+    model, tokenizer = loaded
+    backend = TransformersBackend(name, loaded=loaded, batch_size=len(SHARED))
+    texts = [backend.render(p) for p in SHARED]
+    ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    shared = next(i for i in range(len(ids[0])) if len({tuple(row[: i + 1]) for row in ids}) > 1)
+    assert shared > 10
+    _, _, mask = backend._prompt_pass(ids)
+    # Padding sits after the shared part (which ran once), not before each prompt.
+    assert mask.shape[1] == max(map(len, ids)) and mask[:, :shared].all() and not mask.all()
+    got = backend.score(SHARED, CHOICES)
+    np.testing.assert_allclose(got, reference_scores(model, tokenizer, backend, SHARED, CHOICES), rtol=1e-4, atol=1e-4)
+    assert got[0] == pytest.approx(got[3])
+
+
+def test_a_batch_of_two_prompt_families_is_scored_in_two_groups(tiny):
+    """English and Vietnamese instructions mixed in one batch: each family runs its instruction
+    once (two groups), with the scores of one pass per prompt and choice."""
+    from generator.backends.prefix import prefix_groups
+
+    model, tokenizer = tiny
+    vi = [{"role": "system", "content": "Bạn là một nhà phân tích tài chính cẩn thận."},
+          {"role": "user", "content": "Phân loại cảm xúc của văn bản tài chính này. Trả lời bằng một từ.\n\nVăn bản: "}]
+    prompts = []
+    for i, text in enumerate(["Profit rose.", "Lợi nhuận tăng.", "Sales fell.", "Doanh thu giảm.", "Flat year."]):
+        family = INSTRUCTION if i % 2 == 0 else vi
+        prompts.append([family[0], {**family[1], "content": family[1]["content"].rsplit("Text: ", 1)[0] + text}])
+    backend = TransformersBackend(TINY, loaded=tiny, batch_size=len(prompts))
+    ids = [tokenizer(backend.render(p), add_special_tokens=False)["input_ids"] for p in prompts]
+    assert sorted(map(sorted, prefix_groups(ids))) == [[0, 2, 4], [1, 3]]
+    assert len(prefix_groups(ids[::2])) == 1  # one family: one group
+    got = backend.score(prompts, CHOICES)
+    np.testing.assert_allclose(got, reference_scores(model, tokenizer, backend, prompts, CHOICES), rtol=1e-4, atol=1e-4)

@@ -1,0 +1,107 @@
+"""Our decoding loop (rows leave the batch and its KV cache as they stop) against `model.generate`:
+the same tokens, token counts and finish reasons, greedy and sampled, free and constrained, on both
+tiny models and under a LoRA adapter."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from core.models import TINY, TINY_LLAMA3
+from core.tasks import load_task
+from generator.backends import Sampling
+from generator.backends.transformers_backend import TransformersBackend
+
+# Different lengths, so the batch is left-padded and a removed row takes padding columns with it.
+PROMPTS = ["Headline: Nordvik Shipping posts record profit. Answer in JSON:",
+           "Tweet: sales fell 3% this quarter. JSON:", "Label this: dividend cut. Output:", "x",
+           [{"role": "user", "content": "Lợi nhuận quý 3 tăng mạnh so với cùng kỳ năm ngoái."}]]
+SAMPLINGS = {"greedy": Sampling(temperature=0.0, max_new_tokens=40, seed=0),
+             "sampled": Sampling(temperature=0.8, top_p=0.95, max_new_tokens=40, seed=3)}
+
+
+@pytest.fixture(scope="module")
+def backends(tiny, tiny_llama3) -> dict[str, TransformersBackend]:
+    """One backend per tiny model for the module: a schema's index is compiled once per backend."""
+    return {name: TransformersBackend(name, loaded=loaded, batch_size=len(PROMPTS))
+            for name, loaded in ((TINY, tiny), (TINY_LLAMA3, tiny_llama3))}
+
+
+def _summary(completions):
+    return [(c.text, c.completion_tokens, c.finish_reason, c.prompt_tokens) for c in completions]
+
+
+def _stop_midway(backend: TransformersBackend, sampling: Sampling, monkeypatch) -> None:
+    """Add a stop id that `generate` produces somewhere in most rows (the tiny models' free text never
+    stops on its own), so rows stop at different steps and leave the batch."""
+    import torch
+
+    from generator.backends import row_seeds
+    from generator.backends.transformers_backend import RowSampler
+
+    sampler = [RowSampler(row_seeds(sampling, len(PROMPTS), None), sampling.temperature, sampling.top_p)
+               ] if sampling.temperature > 0 else []
+    with torch.inference_mode():
+        batch = backend._encode([backend.render(p) for p in PROMPTS])
+        rows = backend._hf_generate(batch, sampling.max_new_tokens, sampler)
+    counts = Counter(t for row in rows for t in set(row[1:-1]))
+    token = max(counts, key=lambda t: (counts[t] < len(rows), counts[t], -t))  # in some rows, not all if possible
+    eos = backend.model.generation_config.eos_token_id
+    monkeypatch.setattr(backend.model.generation_config, "eos_token_id",
+                        [*(eos if isinstance(eos, list) else [eos]), token])
+
+
+@pytest.mark.parametrize("mode", ["free", "constrained"])
+@pytest.mark.parametrize("how", list(SAMPLINGS))
+@pytest.mark.parametrize("name", [TINY, TINY_LLAMA3])
+def test_same_tokens_as_model_generate(backends, name, mode, how, monkeypatch):
+    backend = backends[name]
+    sampling = SAMPLINGS[how]
+    schema = load_task("fin_sentiment").generation_schema() if mode == "constrained" else None
+    if schema is None:
+        _stop_midway(backend, sampling, monkeypatch)
+    ours = backend.generate(PROMPTS, schema, sampling)
+    processor = backend.logits_processor(schema) if schema is not None else None
+    theirs = backend._generate_free(PROMPTS, sampling, processor=processor, hf_generate=True)
+    assert [(c.text, c.completion_tokens) for c in ours] == [(c.text, c.completion_tokens) for c in theirs]
+    if schema is None:
+        assert _summary(ours) == _summary(theirs)
+        _assert_rows_left_early(ours, sampling)
+
+
+def _assert_rows_left_early(completions, sampling: Sampling) -> None:
+    """The comparison covered row removal: rows stopped before the budget, at different steps."""
+    lengths = [c.completion_tokens for c in completions]
+    assert min(lengths) < sampling.max_new_tokens and len(set(lengths)) > 1, lengths
+
+
+def test_same_tokens_under_a_lora_adapter_and_small_batches(tiny, monkeypatch):
+    """A PEFT model and batches of 2 (the last one a single row, no padding)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from core.models import load_model
+
+    base, tokenizer = load_model(TINY, device="cpu")  # fresh: the adapter is injected in place
+    torch.manual_seed(3)
+    tuned = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                            init_lora_weights=False, task_type="CAUSAL_LM")).eval()
+    backend = TransformersBackend(TINY, loaded=(tuned, tokenizer), batch_size=2)
+    sampling = SAMPLINGS["sampled"]
+    _stop_midway(backend, sampling, monkeypatch)
+    ours = backend.generate(PROMPTS, None, sampling)
+    assert _summary(ours) == _summary(backend._generate_free(PROMPTS, sampling, hf_generate=True))
+    _assert_rows_left_early(ours, sampling)
+
+
+def test_a_row_keeps_its_tokens_whatever_stops_beside_it(backends):
+    """Per-row randomness follows the row's seed only: alone or in a batch whose other rows leave
+    early, a row samples the same tokens."""
+    backend = backends[TINY]
+    schema = load_task("fin_sentiment").generation_schema()
+    sampling = SAMPLINGS["sampled"]
+    seeds = [11, 12, 13, 14, 15]
+    batched = backend.generate(PROMPTS, schema, sampling, seeds=seeds)
+    alone = [backend.generate([p], schema, sampling, seeds=[s])[0] for p, s in zip(PROMPTS, seeds, strict=True)]
+    assert _summary(batched) == _summary(alone)
