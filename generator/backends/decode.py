@@ -1,88 +1,182 @@
-"""Batched greedy decoding that drops each row from the batch (and its KV cache) when it stops.
+"""Batched greedy decoding with continuous batching: a row leaves the batch (and its KV cache) when
+it stops, and queued prompts take the freed slots.
 
 `model.generate` keeps every row of a batch until the longest one stops: a finished row is fed pad
 tokens and still costs its share of every forward pass. When rows stop at different lengths (JSON
 that closes early under a schema, a tuned model that answers in two tokens) that tail is most of
-the work. `decode` runs the same steps as `generate`'s greedy loop (left-padded prefill with
-position ids from the attention mask, the last position's logits in float32, the logits processors,
-argmax) but selects the unfinished rows out of the batch, its cache and the processors' per-row
-state after every step in which some row stopped.
+the work. Dropping finished rows removes the tail but leaves the batch shrinking, and a decoding
+step of a small model costs about the same however many rows it holds, so a shrinking batch makes
+fewer tokens per step. `decode` therefore keeps the batch full while prompts are queued: it runs
+the same steps as `generate`'s greedy loop (left-padded prefill with position ids from the
+attention mask, the last position's logits in float32, the logits processors, argmax), drops the
+rows that stopped after each step, and prefills the next queued prompts into the freed slots,
+merging their KV cache into the running one.
 
-Processors are called on the active rows only, so each must be able to follow row removal: a
-`keep(rows)` method that keeps the state of those rows (positions in the current batch), in order.
+Processors are called on the active rows only, so each must follow the batch: `keep(rows)` keeps
+the state of those rows (positions in the current batch), in order; `add(rows)` appends fresh
+state for new rows at the end of the batch (`rows` are their indices in `decode`'s prompt list, so
+per-row state such as a sampling seed can follow the prompt, not the slot).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 
 class RowProcessor(Protocol):
-    """A logits processor with per-row state that can drop rows between steps."""
+    """A logits processor with per-row state that follows rows leaving and joining the batch."""
 
     def __call__(self, input_ids: Any, scores: Any) -> Any: ...
 
     def keep(self, rows: list[int]) -> None: ...
 
+    def add(self, rows: list[int]) -> None: ...
+
+
+def _mergeable(cache: Any) -> bool:
+    """Whether the cache's per-layer tensors can be concatenated along the batch: plain full-attention
+    `DynamicLayer`s (a sliding-window or linear-attention layer keeps state that padding would break)."""
+    from transformers.cache_utils import DynamicLayer
+
+    layers = getattr(cache, "layers", None)
+    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
+
+
+def _left_pad(tensor: Any, width: int, dim: int, value: float = 0) -> Any:
+    """`tensor` left-padded with `value` to `width` along `dim`."""
+    import torch
+
+    missing = width - tensor.shape[dim]
+    if missing <= 0:
+        return tensor
+    shape = list(tensor.shape)
+    shape[dim] = missing
+    return torch.cat([tensor.new_full(shape, value), tensor], dim=dim)
+
+
+def _merge_caches(cache: Any, extra: Any) -> None:
+    """Append `extra`'s rows to `cache` (in place), left-padding the shorter one's sequence dim with
+    zeros: the padded positions are masked, so their keys and values are never attended to."""
+    import torch
+
+    for layer, other in zip(cache.layers, extra.layers, strict=True):
+        width = max(layer.keys.shape[-2], other.keys.shape[-2])
+        layer.keys = torch.cat([_left_pad(layer.keys, width, -2), _left_pad(other.keys, width, -2)], dim=0)
+        layer.values = torch.cat([_left_pad(layer.values, width, -2), _left_pad(other.values, width, -2)], dim=0)
+
+
+def _trim(cache: Any, mask: Any) -> int:
+    """Drop the cache's leading columns that are padding in every row (the rows with the longest
+    history have left): keeps the cache from growing with the longest prompt ever seen. Returns how
+    many columns went, for the caller to drop from the mask and token history too."""
+    used = mask.any(0).nonzero()
+    first = int(used[0]) if used.numel() else 0
+    if first:
+        for layer in cache.layers:
+            layer.keys = layer.keys[..., first:, :]
+            layer.values = layer.values[..., first:, :]
+    return first
+
 
 def decode(
-    model: Any, input_ids: Any, attention_mask: Any, *, max_new_tokens: int, stop_ids: Iterable[int],
-    processors: Sequence[RowProcessor] = (),
+    model: Any, prompts: Sequence[Sequence[int]], *, batch_size: int, pad_id: int, max_new_tokens: int,
+    stop_ids: Iterable[int], processors: Sequence[RowProcessor] = (), refill_at: int | None = None,
 ) -> list[list[int]]:
-    """Greedy decoding of a left-padded batch; returns each row's new tokens.
+    """Greedy decoding of tokenised prompts, at most `batch_size` rows at a time; each prompt's new tokens.
 
     A row's list ends with its stop token when it stopped, else it holds `max_new_tokens` tokens.
     Each row's tokens are those `model.generate(..., do_sample=False, logits_processor=processors)`
-    gives it: a finished row only ever changes `generate`'s batch by the pad tokens it is fed, which
-    the other rows never attend to.
+    gives it: rows only ever share a batch through padding, which no row attends to.
+
+    Refill policy: after a step in which rows stopped, the next queued prompts are prefilled (as one
+    left-padded batch, positions from their own masks) into the free slots when at least `refill_at`
+    slots are free (default: a quarter of `batch_size`, at least 1), when the queue holds no more
+    prompts than the free slots, or when no row is left; so prefill is paid for a few prompts at a
+    time, not one by one. Their KV cache joins the running one along the batch, the shorter side
+    left-padded (zeros in the cache, zeros in the mask); columns left that are padding in every row
+    are dropped. A model whose cache cannot be merged that way (sliding-window or linear-attention
+    layers) refills only once the batch is empty: fixed batches.
 
     Args:
         model: a causal LM (a PEFT model too) taking `position_ids`, `past_key_values` and
             `logits_to_keep`.
-        input_ids, attention_mask: the tokenised prompts, left-padded, on the model's device.
+        prompts: each prompt's token ids (without padding).
+        pad_id: the token id that left-pads shorter prompts (masked out).
         stop_ids: token ids that end a row (the model's end-of-sequence ids).
         processors: applied in order to the active rows' float32 logits; see `RowProcessor`.
     """
     import torch
 
+    if not prompts:
+        return []
     stops = set(stop_ids)
-    device = input_ids.device
-    # As `generate`: positions count real tokens only (left padding does not shift them), and a
-    # batch without padding runs without a mask.
-    positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
-    mask = None if bool((attention_mask == 1).all()) else attention_mask
-    out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
-    position = positions[:, -1:]
-    cache = out.past_key_values
-    seqs = input_ids  # the processors see prompt + tokens so far, as in `generate`
-    active = list(range(input_ids.shape[0]))  # batch position -> original row
-    new: list[list[int]] = [[] for _ in active]
-    for step in range(max_new_tokens):
-        scores = out.logits[:, -1].to(copy=True, dtype=torch.float32)
+    device = next(model.parameters()).device
+    refill_at = max(1, batch_size // 4) if refill_at is None else refill_at
+    queue = deque(range(len(prompts)))
+    new: list[list[int]] = [[] for _ in prompts]
+    active: list[int] = []  # batch position -> prompt index
+    cache: Any = None
+    mask = seqs = position = logits = None
+    mergeable = True
+    while True:
+        free = batch_size - len(active)
+        if queue and free and (not active or (mergeable and (free >= refill_at or len(queue) <= free))):
+            rows = [queue.popleft() for _ in range(min(free, len(queue)))]
+            width = max(len(prompts[r]) for r in rows)
+            ids = torch.tensor([[pad_id] * (width - len(prompts[r])) + list(prompts[r]) for r in rows], device=device)
+            fresh = torch.tensor([[0] * (width - len(prompts[r])) + [1] * len(prompts[r]) for r in rows],
+                                 device=device)
+            # As `generate`: positions count real tokens only (left padding does not shift them), and
+            # a batch without padding runs without a mask.
+            positions = (fresh.cumsum(-1) - 1).masked_fill(fresh == 0, 0)
+            out = model(input_ids=ids, attention_mask=None if bool(fresh.all()) else fresh, position_ids=positions,
+                        use_cache=True, logits_to_keep=1)
+            extra = out.logits[:, -1].to(copy=True, dtype=torch.float32)
+            if not active:
+                cache, mask, seqs, position, logits = out.past_key_values, fresh, ids, positions[:, -1:], extra
+                mergeable = _mergeable(cache)
+            else:
+                _merge_caches(cache, out.past_key_values)
+                columns = max(mask.shape[1], width)
+                mask = torch.cat([_left_pad(mask, columns, 1), _left_pad(fresh, columns, 1)])
+                seqs_width = max(seqs.shape[1], width)
+                seqs = torch.cat([_left_pad(seqs, seqs_width, 1, pad_id), _left_pad(ids, seqs_width, 1, pad_id)])
+                position = torch.cat([position, positions[:, -1:]])
+                logits = torch.cat([logits, extra])
+            active += rows
+            for processor in processors:
+                processor.add(rows)
+            padded = not bool(mask.all())
+        scores = logits
         for processor in processors:
             scores = processor(seqs, scores)
         tokens = scores.argmax(-1)
         picked = tokens.tolist()
         for row, token in zip(active, picked, strict=True):
             new[row].append(token)
-        if step == max_new_tokens - 1:
-            break
-        keep = [i for i, token in enumerate(picked) if token not in stops]
-        if not keep:
+        keep = [i for i, (row, token) in enumerate(zip(active, picked, strict=True))
+                if token not in stops and len(new[row]) < max_new_tokens]
+        if not keep and not queue:
             break
         seqs = torch.cat([seqs, tokens[:, None]], dim=-1)
         if len(keep) < len(active):
-            index = torch.tensor(keep, device=device)
-            cache.batch_select_indices(index)
-            seqs, tokens, position = seqs[index], tokens[index], position[index]
-            mask = None if mask is None else mask[index]
             for processor in processors:
                 processor.keep(keep)
             active = [active[i] for i in keep]
+            if not keep:  # the next refill starts a new batch and cache
+                continue
+            index = torch.tensor(keep, device=device)
+            cache.batch_select_indices(index)
+            seqs, tokens, position, mask = seqs[index], tokens[index], position[index], mask[index]
+            if padded:
+                first = _trim(cache, mask)
+                mask, seqs = mask[:, first:], seqs[:, first:]
+                padded = not bool(mask.all())
         position = position + 1
-        if mask is not None:
-            mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
-        out = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=position,
+        mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
+        out = model(input_ids=tokens[:, None], attention_mask=mask if padded else None, position_ids=position,
                     past_key_values=cache, use_cache=True, logits_to_keep=1)
+        logits = out.logits[:, -1].to(copy=True, dtype=torch.float32)
     return new

@@ -1,7 +1,7 @@
 """Local Hugging Face model on CPU or GPU: the default backend (`--backend transformers`).
 
 Generation is greedy decoding of our own (generator/backends/decode.py: rows leave the batch and
-its KV cache as they stop); with a schema, decoding is constrained by Outlines-core guides so every
+its KV cache as they stop, and queued prompts take their slots); with a schema, decoding is constrained by Outlines-core guides so every
 output parses. Sampling is per row: each row draws from its own `torch.Generator` (seeded with the
 row's seed), so a sample is a function of its seed alone, whatever else shares its batch. `score`
 returns log P(choice | prompt) per choice: one forward pass per prompt batch, kept as a KV cache,
@@ -31,17 +31,23 @@ class RowSampler:
     """
 
     def __init__(self, seeds: list[int], temperature: float, top_p: float):
-        import torch
+        """Args:
+            seeds: one per prompt. Under `model.generate` row `i` of the batch draws from `seeds[i]`;
+                under `decode`, rows join through `add(prompt indices)` and draw from their own seeds.
+        """
         from transformers import TemperatureLogitsWarper, TopPLogitsWarper
 
         self.warpers: list[Any] = [TemperatureLogitsWarper(temperature)]
         if top_p < 1.0:
             self.warpers.append(TopPLogitsWarper(top_p))
-        self.generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        self.seeds = [int(s) for s in seeds]
+        self.generators: list[Any] | None = None  # per row of the current batch; None: one per seed
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
 
+        if self.generators is None:
+            self.add(list(range(len(self.seeds))))
         for warper in self.warpers:
             scores = warper(input_ids, scores)
         vocab = scores.shape[-1]
@@ -50,7 +56,16 @@ class RowSampler:
 
     def keep(self, rows: list[int]) -> None:
         """Only these rows go on (positions in the current batch): each keeps its own generator."""
-        self.generators = [self.generators[i] for i in rows]
+        if self.generators is not None:
+            self.generators = [self.generators[i] for i in rows]
+
+    def add(self, rows: list[int]) -> None:
+        """New rows join the end of the batch, each with a fresh generator seeded with its prompt's seed."""
+        import torch
+
+        if self.generators is None:
+            self.generators = []
+        self.generators += [torch.Generator().manual_seed(self.seeds[r]) for r in rows]
 
 
 class GuidedMask:
@@ -74,18 +89,29 @@ class GuidedMask:
         self.index = index
         self.blocked = list(blocked)
         self._guides: list[Any] | None = None
+        self._fresh: list[bool] = []  # per row: no token of its own yet (the guide must not advance)
         self._masks: dict[tuple[str, int], Any] = {}  # (device, guide state) -> allowed tokens (bool)
         self.mask_seconds = 0.0
         self.masked_rows = 0
 
     def reset(self) -> None:
         """Fresh guides (a new batch); the masks per state stay."""
-        self._guides = None
+        self._guides, self._fresh = None, []
 
     def keep(self, rows: list[int]) -> None:
         """Only these rows go on (positions in the current batch), each with its own guide."""
         if self._guides is not None:
             self._guides = [self._guides[i] for i in rows]
+            self._fresh = [self._fresh[i] for i in rows]
+
+    def add(self, rows: list[int]) -> None:
+        """New rows join the end of the batch, each with a fresh guide at the schema's start."""
+        from outlines_core import Guide
+
+        if self._guides is None:
+            self._guides, self._fresh = [], []
+        self._guides += [Guide(self.index) for _ in rows]
+        self._fresh += [True] * len(rows)
 
     def _mask(self, guide: Any, vocab: int, device: Any) -> Any:
         import torch
@@ -104,17 +130,17 @@ class GuidedMask:
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import torch
-        from outlines_core import Guide
 
         start = time.perf_counter()
         if self._guides is None:
-            self._guides = [Guide(self.index) for _ in range(scores.shape[0])]
-        else:
-            for guide, token in zip(self._guides, input_ids[:, -1].tolist(), strict=True):
+            self.add(list(range(scores.shape[0])))
+        if not all(self._fresh):  # a new row's last input is its prompt's: nothing to advance on
+            for guide, token, fresh in zip(self._guides, input_ids[:, -1].tolist(), self._fresh, strict=True):
                 # A row that has stopped gets pad tokens from `generate`: its guide stays where it is
                 # (Outlines advances unless finished, and raises on a pad after a stop mid-object).
-                if guide.accepts_tokens([token]):
+                if not fresh and guide.accepts_tokens([token]):
                     guide.advance(token_id=token, return_tokens=False)
+        self._fresh = [False] * len(self._guides)
         vocab = scores.shape[-1]
         allowed = torch.stack([self._mask(g, vocab, scores.device) for g in self._guides])
         scores = scores.masked_fill(~allowed, float("-inf"))
@@ -176,47 +202,60 @@ class TransformersBackend:
         self, prompts: list[Prompt], sampling: Sampling, processor: Any = None, seeds: list[int] | None = None,
         hf_generate: bool = False,
     ) -> list[Completion]:
-        """Greedy decoding through `decode` (rows leave the batch as they stop), with `processor` (a
+        """Greedy decoding through `decode` (continuous batching: rows leave the batch as they stop and
+        queued prompts take their slots, at most `batch_size` rows at a time), with `processor` (a
         schema constraint) and then RowSampler when sampling.
 
-        `hf_generate`, or a `processor` that cannot follow row removal (no `keep`, e.g. Outlines' own),
-        runs the same steps through `model.generate` instead: every row until the longest one stops.
+        `hf_generate`, or a `processor` that cannot follow the batch (no `keep`/`add`, e.g. Outlines'
+        own), runs the same steps through `model.generate` instead, in fixed batches of `batch_size`:
+        every row until the longest one stops.
         """
         import torch
 
         from generator.backends.decode import decode
 
-        out: list[Completion] = []
         eos = self.model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos])
         all_seeds = row_seeds(sampling, len(prompts), seeds)
-        hf_generate = hf_generate or (processor is not None and not hasattr(processor, "keep"))
-        for start in range(0, len(prompts), self.batch_size):
-            texts = [self.render(p) for p in prompts[start : start + self.batch_size]]
-            batch = self._encode(texts)
+        hf_generate = hf_generate or (processor is not None and not hasattr(processor, "add"))
+        texts = [self.render(p) for p in prompts]
+        rows: list[list[int]] = []
+        prompt_tokens: list[int] = []
+
+        def processors(first: int, count: int) -> list[Any]:
             # Greedy always: sampling is done by RowSampler (last, after the schema's mask), whose
             # per-row noise turns the argmax into a draw that depends on the row's seed only.
-            processors = []
+            found = []
             if processor is not None:
-                processor.reset()  # fresh guides per batch: the processor is shared across calls
-                processors.append(processor)
+                processor.reset()  # fresh guides per call or batch: the processor is shared across calls
+                found.append(processor)
             if sampling.temperature > 0:
-                processors.append(RowSampler(all_seeds[start : start + len(texts)], sampling.temperature,
-                                             sampling.top_p))
-            with torch.inference_mode():
-                if hf_generate:
-                    rows = self._hf_generate(batch, sampling.max_new_tokens, processors)
-                else:
-                    rows = decode(self.model, batch["input_ids"], batch["attention_mask"],
-                                  max_new_tokens=sampling.max_new_tokens, stop_ids=eos_ids, processors=processors)
-            for new, attention in zip(rows, batch["attention_mask"], strict=True):
-                stopped = next((i for i, t in enumerate(new) if t in eos_ids), None)
-                tokens = new if stopped is None else new[:stopped]
-                out.append(Completion(
-                    text=self.tokenizer.decode(tokens, skip_special_tokens=True),
-                    finish_reason="length" if stopped is None else "stop",
-                    prompt_tokens=int(attention.sum()), completion_tokens=len(tokens) + (stopped is not None),
-                ))
+                found.append(RowSampler(all_seeds[first : first + count], sampling.temperature, sampling.top_p))
+            return found
+
+        with torch.inference_mode():
+            if hf_generate:
+                for start in range(0, len(texts), self.batch_size):
+                    batch = self._encode(texts[start : start + self.batch_size])
+                    rows += self._hf_generate(batch, sampling.max_new_tokens,
+                                              processors(start, len(batch["input_ids"])))
+                    prompt_tokens += batch["attention_mask"].sum(-1).tolist()
+            elif texts:
+                # Rendered chat text already holds BOS; add_special_tokens would double it.
+                ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+                prompt_tokens = [len(row) for row in ids]
+                rows = decode(self.model, ids, batch_size=self.batch_size, pad_id=self.tokenizer.pad_token_id,
+                              max_new_tokens=sampling.max_new_tokens, stop_ids=eos_ids,
+                              processors=processors(0, len(texts)))
+        out: list[Completion] = []
+        for new, count in zip(rows, prompt_tokens, strict=True):
+            stopped = next((i for i, t in enumerate(new) if t in eos_ids), None)
+            tokens = new if stopped is None else new[:stopped]
+            out.append(Completion(
+                text=self.tokenizer.decode(tokens, skip_special_tokens=True),
+                finish_reason="length" if stopped is None else "stop",
+                prompt_tokens=int(count), completion_tokens=len(tokens) + (stopped is not None),
+            ))
         return out
 
     def _hf_generate(self, batch: dict[str, Any], max_new_tokens: int, processors: list[Any]) -> list[list[int]]:
