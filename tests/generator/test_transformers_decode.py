@@ -1,9 +1,10 @@
-"""Our decoding loop (rows leave the batch and its KV cache as they stop) against `model.generate`:
-the same tokens, token counts and finish reasons, greedy and sampled, free and constrained, on both
-tiny models and under a LoRA adapter."""
+"""Our decoding loop (rows leave the batch and its KV cache as they stop, queued prompts take their
+slots) against `model.generate`: the same tokens, token counts and finish reasons, greedy and
+sampled, free and constrained, on both tiny models and under a LoRA adapter."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 import pytest
@@ -32,7 +33,7 @@ def _summary(completions):
     return [(c.text, c.completion_tokens, c.finish_reason, c.prompt_tokens) for c in completions]
 
 
-def _stop_midway(backend: TransformersBackend, sampling: Sampling, monkeypatch) -> None:
+def _stop_midway(backend: TransformersBackend, sampling: Sampling, monkeypatch, prompts=PROMPTS, seeds=None) -> None:
     """Add a stop id that `generate` produces somewhere in most rows (the tiny models' free text never
     stops on its own), so rows stop at different steps and leave the batch."""
     import torch
@@ -40,10 +41,10 @@ def _stop_midway(backend: TransformersBackend, sampling: Sampling, monkeypatch) 
     from generator.backends import row_seeds
     from generator.backends.transformers_backend import RowSampler
 
-    sampler = [RowSampler(row_seeds(sampling, len(PROMPTS), None), sampling.temperature, sampling.top_p)
+    sampler = [RowSampler(row_seeds(sampling, len(prompts), seeds), sampling.temperature, sampling.top_p)
                ] if sampling.temperature > 0 else []
     with torch.inference_mode():
-        batch = backend._encode([backend.render(p) for p in PROMPTS])
+        batch = backend._encode([backend.render(p) for p in prompts])
         rows = backend._hf_generate(batch, sampling.max_new_tokens, sampler)
     counts = Counter(t for row in rows for t in set(row[1:-1]))
     token = max(counts, key=lambda t: (counts[t] < len(rows), counts[t], -t))  # in some rows, not all if possible
@@ -105,3 +106,86 @@ def test_a_row_keeps_its_tokens_whatever_stops_beside_it(backends):
     batched = backend.generate(PROMPTS, schema, sampling, seeds=seeds)
     alone = [backend.generate([p], schema, sampling, seeds=[s])[0] for p, s in zip(PROMPTS, seeds, strict=True)]
     assert _summary(batched) == _summary(alone)
+
+
+# More prompts than slots, of very different lengths (a one-token prompt beside a long one), so
+# queued prompts join a running batch whose cache is longer or shorter than their own.
+QUEUED = [*PROMPTS, "Headline: " + "shares of Nordvik Shipping rose after the quarterly report. " * 6 + "JSON:",
+          "y", [{"role": "user", "content": "Company beats estimates."}]]
+
+
+class _Recorder:
+    """A processor that changes no score and records the batch: its size at each step and the rows
+    that joined while others were still decoding."""
+
+    def __init__(self) -> None:
+        self.rows: list[int] = []
+        self.sizes: list[int] = []
+        self.joined_running: list[list[int]] = []
+
+    def __call__(self, input_ids, scores):
+        assert input_ids.shape[0] == scores.shape[0] == len(self.rows)
+        self.sizes.append(len(self.rows))
+        return scores
+
+    def keep(self, rows: list[int]) -> None:
+        self.rows = [self.rows[i] for i in rows]
+
+    def add(self, rows: list[int]) -> None:
+        if self.rows:
+            self.joined_running.append(rows)
+        self.rows += rows
+
+
+@pytest.mark.parametrize(("name", "mode", "how"), [
+    (TINY, "free", "greedy"), (TINY, "free", "sampled"), (TINY, "constrained", "greedy"),
+    (TINY, "constrained", "sampled"), (TINY_LLAMA3, "free", "greedy"),
+    # ~20 s each on 2 cores: the one-prompt baselines' 128k-vocabulary steps
+    *(pytest.param(TINY_LLAMA3, mode, how, marks=pytest.mark.slow)
+      for mode, how in (("free", "sampled"), ("constrained", "greedy"), ("constrained", "sampled"))),
+])
+def test_queued_prompts_get_the_tokens_model_generate_gives_each_alone(backends, name, mode, how, monkeypatch):
+    """Continuous batching (3 slots, 8 prompts): each row's tokens, counts and finish reason are what
+    `model.generate` gives that prompt alone, with its seed."""
+    backend = backends[name]
+    sampling = SAMPLINGS[how]
+    schema = load_task("fin_sentiment").generation_schema() if mode == "constrained" else None
+    if schema is not None:  # room for every JSON to close, each at its own step
+        sampling = dataclasses.replace(sampling, max_new_tokens=120)
+    seeds = [40 + i for i in range(len(QUEUED))]
+    if schema is None:
+        _stop_midway(backend, sampling, monkeypatch, QUEUED, seeds)
+    monkeypatch.setattr(backend, "batch_size", 3)
+    ours = backend.generate(QUEUED, schema, sampling, seeds=seeds)
+    processor = backend.logits_processor(schema) if schema is not None else None
+    alone = [backend._generate_free([p], sampling, processor=processor, seeds=[s], hf_generate=True)[0]
+             for p, s in zip(QUEUED, seeds, strict=True)]
+    assert [(c.text, c.completion_tokens) for c in ours] == [(c.text, c.completion_tokens) for c in alone]
+    assert _summary(ours) == _summary(alone)
+    _assert_rows_left_early(ours, sampling)
+    if schema is not None:
+        assert all(c.ok for c in ours), [c.error for c in ours]
+
+
+def test_queued_prompts_join_a_running_batch_that_never_exceeds_its_slots(backends, monkeypatch):
+    """The refill really happens mid-batch (not only once the batch is empty), in input order, and
+    every prompt is decoded once."""
+    import torch
+
+    from generator.backends.decode import decode
+
+    backend = backends[TINY]
+    sampling = SAMPLINGS["greedy"]
+    _stop_midway(backend, sampling, monkeypatch, QUEUED)
+    eos = backend.model.generation_config.eos_token_id
+    ids = backend.tokenizer([backend.render(p) for p in QUEUED], add_special_tokens=False)["input_ids"]
+    recorder = _Recorder()
+    with torch.inference_mode():
+        rows = decode(backend.model, ids, batch_size=3, pad_id=backend.tokenizer.pad_token_id,
+                      max_new_tokens=sampling.max_new_tokens, stop_ids=eos, processors=[recorder])
+    assert max(recorder.sizes) == 3
+    assert recorder.joined_running, "no prompt joined a running batch"
+    joined = [r for rows_ in recorder.joined_running for r in rows_]
+    assert joined == sorted(joined) and set(joined) <= set(range(3, len(QUEUED)))
+    assert len(rows) == len(QUEUED) and all(rows)
+    assert sum(recorder.sizes) == sum(len(r) for r in rows)  # one token per row per step, none lost
