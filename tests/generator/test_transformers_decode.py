@@ -39,7 +39,7 @@ def _stop_midway(backend: TransformersBackend, sampling: Sampling, monkeypatch, 
     import torch
 
     from generator.backends import row_seeds
-    from generator.backends.transformers_backend import RowSampler
+    from generator.backends.processors import RowSampler
 
     sampler = [RowSampler(row_seeds(sampling, len(prompts), seeds), sampling.temperature, sampling.top_p)
                ] if sampling.temperature > 0 else []
