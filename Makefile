@@ -4,7 +4,7 @@ STAMP   := .venv/.installed
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo demo-full test test-fast lint bench package clean
+.PHONY: setup demo demo-full test test-all test-fast lint bench package clean
 
 setup: $(STAMP)
 
@@ -20,7 +20,11 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(PY) demo.py
 
+# The README's test command: everything but the tests marked `slow` (those run in `make test-all`).
 test: setup
+	$(PY) -m pytest -q -m 'not slow'
+
+test-all: setup
 	$(PY) -m pytest -q
 
 test-fast: setup

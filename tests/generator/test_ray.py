@@ -33,7 +33,7 @@ def _run(out, seeds_file, **options):
                     batch_size=2, validate=False, review=False, progress=False, **options)
 
 
-@pytest.mark.slow
+# Not marked slow: `make test` runs the distributed path on a local cluster of 2 CPUs.
 def test_same_samples_with_one_two_workers_and_without_ray(cluster, seeds_file, tmp_path):
     _run(tmp_path / "local", seeds_file)
     _run(tmp_path / "ray1", seeds_file, ray="local", ray_workers=1)
