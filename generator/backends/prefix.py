@@ -21,9 +21,8 @@ def shared_prefix(rows: list[list[int]]) -> int:
     position's logits are what the caller reads); 0 for a single row, which gains nothing."""
     if len(rows) < 2:
         return 0
-    shortest = min(map(len, rows))
-    shared = next((i for i, col in enumerate(zip(*rows, strict=False)) if len(set(col)) > 1), shortest)
-    return max(0, min(shared, shortest - 1))
+    shared = min(_common(rows[0], row) for row in rows[1:])
+    return max(0, min(shared, min(map(len, rows)) - 1))
 
 
 def prefix_groups(rows: list[list[int]], passes: int = 1) -> list[list[int]]:
