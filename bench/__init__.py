@@ -47,7 +47,7 @@ def fin_seeds(folder: Path) -> Path:
     """fin_sentiment's English sample rows as a seed file in `folder` (what generate.py takes)."""
     import json
 
-    from core.models import REPO_ROOT
+    from backends.models import REPO_ROOT
     from core.records import Record
     from core.tasks import load_task
 

@@ -13,14 +13,14 @@ from __future__ import annotations
 import tempfile
 import time
 
+from backends.models import REPO_ROOT, default_device, load_model
+from backends.transformers_backend import TransformersBackend
 from bench import BenchRow, ratio
 from core.io import read_jsonl
-from core.models import REPO_ROOT, default_device, load_model
 from core.records import Record
 from core.tasks import load_task
 from evaluator.inference import predict
 from evaluator.prompts import tuned_prompts
-from generator.backends.transformers_backend import TransformersBackend
 
 BATCH = 16
 # Targets (issue 17): scoring at least 5x free generation on a base model, whose free answers run to the

@@ -1,7 +1,7 @@
 """Generation on the tiny model, side by side in one process:
 
 - constrained (Outlines-core JSON-schema guides, `GuidedMask`) vs unconstrained tokens/s (target:
-  constrained >= 0.9 of unconstrained), both through our decoding loop (generator/backends/decode.py):
+  constrained >= 0.9 of unconstrained), both through our decoding loop (backends/decode.py):
   64 prompts through 8 batch slots, a row leaves the batch when it stops and a queued prompt takes
   its slot (continuous batching). The target row's baseline generates the same rows to the same
   lengths without the grammar (each free row is stopped where its constrained row stopped), so the
@@ -22,9 +22,9 @@ from __future__ import annotations
 import json
 import time
 
+from backends import Sampling
 from bench import BenchRow, ratio
 from core.tasks import load_task
-from generator.backends import Sampling
 from generator.prompts import PlanConfig, Planner
 from generator.seeds import load_seeds
 
@@ -37,7 +37,7 @@ def _prompts(task):
     import tempfile
     from pathlib import Path
 
-    from core.models import REPO_ROOT
+    from backends.models import REPO_ROOT
     from core.records import Record
 
     rows = [json.loads(line) for line in (REPO_ROOT / "data/samples/fin_sentiment/en.jsonl").read_text().splitlines()]
@@ -113,7 +113,7 @@ class _Timed:
 def run() -> list[BenchRow]:
     import outlines
 
-    from generator.backends.transformers_backend import TransformersBackend
+    from backends.transformers_backend import TransformersBackend
 
     task = load_task("fin_sentiment")
     schema = task.generation_schema()

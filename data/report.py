@@ -8,7 +8,7 @@ from typing import Any
 
 from core.io import write_json_atomic, write_text_atomic
 from core.records import Record
-from core.tasks import Task
+from core.task_spec import Task
 from data.eda import write_plots
 
 

@@ -22,7 +22,7 @@ from typing import Literal
 
 from core.errors import fail
 from core.records import Record
-from core.tasks import Task
+from core.task_spec import Task
 from data.dedup import DEFAULT_THRESHOLD, cross_pairs
 
 

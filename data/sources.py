@@ -20,7 +20,7 @@ from typing import Any
 from core.errors import UserError, fail
 from core.inputs import check_columns, read_table, read_text_lines
 from core.records import Record
-from core.tasks import Task
+from core.task_spec import Task
 
 FINGPT_HUB_ID = "FinGPT/fingpt-sentiment-train"
 UIT_HUB_ID = "uitnlp/vietnamese_students_feedback"

@@ -15,10 +15,10 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from core.tasks import Task
+from backends import Backend, Sampling, score_failure
+from core.task_spec import Task
 from evaluator.parser import INVALID, parse_label
 from evaluator.prompts import Messages, score_choices
-from generator.backends import Backend, Sampling, score_failure
 
 MODES = ("score", "constrained", "free")
 

@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from core.tasks import Task, fold_label
+from core.task_spec import Task, fold_label
 
 INVALID = "invalid"
 RULES = ("json", "exact", "case_folded", "synonym", "first_mention", INVALID)

@@ -18,7 +18,7 @@ from collections import defaultdict
 
 from core.errors import fail
 from core.records import Record, normalise_text
-from core.tasks import Task
+from core.task_spec import Task
 
 Messages = list[dict[str, str]]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.io import write_text_atomic
-from core.tasks import Task
+from core.task_spec import Task
 
 MAX_DISAGREEMENTS = 40
 MODELS = ("base", "tuned")

@@ -18,7 +18,8 @@ from typing import Any
 from core.errors import fail
 from core.io import iter_jsonl, read_records, write_json_atomic, write_jsonl_atomic
 from core.records import Record
-from core.tasks import Task, load_task
+from core.task_spec import Task
+from core.tasks import load_task
 from evaluator.inference import Prediction, predict
 from evaluator.metrics import N_BOOTSTRAP, majority_baseline, metrics_by_lang, paired_by_lang
 from evaluator.prompts import Messages, base_prompts, tuned_prompts
@@ -169,8 +170,8 @@ def _backends(
 ):
     """Yield ("base", backend) then ("tuned", backend), sharing one set of weights where possible."""
     if backend == "vllm":
-        from generator.backends import get_backend
-        from generator.backends.vllm_backend import adapter_rank
+        from backends import get_backend
+        from backends.vllm_backend import adapter_rank
 
         # One engine for both: LoRA enabled (sized for this adapter), base requests without a LoRARequest.
         lora = {} if adapter is None else {"enable_lora": True, "max_lora_rank": adapter_rank(adapter)}
@@ -181,15 +182,15 @@ def _backends(
             yield "tuned", engine.with_adapter(adapter)
         return
     if backend != "transformers":  # an API serves its own models: the base model only
-        from generator.backends import get_backend
+        from backends import get_backend
 
         if adapter is not None:
             fail(f"--backend {backend} cannot apply a local adapter ({adapter}); use transformers or vllm")
         yield "base", get_backend(backend, model=model)
         return
 
-    from core.models import load_model
-    from generator.backends.transformers_backend import TransformersBackend
+    from backends.models import load_model
+    from backends.transformers_backend import TransformersBackend
 
     weights, tokenizer = loaded or load_model(model, device=device)
     if run_base:

@@ -1,9 +1,6 @@
-"""Seed-conditioned generation of labelled samples: `python generate.py --task fin_sentiment ...`
-(or `python -m generator ...`).
+"""Seed-conditioned generation of labelled samples (`python generate.py` runs it through `loop.generate`).
 
 `prompts` plans each sample (target label, seed examples, template, attributes, sampling) as a pure
-function of the run seed and its index; `runner` drives a backend over the missing indices and
-appends to `samples.jsonl`, so runs resume after a crash; `backends` holds the transformers
-(Outlines), vLLM and OpenAI-compatible backends, imported only when named, so `import generator`
-never pulls in torch, vLLM or the OpenAI SDK.
+function of the run seed and its index; `runner` drives a backend (`backends`) over the missing
+indices and appends to `samples.jsonl`, so runs resume after a crash.
 """

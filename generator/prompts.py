@@ -20,16 +20,11 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from backends import Sampling
 from core.errors import fail
 from core.records import Record
-from core.tasks import Task
-from generator.backends import Sampling
+from core.task_spec import Task
 from generator.seeds import seeds_by_label
-
-GENERATION_SYSTEM = (
-    "You write realistic, varied training examples for a text classifier. "
-    "Follow the requested label, language, style and length exactly, and answer with JSON only."
-)
 
 
 @dataclass(frozen=True)
@@ -145,7 +140,7 @@ class Planner:
                     for s in seeds]
         prompt = self.task.render_generation(template_id, lang=self.lang, label=label, seeds=seed_ctx,
                                              attributes=attributes)
-        messages = [{"role": "system", "content": GENERATION_SYSTEM}, {"role": "user", "content": prompt}]
+        messages = self.task.generation_messages(prompt)
         return Plan(index=index, prompt_index=prompt_index, target_label=label, seeds=seeds,
                     template_id=template_id, attributes=attributes, sampling=sampling, prompt=prompt,
                     messages=messages)

@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backends import BACKENDS, Backend, Completion, get_backend, parse_with_schema
 from core.errors import fail
 from core.io import JsonlAppender, read_jsonl, read_records, write_json_atomic, write_jsonl_atomic
 from core.records import Record, now
-from core.tasks import Task, load_task
-from generator.backends import BACKENDS, Backend, Completion, get_backend, parse_with_schema
+from core.task_spec import Task
+from core.tasks import load_task
 from generator.diversity import diversity_report
 from generator.prompts import Plan, PlanConfig, Planner
 from generator.seeds import file_digest, load_seeds
@@ -50,7 +51,7 @@ class RunConfig:
     max_cost_usd: float | None = None
     price_per_1k: tuple[float, float] | None = None
     device: str | None = None
-    ray: str | None = None  # a Ray address ('local' for a local cluster): see generator/distributed.py
+    ray: str | None = None  # a Ray address ('local' for a local cluster): see backends/ray_pool.py
     ray_workers: int | None = None  # default: the cluster's CPUs (GPUs for vllm)
 
     def identity(self, seeds_digest: str) -> dict[str, Any]:
@@ -60,6 +61,21 @@ class RunConfig:
             "seeds_sha256": seeds_digest, "constrained": self.constrained,
             **{f"plan.{k}": list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self.plan).items()},
         }
+
+
+def make_config(*, task: str, lang: str, n: int, seeds: str | Path, out: str | Path, model: str = "tiny",
+                backend: str = "transformers", **options: Any) -> RunConfig:
+    """A `RunConfig` from flat keyword options: `RunConfig` fields or `PlanConfig` fields (see `generate`)."""
+    plan_fields = set(PlanConfig.__dataclass_fields__)
+    plan_opts = {k: v for k, v in options.items() if k in plan_fields and v is not None}
+    run_opts = {k: v for k, v in options.items() if k not in plan_fields}
+    unknown = set(run_opts) - set(RunConfig.__dataclass_fields__)
+    if unknown:
+        raise TypeError(f"unknown generate() options: {', '.join(sorted(unknown))}")
+    if plan_opts.get("max_new_tokens") is None:
+        plan_opts["max_new_tokens"] = load_task(task).max_new_tokens(with_input=True)
+    return RunConfig(task=task, lang=lang, n=n, seeds=Path(seeds), out=Path(out), model=model, backend=backend,
+                     plan=PlanConfig(**plan_opts), **run_opts)
 
 
 @dataclass
@@ -172,7 +188,7 @@ def _load_backend(cfg: RunConfig, spent: float) -> Backend:
     """The backend in this process, or a pool of them on a Ray cluster when `cfg.ray` is set."""
     if cfg.ray is None:
         return get_backend(cfg.backend, **_backend_options(cfg, spent))
-    from generator.distributed import RayBackendPool, default_workers, init
+    from backends.ray_pool import RayBackendPool, default_workers, init
 
     ray = init(cfg.ray)
     return RayBackendPool(cfg.backend, _backend_options(cfg, spent), cfg.ray_workers or default_workers(ray, cfg.backend))

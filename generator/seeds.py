@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from core.errors import UserError, fail
 from core.io import describe_validation_error, iter_jsonl
 from core.records import Record
-from core.tasks import Task
+from core.task_spec import Task
 
 
 def load_seeds(path: str | Path, task: Task, lang: str) -> list[Record]:

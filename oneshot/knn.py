@@ -20,7 +20,7 @@ from itertools import product
 
 import numpy as np
 
-from core.retrieval import BUNDLED, embed
+from backends.embeddings import BUNDLED, embed
 from oneshot.contract import TrainRow
 
 

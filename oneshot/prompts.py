@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from core.models import CHAT_TEMPLATE_KWARGS
+from backends.models import CHAT_TEMPLATE_KWARGS
 from oneshot.contract import TrainRow
 
 Messages = list[dict[str, str]]

@@ -28,6 +28,8 @@ from tqdm import tqdm
 from core.errors import UserError, fail
 from core.io import read_records, write_jsonl_atomic, write_text_atomic
 from core.records import Record, Review, record_id
+from core.task_spec import Task
+from core.tasks import load_task
 from review_app.paths import check_output_file, check_output_folder, inside
 from review_app.store import EnqueueResult, ReviewStore, label_field
 
@@ -86,8 +88,6 @@ def export_curated(store: ReviewStore, out: str | Path, *, fmt: str = "jsonl",
 def _answer(task: str, text: str, labels: dict[str, str]) -> str:
     """A sample as the generator writes it: JSON of the input field and the outputs, input first."""
     try:
-        from core.tasks import load_task
-
         input_name = load_task(task).input_name
     except UserError:
         input_name = "text"
@@ -99,8 +99,6 @@ def dpo_pairs(store: ReviewStore) -> tuple[list[dict[str, Any]], int]:
     preference format (what `DPOTrainer` reads): `prompt` (the generation prompt as messages),
     `chosen` (the edited sample as the assistant's answer) and `rejected` (the model's original).
     Returns (pairs, edited items skipped because their record has no generation prompt)."""
-    from generator.prompts import GENERATION_SYSTEM
-
     pairs, skipped = [], 0
     for item in store.list_items(status="edited"):
         rec = item.record
@@ -109,7 +107,7 @@ def dpo_pairs(store: ReviewStore) -> tuple[list[dict[str, Any]], int]:
             skipped += 1  # real data or an older run: no prompt to prefer an answer for
             continue
         pairs.append({
-            "prompt": [{"role": "system", "content": GENERATION_SYSTEM}, {"role": "user", "content": prompt}],
+            "prompt": Task.generation_messages(prompt),
             "chosen": [{"role": "assistant", "content": _answer(rec.task, item.text, item.labels)}],
             "rejected": [{"role": "assistant", "content": _answer(rec.task, rec.text, dict(rec.labels))}],
         })

@@ -25,8 +25,8 @@ from typing import Any
 from sqlalchemy import Connection, delete, select, update
 
 from core.errors import fail
-from core.records import Record
-from review_app.schema import content_version, decisions, items, roles, votes
+from core.records import Record, content_version
+from review_app.schema import decisions, items, roles, votes
 
 ACTIONS = ("approve", "reject", "edit")
 ADJUDICATOR = "adjudicator"

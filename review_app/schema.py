@@ -19,7 +19,6 @@ caller's transaction, and records it in `schema_migrations`. Add a migration by 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -39,6 +38,8 @@ from sqlalchemy import (
     select,
     update,
 )
+
+from core.records import content_version
 
 metadata = MetaData()
 
@@ -160,12 +161,6 @@ def _m002_queue_indexes(conn: Connection) -> None:
         "CREATE INDEX ix_leases_annotator ON leases (annotator)",
     ):
         conn.exec_driver_sql(ddl)
-
-
-def content_version(text: str, labels: dict[str, str]) -> str:
-    """The id of one version of an item: a hash of its text and labels (equal content, equal id)."""
-    blob = json.dumps({"text": text, "labels": labels}, sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
 def _m003_versions(conn: Connection) -> None:

@@ -37,7 +37,7 @@ def shared_datasets() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_path() -> Path:
-    from core.models import tiny_model_path
+    from backends.models import tiny_model_path
 
     return tiny_model_path()
 
@@ -45,14 +45,14 @@ def tiny_path() -> Path:
 @pytest.fixture(scope="session")
 def tiny(tiny_path):
     """(model, tokenizer) of the tiny model, loaded once per session on the CPU."""
-    from core.models import load_model
+    from backends.models import load_model
 
     return load_model("tiny", device="cpu")
 
 
 @pytest.fixture(scope="session")
 def tiny_llama3_path() -> Path:
-    from core.models import TINY_LLAMA3, tiny_model_path
+    from backends.models import TINY_LLAMA3, tiny_model_path
 
     return tiny_model_path(name=TINY_LLAMA3)
 
@@ -60,6 +60,6 @@ def tiny_llama3_path() -> Path:
 @pytest.fixture(scope="session")
 def tiny_llama3(tiny_llama3_path):
     """(model, tokenizer) of `tiny-llama3` (Llama 3.2 shape: 128,256 tokens, tied), loaded once on the CPU."""
-    from core.models import TINY_LLAMA3, load_model
+    from backends.models import TINY_LLAMA3, load_model
 
     return load_model(TINY_LLAMA3, device="cpu")

@@ -88,7 +88,7 @@ def test_beats_the_nearest_neighbour_baseline_on_a_held_out_domain(tmp_path):
 
 
 def test_adapter_is_standard_peft(default_run):
-    from core.models import load_model
+    from backends.models import load_model
 
     proc, _ = default_run
     weights = Path(proc.args[proc.args.index("--weights") + 1])
@@ -205,7 +205,7 @@ def test_package_holds_what_run_py_needs_and_nothing_else(tmp_path):
     assert out.stat().st_size < 20 * 1024 * 1024
     names = zipfile.ZipFile(out).namelist()
     assert {"run.py", "README.md", "requirements.txt", "tasks/support_intent.yaml", "core/tasks.py",
-            "trainer/sft.py", "generator/backends/transformers_backend.py"} <= set(names)
+            "trainer/sft.py", "backends/transformers_backend.py"} <= set(names)
     assert not [n for n in names if n.startswith(("data/", "tests/", "runs/", ".venv/")) or "__pycache__" in n
                 or n.endswith((".safetensors", ".bin", ".db"))]
     requirements = zipfile.ZipFile(out).read("requirements.txt").decode()

@@ -6,8 +6,8 @@ import argparse
 import json
 import sys
 
+from backends.models import TINY
 from core.inputs import add_input_args, columns_from_args
-from core.models import TINY
 from trainer.config import TrainConfig
 
 FORMAT_USAGE = "python -m trainer format --task TASK --model MODEL --in FILE [--show N]"
@@ -44,8 +44,8 @@ def train_parser() -> argparse.ArgumentParser:
 
 
 def run_format(argv: list[str]) -> int:
+    from backends.models import load_tokenizer
     from core.inputs import load_inputs
-    from core.models import load_tokenizer
     from core.tasks import load_task
     from trainer.formatting import show
 

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from functools import lru_cache
 from typing import Any, Literal
 
-from core.models import TINY, is_tiny
+from backends.models import TINY, is_tiny
 
 Method = Literal["lora", "qlora", "full"]
 Size = Literal["tiny", "1b", "3b", "8b"]
@@ -133,7 +133,7 @@ def defaults_for(model: str, *, method: str = "lora", task: str | None = None) -
 def model_size(model: str) -> Size:
     """"tiny", "1b", "3b" or "8b": the row of `SIZE_DEFAULTS` a model gets.
 
-    The offline models (`core.models.TINY_MODELS`: "tiny", "tiny-llama3") are "tiny". Any
+    The offline models (`backends.models.TINY_MODELS`: "tiny", "tiny-llama3") are "tiny". Any
     other model is sized by its parameter count: from its config.json when that is on this machine (a
     local folder or the Hub cache; nothing is downloaded), else from a size in its name ("-1B-",
     "-3B-", "Qwen2.5-7B"). A model with neither gets the 1B defaults.

@@ -13,9 +13,9 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from core.models import CHAT_TEMPLATE_KWARGS
+from backends.models import CHAT_TEMPLATE_KWARGS
 from core.records import Record
-from core.tasks import Task
+from core.task_spec import Task
 
 
 def variant_for(record_id: str, seed: int) -> int:

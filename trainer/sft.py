@@ -19,12 +19,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from backends.models import default_device, load_model, load_tokenizer, resolve_model
 from core.errors import UserError, fail
 from core.inputs import load_inputs
 from core.io import write_json_atomic
-from core.models import default_device, load_model, load_tokenizer, resolve_model
 from core.records import Record
-from core.tasks import Task, load_task
+from core.task_spec import Task
+from core.tasks import load_task
 from trainer.config import TrainConfig
 from trainer.formatting import to_examples
 from trainer.report import data_counts, peak_memory_mb, plot_loss_curve

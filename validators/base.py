@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from core.errors import fail
 from core.records import Record, Verdict
-from core.tasks import Task
+from core.task_spec import Task
 
 # name -> "module:Class", imported when a chain uses it (keeps `import validators` light).
 REGISTRY: dict[str, str] = {
@@ -34,7 +34,7 @@ class Context:
     Attributes:
         references: real or earlier records; those whose `split` is in EVAL_SPLITS are the eval
             set (contamination), the rest are seeds / training data.
-        backend: a `generator.backends.Backend` for model-based checks, or None to skip them.
+        backend: a `backends.Backend` for model-based checks, or None to skip them.
         redis_url, workers: with both, `near_duplicates` runs on the workers through one Redis index.
     """
 

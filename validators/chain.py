@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from core.errors import fail
 from core.records import Record
-from core.tasks import Task
+from core.task_spec import Task
 from validators.base import REGISTRY, BaseValidator, Context, build
 from validators.report import build_report
 

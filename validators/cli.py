@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides.setdefault("neighbour_agreement", {})["model"] = args.embedding_model
     backend = None
     if args.backend:
-        from generator.backends import get_backend
+        from backends import get_backend
 
         options: dict[str, Any] = {"model": args.model}
         if args.device:

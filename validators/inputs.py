@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from core.errors import UserError, fail
 from core.io import describe_validation_error, iter_jsonl
 from core.records import Record, record_id
-from core.tasks import Task
+from core.task_spec import Task
 from validators.base import EVAL_SPLITS
 
 _RECORD_KEYS = {"id", "task", "lang", "text"}

@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from backends.embeddings import BUNDLED, embed
 from core.records import Record, Verdict
-from core.retrieval import BUNDLED, embed
 from validators.base import BaseValidator
 
 

@@ -12,7 +12,7 @@ from functools import cached_property
 from typing import Any, ClassVar
 
 from core.records import Record, Verdict
-from core.tasks import fold_label
+from core.task_spec import fold_label
 from validators.base import BaseValidator, clip01
 from validators.text import contains_phrase, ngrams, words
 

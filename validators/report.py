@@ -6,7 +6,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from core.records import Record
-from core.tasks import Task
+from core.task_spec import Task
 
 EXAMPLES = 3
 

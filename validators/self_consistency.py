@@ -71,7 +71,7 @@ class SelfConsistencyValidator(BaseValidator):
     def votes(self, records: list[Record]) -> list[tuple[list[str], list[float] | None] | str]:
         """The k drawn labels per record and the label probabilities where `score` gave them, or the
         reason the record could not be scored."""
-        from generator.backends import score_failure
+        from backends import score_failure
 
         if not records:
             return []
@@ -94,7 +94,7 @@ class SelfConsistencyValidator(BaseValidator):
 
             fail(f"{self.task.path}: validators[self_consistency].method: '{self.options['method']}' "
                  "is not one of: score, generate")
-        from generator.backends import Sampling
+        from backends import Sampling
 
         prompts = self._prompts(records)
         drawn: list[list[str]] = [[] for _ in records]

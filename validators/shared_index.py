@@ -56,7 +56,7 @@ _CHUNK = 512  # records per Redis pipeline
 
 class ShardPool(Protocol):
     """Workers that run `fn` over contiguous shards of `items`, one shard each, and join the results in order
-    (`generator.distributed.RayBackendPool` / `ValidationPool`)."""
+    (`backends.ray_pool.RayBackendPool` / `ValidationPool`)."""
 
     def map_shards(self, fn: Callable[[list[Any]], list[Any]], items: list[Any]) -> list[Any]: ...
 

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
+from backends.models import TINY_LLAMA3
 from core.io import read_jsonl, write_jsonl_atomic
-from core.models import TINY_LLAMA3
 
 LABELS = {"positive", "negative", "neutral"}
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from generator.pipeline import generate
+from loop.generate import generate
 from tests.generator.conftest import PY, REPO, child_env
 from tests.generator.test_generate import _kill_after_lines
 
@@ -17,7 +17,7 @@ ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip ins
 @pytest.fixture(scope="session")
 def cluster():
     """One local cluster of 2 CPUs for every Ray test of the session (a start costs ~12 s)."""
-    from generator.distributed import init
+    from backends.ray_pool import init
 
     init(None, num_cpus=2)
     yield

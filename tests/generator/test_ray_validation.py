@@ -52,7 +52,7 @@ def _planted():
 @contextlib.contextmanager
 def _pool(workers: int):
     """A validation pool of `workers` actors (one CPU each: close it before the next one can start)."""
-    from generator.distributed import ValidationPool
+    from backends.ray_pool import ValidationPool
 
     made = ValidationPool(workers)
     try:
@@ -116,7 +116,7 @@ def test_a_restarted_check_re_adds_without_finding_itself(cluster, redis_url):  
 @pytest.mark.slow
 def test_generate_ray_with_redis_validates_on_the_workers_as_one_process_does(cluster, redis_url, seeds_file,  # noqa: F811
                                                                               tmp_path):
-    from generator.pipeline import generate
+    from loop.generate import generate
 
     common = dict(task="fin_sentiment", lang="en", n=8, seeds=seeds_file, model="tiny", seed=5, batch_size=2,
                   temperature=0.0, review=False, progress=False)

@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import MetaData, Table, create_engine, inspect, select
 
 from core.errors import UserError
-from review_app.schema import MIGRATIONS, content_version, migrate, schema_migrations
+from core.records import content_version
+from review_app.schema import MIGRATIONS, migrate, schema_migrations
 from review_app.store import Conflict, ReviewStore
 from tests.review_app.conftest import make_records
 

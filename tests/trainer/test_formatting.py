@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
+from backends.models import load_tokenizer
 from core.errors import UserError
 from core.inputs import ColumnMap, load_inputs
-from core.models import load_tokenizer
 from trainer.cli import main
 from trainer.formatting import loss_split, render, to_example, to_examples
 

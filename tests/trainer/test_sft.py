@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from core.models import load_model
+from backends.models import load_model
 from trainer.config import TrainConfig
 from trainer.sft import build_trainer, train
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from core.models import TINY_LLAMA3, load_model
+from backends.models import TINY_LLAMA3, load_model
 from trainer.config import SIZE_DEFAULTS, TrainConfig
 
 

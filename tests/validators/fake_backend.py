@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 
-from generator.backends import Completion, Prompt, Sampling
+from backends import Completion, Prompt, Sampling
 
 
 def _text_of(prompt: Prompt) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from generator.backends import Backend
+from backends import Backend
 from tests.validators.fake_backend import FakeScoringBackend
 from tests.validators.helpers import make
 from validators.base import Context, build
@@ -77,7 +77,7 @@ def test_chain_skips_self_consistency_without_backend_and_runs_it_with_one(fin):
 
 
 def test_end_to_end_with_the_tiny_model(fin):
-    from generator.backends import get_backend
+    from backends import get_backend
 
     backend = get_backend("transformers", model="tiny", device="cpu")
     records = [make(SURE, "positive"), make(WRONG, "negative", lang="en"), make("Lợi nhuận quý ba tăng 12%.", lang="vi")]

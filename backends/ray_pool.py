@@ -30,8 +30,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from backends import Completion, Prompt, Sampling
 from core.errors import fail
-from generator.backends import Completion, Prompt, Sampling
 
 _REPO = Path(__file__).resolve().parents[1]
 _DRAIN_S = 120.0  # the longest a stop waits for queued openai calls to settle their spend
@@ -70,7 +70,7 @@ class SpendKeeper:
     """The one spend ledger of a distributed openai run (a Ray actor: its calls run one at a time)."""
 
     def __init__(self, ledger: str | None, max_cost_usd: float | None):
-        from generator.backends.openai_backend import SpendLedger
+        from backends.openai_backend import SpendLedger
 
         self.ledger = SpendLedger(ledger) if ledger else None
         self.max_cost_usd = max_cost_usd
@@ -101,8 +101,8 @@ def _shared_cap_backend(keeper: Any, **options: Any) -> Any:
     """An `OpenAIBackend` whose reservations and settlements go through the cluster's `SpendKeeper`."""
     import ray
 
-    from generator.backends.openai_backend import OpenAIBackend
-    from generator.pricing import cost_usd
+    from backends.openai_backend import OpenAIBackend
+    from backends.pricing import cost_usd
 
     class SharedCapOpenAIBackend(OpenAIBackend):
         def _reserve(self, most: float) -> str | None:
@@ -158,7 +158,7 @@ class GenerationWorker(ShardWorker):
     """One backend in one Ray actor; `generate`/`score` are the Backend protocol's, over the wire."""
 
     def __init__(self, backend: str, options: dict[str, Any], keeper: Any = None):
-        from generator.backends import get_backend
+        from backends import get_backend
 
         if keeper is not None:
             self.backend = _shared_cap_backend(keeper, **options)
@@ -257,7 +257,7 @@ class RayBackendPool(_ShardMap):
 
     def generate(self, prompts: list[Prompt], schema: Any, sampling: Sampling,
                  seeds: list[int] | None = None) -> list[Completion]:
-        from generator.backends import row_seeds
+        from backends import row_seeds
 
         seeds = row_seeds(sampling, len(prompts), seeds)
         refs = [actor.generate.remote(prompts[a:b], schema, sampling, seeds[a:b])

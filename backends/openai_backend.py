@@ -34,9 +34,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from backends import Completion, FailedScores, Prompt, Sampling, parse_with_schema, row_seeds
+from backends.pricing import cost_usd, known_price
 from core.errors import fail
-from generator.backends import Completion, FailedScores, Prompt, Sampling, parse_with_schema, row_seeds
-from generator.pricing import cost_usd, known_price
 
 SPEND_CAP = "spend cap reached"
 TOP_LOGPROBS = 20
@@ -115,7 +115,7 @@ class OpenAIBackend:
         if response_format not in {"json_schema", "json_object", "none"}:
             fail(f"openai backend: response_format must be json_schema, json_object or none, got '{response_format}'")
         if max_cost_usd is not None and price_per_1k is None and known_price(model) is None:
-            fail(f"openai backend: model '{model}' has no price in generator/pricing.py, so --max-cost-usd "
+            fail(f"openai backend: model '{model}' has no price in backends/pricing.py, so --max-cost-usd "
                  "cannot be enforced; pass --price-per-1k IN,OUT (USD per 1k tokens; 0,0 for a free local server)")
         self.model_id = model
         self.client = OpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=max_retries)

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from backends import Sampling
 from core.tasks import load_task
-from generator.backends import Sampling
 
 PROMPTS = ["Headline: Nordvik Shipping posts record profit. Answer in JSON:",
            "Tweet: sales fell 3% this quarter. JSON:", "Label this: dividend cut. Output:"]
@@ -15,7 +15,7 @@ PROMPTS = ["Headline: Nordvik Shipping posts record profit. Answer in JSON:",
 
 @pytest.fixture(scope="module")
 def backend():
-    from generator.backends.transformers_backend import TransformersBackend
+    from backends.transformers_backend import TransformersBackend
 
     return TransformersBackend("tiny", device="cpu", batch_size=3)
 

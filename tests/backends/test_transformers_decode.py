@@ -9,10 +9,10 @@ from collections import Counter
 
 import pytest
 
-from core.models import TINY, TINY_LLAMA3
+from backends import Sampling
+from backends.models import TINY, TINY_LLAMA3
+from backends.transformers_backend import TransformersBackend
 from core.tasks import load_task
-from generator.backends import Sampling
-from generator.backends.transformers_backend import TransformersBackend
 
 # Different lengths, so the batch is left-padded and a removed row takes padding columns with it.
 PROMPTS = ["Headline: Nordvik Shipping posts record profit. Answer in JSON:",
@@ -38,8 +38,8 @@ def _stop_midway(backend: TransformersBackend, sampling: Sampling, monkeypatch, 
     stops on its own), so rows stop at different steps and leave the batch."""
     import torch
 
-    from generator.backends import row_seeds
-    from generator.backends.processors import RowSampler
+    from backends import row_seeds
+    from backends.processors import RowSampler
 
     sampler = [RowSampler(row_seeds(sampling, len(prompts), seeds), sampling.temperature, sampling.top_p)
                ] if sampling.temperature > 0 else []
@@ -82,7 +82,7 @@ def test_same_tokens_under_a_lora_adapter_and_small_batches(tiny, monkeypatch):
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from core.models import load_model
+    from backends.models import load_model
 
     base, tokenizer = load_model(TINY, device="cpu")  # fresh: the adapter is injected in place
     torch.manual_seed(3)
@@ -172,7 +172,7 @@ def test_queued_prompts_join_a_running_batch_that_never_exceeds_its_slots(backen
     every prompt is decoded once."""
     import torch
 
-    from generator.backends.decode import decode
+    from backends.decode import decode
 
     backend = backends[TINY]
     sampling = SAMPLINGS["greedy"]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from core.models import TINY_LLAMA3
+from backends import Sampling
+from backends.models import TINY_LLAMA3
+from backends.transformers_backend import TransformersBackend
 from core.tasks import load_task
-from generator.backends import Sampling
-from generator.backends.transformers_backend import TransformersBackend
 
 
 def test_every_constrained_output_parses_on_tiny_llama3(tiny_llama3):

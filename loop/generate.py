@@ -1,38 +1,27 @@
-"""The generate → validate → enqueue pipeline: one function that `generate.py`, `demo.py` and tests call.
+"""The generation loop: generate → validate → enqueue, the chain `generate.py` and `demo.py` run.
 
-    from generator.pipeline import generate
+    from loop.generate import generate
     result = generate(task="fin_sentiment", lang="en", n=500, seeds="runs/fin/data/train.jsonl",
                       out="runs/fin/synthetic", model="tiny")
 
-`generate` runs (or resumes) a generation (`generator.runner`), then, when the packages exist, the
-task's validator chain (`accepted.jsonl`, `rejected.jsonl`, `validation.json`) and the review queue
-(`review.db`) through `post_process`.
+`generate` runs (or resumes) a generation (`generator.runner`), then the task's validator chain
+(`accepted.jsonl`, `rejected.jsonl`, `validation.json`) and the review queue (`review.db`) through
+`post_process`.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
+from backends import get_backend
+from backends.ray_pool import ValidationPool, default_workers, init
+from core.io import read_records, write_json_atomic, write_jsonl_atomic
 from core.tasks import load_task
-from generator.prompts import PlanConfig
-from generator.runner import RunConfig, RunResult, run_generation
-
-
-def make_config(*, task: str, lang: str, n: int, seeds: str | Path, out: str | Path, model: str = "tiny",
-                backend: str = "transformers", **options: Any) -> RunConfig:
-    """A `RunConfig` from flat keyword options: `RunConfig` fields or `PlanConfig` fields (see `generate`)."""
-    plan_fields = set(PlanConfig.__dataclass_fields__)
-    plan_opts = {k: v for k, v in options.items() if k in plan_fields and v is not None}
-    run_opts = {k: v for k, v in options.items() if k not in plan_fields}
-    unknown = set(run_opts) - set(RunConfig.__dataclass_fields__)
-    if unknown:
-        raise TypeError(f"unknown generate() options: {', '.join(sorted(unknown))}")
-    if plan_opts.get("max_new_tokens") is None:
-        plan_opts["max_new_tokens"] = load_task(task).max_new_tokens(with_input=True)
-    return RunConfig(task=task, lang=lang, n=n, seeds=Path(seeds), out=Path(out), model=model, backend=backend,
-                     plan=PlanConfig(**plan_opts), **run_opts)
+from generator.runner import RunConfig, RunResult, make_config, run_generation
+from generator.seeds import load_seeds
+from review_app.store import ReviewStore
+from validators.chain import run_chain
 
 
 def generate(*, task: str, lang: str, n: int, seeds: str | Path, out: str | Path, model: str = "tiny",
@@ -68,12 +57,8 @@ def post_process(result: RunResult, cfg: RunConfig, *, validate: bool, review: b
     generation pool, or a validation-only pool when this call generated nothing) through one Redis index.
     """
     records = result.parsed  # failed rows stay in samples.jsonl with their reason; only parsed go on
-    if not validate or importlib.util.find_spec("validators.chain") is None or not records:
+    if not validate or not records:
         return
-    from core.io import read_records, write_json_atomic, write_jsonl_atomic
-    from generator.seeds import load_seeds
-    from validators.chain import run_chain
-
     task = load_task(cfg.task)
     known = load_seeds(cfg.seeds, task, cfg.lang)
     for path in references:
@@ -82,8 +67,6 @@ def post_process(result: RunResult, cfg: RunConfig, *, validate: bool, review: b
     # engine would not fit beside the first); a resumed run with nothing left to generate loads it.
     backend = result.backend
     if backend is None and cfg.backend != "openai":
-        from generator.backends import get_backend
-
         backend = get_backend(cfg.backend, **({"model": cfg.model, "device": cfg.device}
                                               if cfg.backend == "transformers" else {"model": cfg.model}))
     workers, own_pool = _validation_workers(result.backend, cfg, redis_url)
@@ -99,10 +82,8 @@ def post_process(result: RunResult, cfg: RunConfig, *, validate: bool, review: b
     write_jsonl_atomic(cfg.out / "rejected.jsonl", rejected)
     write_json_atomic(cfg.out / "validation.json", report)
     print(f"validation: {len(accepted)} accepted, {len(rejected)} rejected -> {cfg.out}/accepted.jsonl")
-    if not review or importlib.util.find_spec("review_app.store") is None or not accepted:
+    if not review or not accepted:
         return
-    from review_app.store import ReviewStore
-
     store = ReviewStore(cfg.out / "review.db")
     try:
         queued = store.enqueue(accepted, seed=cfg.plan.seed, source_file=str(cfg.out / "accepted.jsonl"))
@@ -117,8 +98,6 @@ def _validation_workers(pool: Any, cfg: RunConfig, redis_url: str | None) -> tup
         return None, None
     if hasattr(pool, "map_shards"):
         return pool, None  # the generation workers, idle now
-    from generator.distributed import ValidationPool, default_workers, init
-
     made = ValidationPool(cfg.ray_workers or default_workers(init(cfg.ray), "transformers"))
     return made, made
 

@@ -1,4 +1,4 @@
-"""Per-row logits processors for our decoding loop (generator/backends/decode.py) and `model.generate`.
+"""Per-row logits processors for our decoding loop (backends/decode.py) and `model.generate`.
 
 `RowSampler` turns greedy decoding into per-row sampling whose draws depend on the row's seed only;
 `GuidedMask` constrains each row to a JSON schema through Outlines-core guides. Both follow rows

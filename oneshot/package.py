@@ -1,4 +1,4 @@
-"""Build the hand-over archive for the one-shot contract: `make package` (python -m core.package).
+"""Build the hand-over archive for the one-shot contract: `make package` (python -m oneshot.package).
 
 `repo.zip` holds run.py at its root, README.md, requirements.txt (from pyproject.toml) and the
 packages run.py imports; no data, weights, caches or tests. It must stay under 20 MB.
@@ -15,7 +15,7 @@ from pathlib import Path
 from core.errors import fail, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ["core", "oneshot", "tasks", "generator", "validators", "trainer", "evaluator"]
+PACKAGES = ["core", "backends", "oneshot", "tasks", "validators", "trainer", "evaluator"]
 TOP_FILES = ["run.py", "README.md"]
 MAX_BYTES = 20 * 1024 * 1024
 _SKIP = re.compile(r"(__pycache__|\.pyc$|\.ipynb_checkpoints)")
@@ -36,7 +36,7 @@ def requirements() -> str:
     by_name = {re.split(r"[<>=!~\[ ;]", d, maxsplit=1)[0].lower(): d for d in project["dependencies"]}
     missing = [n for n in RUN_REQUIREMENTS if n not in by_name]
     if missing:
-        fail(f"pyproject.toml lists no dependency {', '.join(missing)} (core/package.py RUN_REQUIREMENTS)")
+        fail(f"pyproject.toml lists no dependency {', '.join(missing)} (oneshot/package.py RUN_REQUIREMENTS)")
     return "\n".join(["torch", *(by_name[n] for n in RUN_REQUIREMENTS)]) + "\n"
 
 
@@ -61,7 +61,7 @@ def build(out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.package", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m oneshot.package", description=__doc__)
     parser.add_argument("--out", type=Path, default=REPO / "repo.zip", help="archive to write (default: repo.zip)")
     args = parser.parse_args(argv)
     out = build(args.out)

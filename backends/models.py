@@ -6,7 +6,7 @@
 
 `tiny` is a randomly initialised Llama-architecture LM (~3M parameters) with a 4k byte-level BPE
 tokenizer trained on our own sample text and a Llama-3-style chat template with its special tokens.
-`tiny-llama3` (core/tiny_llama3.py) has the real Llama 3.2 Instruct shape where it matters for
+`tiny-llama3` (backends/tiny_llama3.py) has the real Llama 3.2 Instruct shape where it matters for
 correctness: the 128,256-token vocabulary with the 256 special tokens at their ids, the exact chat
 template, tied embeddings, Llama 3's pre-tokenizer and generation config. Their text is noise;
 everything around them (templates, training, decoding) is the real path.
@@ -15,38 +15,22 @@ everything around them (templates, training, decoding) is the real path.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from backends import tiny, tiny_llama3
 from core.errors import UserError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = tiny.REPO_ROOT
 TINY = "tiny"
 TINY_LLAMA3 = "tiny-llama3"
 TINY_MODELS = (TINY, TINY_LLAMA3)  # the offline, randomly initialised models: built here, never downloaded
-TINY_VERSION = 1
-SPECIAL_TOKENS = [
-    "<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>",
-    "<|finetune_right_pad_id|>",
-]
-# Llama 3's chat template, minus the date/tool preamble: the same header and turn tokens.
-LLAMA3_CHAT_TEMPLATE = (
-    "{{ bos_token }}{% for message in messages %}"
-    "{{ '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + (message['content'] | trim) + '<|eot_id|>' }}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
-)
-TINY_SHAPE = {
-    "hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 4, "num_attention_heads": 4,
-    "num_key_value_heads": 4, "max_position_embeddings": 2048,
-}
-TINY_VOCAB = 4096
 
 
 # Llama 3.x templates write today's date into every system turn unless given one: a fixed date keeps
@@ -60,20 +44,6 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SEEDLOOP_CACHE", Path.home() / ".cache" / "seedloop"))
 
 
-def tiny_corpus() -> list[str]:
-    """Our own text the tiny tokenizer is trained on: the sample files and the task specs."""
-    texts: list[str] = []
-    samples = REPO_ROOT / "data" / "samples"
-    for path in sorted(samples.rglob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                texts.extend(str(v) for k, v in row.items() if k != "id" and isinstance(v, str))
-    for path in sorted((REPO_ROOT / "tasks").glob("*.yaml")):
-        texts.append(path.read_text(encoding="utf-8"))
-    return texts
-
-
 def is_tiny(name: str) -> bool:
     """True for the offline tiny models (`tiny`, `tiny-llama3`): random weights, built locally."""
     return name in TINY_MODELS
@@ -82,14 +52,12 @@ def is_tiny(name: str) -> bool:
 def tiny_model_path(seed: int = 0, name: str = TINY) -> Path:
     """Folder of the tiny model `name` for `seed`, building it on first use (atomically: safe in parallel)."""
     if name == TINY_LLAMA3:
-        from core.tiny_llama3 import VERSION, build_tiny_llama3
-
-        prefix, version, builder = "tiny-llama3", VERSION, build_tiny_llama3
+        prefix, version, builder = "tiny-llama3", tiny_llama3.VERSION, tiny_llama3.build_tiny_llama3
     elif name == TINY:
-        prefix, version, builder = "tiny", TINY_VERSION, build_tiny_model
+        prefix, version, builder = "tiny", tiny.TINY_VERSION, tiny.build_tiny_model
     else:
         raise ValueError(f"not a tiny model: {name!r} (one of {', '.join(TINY_MODELS)})")
-    corpus = tiny_corpus()
+    corpus = tiny.tiny_corpus()
     digest = hashlib.sha256("\n".join(corpus).encode()).hexdigest()[:10]
     target = cache_dir() / f"{prefix}-v{version}-seed{seed}-{digest}"
     if (target / "config.json").is_file():
@@ -106,42 +74,6 @@ def tiny_model_path(seed: int = 0, name: str = TINY) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return target
-
-
-def build_tiny_model(out: Path, *, seed: int = 0, corpus: list[str] | None = None) -> None:
-    """Train the tokenizer, initialise the Llama weights from `seed` and save both to `out`."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    corpus = corpus if corpus is not None else tiny_corpus()
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=TINY_VOCAB, special_tokens=SPECIAL_TOKENS, show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    bpe.train_from_iterator(corpus, trainer)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe, bos_token="<|begin_of_text|>", eos_token="<|eot_id|>",
-        pad_token="<|finetune_right_pad_id|>", model_max_length=TINY_SHAPE["max_position_embeddings"],
-    )
-    tokenizer.chat_template = LLAMA3_CHAT_TEMPLATE
-    tokenizer.save_pretrained(out)
-
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), tie_word_embeddings=False, bos_token_id=ids["<|begin_of_text|>"],
-        eos_token_id=ids["<|eot_id|>"], pad_token_id=ids["<|finetune_right_pad_id|>"], **TINY_SHAPE,
-    )
-    torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
-    model.save_pretrained(out)
-    GenerationConfig(
-        bos_token_id=config.bos_token_id, eos_token_id=[ids["<|eot_id|>"], ids["<|end_of_text|>"]],
-        pad_token_id=config.pad_token_id,
-    ).save_pretrained(out)
 
 
 def resolve_model(name: str, seed: int = 0) -> str:

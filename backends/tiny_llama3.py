@@ -23,6 +23,8 @@ import json
 import random
 from pathlib import Path
 
+from backends.tiny import tiny_corpus
+
 VERSION = 1
 REGULAR_VOCAB = 128_000
 NAMED_SPECIALS = {
@@ -215,8 +217,6 @@ def build_tiny_llama3(out: Path, *, seed: int = 0, corpus: list[str] | None = No
     """Build the tokenizer, initialise the weights from `seed` and save both to `out` (a few seconds)."""
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    from core.models import tiny_corpus
 
     corpus = corpus if corpus is not None else tiny_corpus()
     tokenizer = PreTrainedTokenizerFast(

@@ -21,8 +21,8 @@ def real_vllm():
 
 
 def test_vllm_constrained_generation_parses_per_sample_seeds_and_scores(real_vllm):
+    from backends import Sampling, get_backend
     from core.tasks import load_task
-    from generator.backends import Sampling, get_backend
 
     task = load_task("fin_sentiment")
     backend = get_backend("vllm", model="tiny", gpu_memory_utilization=0.3, max_model_len=2048)
@@ -39,8 +39,8 @@ def test_vllm_constrained_generation_parses_per_sample_seeds_and_scores(real_vll
 def test_vllm_serves_base_and_tuned_from_one_engine(real_vllm, tmp_path):
     from peft import LoraConfig, get_peft_model
 
-    from core.models import load_model
-    from generator.backends import get_backend
+    from backends import get_backend
+    from backends.models import load_model
 
     model, _ = load_model("tiny", device="cpu")
     get_peft_model(model, LoraConfig(r=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM",

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
+from backends import Sampling
 from core.errors import UserError
-from generator.backends import Sampling
 from tests.fakes import fake_vllm_path
 
 PROMPTS = [[{"role": "user", "content": f"Write financial news number {i} as JSON."}] for i in range(4)]
@@ -25,7 +25,7 @@ def fake_vllm(monkeypatch):
         monkeypatch.delitem(sys.modules, name)
     import vllm
 
-    from generator.backends import vllm_backend
+    from backends import vllm_backend
 
     assert vllm.IS_FAKE
     vllm_backend.release_engine()
@@ -39,7 +39,7 @@ def adapters(tmp_path_factory):
     """Two real PEFT adapters of the tiny model: LoRA only (servable by vLLM), and one with modules_to_save."""
     from peft import LoraConfig, get_peft_model
 
-    from core.models import load_model
+    from backends.models import load_model
 
     out = {}
     for name, extra in (("lora", {}), ("lora32", {"r": 32}), ("saved", {"modules_to_save": ["lm_head"]})):
@@ -52,8 +52,8 @@ def adapters(tmp_path_factory):
 
 
 def test_generate_uses_structured_outputs_and_one_seed_per_prompt(fake_vllm):
+    from backends import get_backend
     from core.tasks import load_task
-    from generator.backends import get_backend
 
     task = load_task("fin_sentiment")
     backend = get_backend("vllm", model="tiny")
@@ -74,8 +74,8 @@ def test_generate_uses_structured_outputs_and_one_seed_per_prompt(fake_vllm):
 
 
 def test_length_cut_is_an_error_row(fake_vllm):
+    from backends import get_backend
     from core.tasks import load_task
-    from generator.backends import get_backend
 
     schema = load_task("fin_sentiment").generation_schema()
     out = get_backend("vllm", model="tiny").generate(PROMPTS[:1], schema, Sampling(max_new_tokens=3))
@@ -83,7 +83,7 @@ def test_length_cut_is_an_error_row(fake_vllm):
 
 
 def test_base_and_tuned_share_one_engine_with_a_lora_request(fake_vllm, adapters):
-    from generator.backends import get_backend
+    from backends import get_backend
 
     base = get_backend("vllm", model="tiny", enable_lora=True, max_lora_rank=8)
     tuned = base.with_adapter(adapters["lora"])
@@ -104,7 +104,7 @@ def test_base_and_tuned_share_one_engine_with_a_lora_request(fake_vllm, adapters
 
 
 def test_an_adapter_vllm_cannot_serve_is_one_clear_error(fake_vllm, adapters):
-    from generator.backends import get_backend
+    from backends import get_backend
 
     with pytest.raises(UserError, match=r"adapter_config.json: field 'modules_to_save'.*--backend transformers"):
         get_backend("vllm", model="tiny", adapter=adapters["saved"])

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.models import TINY, TINY_LLAMA3, load_model
-from generator.backends.transformers_backend import TransformersBackend
+from backends.models import TINY, TINY_LLAMA3, load_model
+from backends.transformers_backend import TransformersBackend
 
 PROMPTS = [
     [{"role": "user", "content": "Profit rose."}],
@@ -116,7 +116,7 @@ def test_a_shared_instruction_runs_once_with_the_same_scores(name, tiny, tiny_ll
 def test_a_batch_of_two_prompt_families_is_scored_in_two_groups(tiny):
     """English and Vietnamese instructions mixed in one batch: each family runs its instruction
     once (two groups), with the scores of one pass per prompt and choice."""
-    from generator.backends.prefix import prefix_groups
+    from backends.prefix import prefix_groups
 
     model, tokenizer = tiny
     vi = [{"role": "system", "content": "Bạn là một nhà phân tích tài chính cẩn thận."},

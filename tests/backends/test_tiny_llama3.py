@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from core.models import TINY_LLAMA3, is_tiny, resolve_model
-from core.tiny_llama3 import build_tiny_llama3, special_tokens
+from backends.models import TINY_LLAMA3, is_tiny, resolve_model
+from backends.tiny_llama3 import build_tiny_llama3, special_tokens
 
 # meta-llama/Llama-3.2-1B-Instruct's rendering of this conversation with date_string="26 Jul 2024".
 CONVERSATION = [

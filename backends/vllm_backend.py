@@ -28,9 +28,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from backends import Completion, Prompt, Sampling, parse_with_schema, row_seeds
+from backends.models import CHAT_TEMPLATE_KWARGS
 from core.errors import fail
-from core.models import CHAT_TEMPLATE_KWARGS
-from generator.backends import Completion, Prompt, Sampling, parse_with_schema, row_seeds
 
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the ranks vLLM's LoRA kernels are built for
 _ENGINE: dict[str, Any] = {"model": None, "options": None, "llm": None}
@@ -126,7 +126,7 @@ class VLLMBackend:
             max_lora_rank: the largest adapter rank the engine takes (default: the adapter's, else 16).
             engine_options: further `vllm.LLM` keywords (tensor_parallel_size, dtype, enforce_eager, ...).
         """
-        from core.models import resolve_model
+        from backends.models import resolve_model
 
         rank = adapter_rank(adapter) if adapter is not None else None
         options: dict[str, Any] = {"gpu_memory_utilization": gpu_memory_utilization,

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from core.models import is_tiny
+from backends.models import is_tiny
 from core.records import Record
 from core.tasks import load_task
 from oneshot.contract import TrainRow
@@ -63,7 +63,7 @@ def train_adapter(rows: list[TrainRow], neighbours: dict[str, list[TrainRow]], i
 
 
 def load_backend(base_model: str, adapter: Path | None, batch_size: int = 8) -> Any:
-    from generator.backends.transformers_backend import TransformersBackend
+    from backends.transformers_backend import TransformersBackend
 
     return TransformersBackend(base_model, adapter=adapter, batch_size=batch_size)
 
@@ -85,7 +85,7 @@ def score_intents(backend: Any, prompts: list[Messages], intents: list[str]) -> 
 def generate_replies(backend: Any, prompts: list[Messages], intents: list[str], *, max_new_tokens: int,
                      seed: int) -> list[tuple[str, int]]:
     """Greedy reply after the decided intent, in the trained JSON format: (reply, tokens used) per row."""
-    from generator.backends import Sampling
+    from backends import Sampling
 
     texts = [backend.render(p) + reply_prefix(intent) for p, intent in zip(prompts, intents, strict=True)]
     completions = backend.generate(texts, None, Sampling(temperature=0.0, max_new_tokens=max_new_tokens, seed=seed))

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
+from backends import FailedScores, Sampling, get_backend, score_failure
 from core.errors import UserError
 from core.records import Record
-from generator.backends import FailedScores, Sampling, get_backend, score_failure
 from tests.fakes.metering_proxy import MeteringProxy
 from tests.generator.conftest import PY, REPO, child_env
 

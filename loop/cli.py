@@ -1,17 +1,18 @@
-"""The generation command's parser and `main(argv)`: `python generate.py ...` and `python -m generator ...`.
+"""The generation command's parser and `main(argv)`: `python generate.py ...` and `python -m loop ...`.
 
-The work is `generator.pipeline.generate`; this module only turns flags into its arguments.
+The work is `loop.generate.generate`; this module only turns flags into its arguments.
 """
 
 from __future__ import annotations
 
 import argparse
 
+from backends import BACKENDS
 from core.errors import fail
 from core.tasks import load_task
-from generator.backends import BACKENDS
 from generator.diversity import format_report
-from generator.pipeline import generate
+from loop.generate import generate
+from review_app.weights import weights_from
 
 DESCRIPTION = "Generate labelled synthetic samples from seed examples: the data engineers' command."
 
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-constrain", action="store_true", help="free generation, then parse (for comparison)")
     p.add_argument("--max-cost-usd", type=float, default=None, help="openai backend: stop cleanly at this spend")
     p.add_argument("--price-per-1k", default=None,
-                   help="openai backend: 'IN,OUT' USD per 1k tokens for a model missing from generator/pricing.py")
+                   help="openai backend: 'IN,OUT' USD per 1k tokens for a model missing from backends/pricing.py")
     p.add_argument("--reference", action="append", default=[], metavar="FILE",
                    help="records the validators compare with besides the seeds (repeatable); pass the eval "
                         "split so that samples near an eval item are rejected as contamination")
@@ -81,8 +82,6 @@ def main(argv: list[str] | None = None) -> int:
         fail(f"--n must be a positive number of samples (got {args.n})")
     weights = None
     if args.weights_from:
-        from review_app.weights import weights_from
-
         weights = weights_from(args.weights_from, task=load_task(args.task).name)
         print(f"sampling weights from {weights['source']}: {weights['decided_items']} reviewed items")
     result = generate(

@@ -101,9 +101,9 @@ def score_failure(row: list[float]) -> str | None:
 
 # name -> "module:Class"; modules are imported only when their backend is asked for.
 BACKENDS: dict[str, str] = {
-    "transformers": "generator.backends.transformers_backend:TransformersBackend",
-    "vllm": "generator.backends.vllm_backend:VLLMBackend",
-    "openai": "generator.backends.openai_backend:OpenAIBackend",
+    "transformers": "backends.transformers_backend:TransformersBackend",
+    "vllm": "backends.vllm_backend:VLLMBackend",
+    "openai": "backends.openai_backend:OpenAIBackend",
 }
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from generator.backends import Sampling
+from backends import Sampling
 from tests.generator.conftest import PY, REPO, child_env
 
 pytestmark = pytest.mark.slow
@@ -55,8 +55,8 @@ def server(tiny_path):
 
 
 def test_generate_parses_validates_retries_and_counts_tokens(server, monkeypatch):
+    from backends import get_backend
     from core.tasks import load_task
-    from generator.backends import get_backend
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     backend = get_backend("openai", model=server["model"], base_url=server["base_url"], parse_retries=1,
@@ -76,7 +76,7 @@ def test_generate_parses_validates_retries_and_counts_tokens(server, monkeypatch
 
 
 def test_api_errors_become_error_rows(server):
-    from generator.backends import get_backend
+    from backends import get_backend
 
     wrong = get_backend("openai", model=server["model"], base_url=server["base_url"] + "/nowhere")
     completion = wrong.generate(["hi"], None, Sampling(max_new_tokens=4))[0]
@@ -104,7 +104,7 @@ def test_cli_stops_cleanly_at_the_spend_cap_and_never_logs_the_key(server, seeds
 def test_score_on_a_real_server_gives_log_probs_or_the_reason(server):
     """`transformers serve` is the real server here: its rows are finite log-probs where it returns logprobs,
     else every row says why; self-consistency on them never crashes (see test_openai_failures.py)."""
-    from generator.backends import get_backend, score_failure
+    from backends import get_backend, score_failure
 
     backend = get_backend("openai", model=server["model"], base_url=server["base_url"])
     rows = backend.score(["The bank's profit rose.", "Shares fell."], ["positive", "negative", "neutral"])

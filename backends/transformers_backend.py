@@ -1,6 +1,6 @@
 """Local Hugging Face model on CPU or GPU: the default backend (`--backend transformers`).
 
-Generation is greedy decoding of our own (generator/backends/decode.py: rows leave the batch and
+Generation is greedy decoding of our own (backends/decode.py: rows leave the batch and
 its KV cache as they stop, and queued prompts take their slots); with a schema, decoding is constrained by Outlines-core guides so every
 output parses. Sampling is per row: each row draws from its own `torch.Generator` (seeded with the
 row's seed), so a sample is a function of its seed alone, whatever else shares its batch. `score`
@@ -16,10 +16,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from core.models import CHAT_TEMPLATE_KWARGS, TINY, load_model
-from generator.backends import Completion, Prompt, Sampling, parse_with_schema, row_seeds
-from generator.backends.prefix import prefix_groups, shared_prefix
-from generator.backends.processors import GuidedMask, RowSampler
+from backends import Completion, Prompt, Sampling, parse_with_schema, row_seeds
+from backends.models import CHAT_TEMPLATE_KWARGS, TINY, load_model
+from backends.prefix import prefix_groups, shared_prefix
+from backends.processors import GuidedMask, RowSampler
 
 
 class TransformersBackend:
@@ -85,7 +85,7 @@ class TransformersBackend:
         """
         import torch
 
-        from generator.backends.decode import decode
+        from backends.decode import decode
 
         eos = self.model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos])

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.models import SPECIAL_TOKENS, build_tiny_model
+from backends.tiny import SPECIAL_TOKENS, build_tiny_model
 
 
 def test_tiny_model_builds_twice_to_identical_weights(tmp_path):
@@ -49,8 +49,8 @@ def test_tiny_chat_template_renders_every_special_token(tiny):
 
 @pytest.mark.parametrize("name", ["no/such-model-anywhere"])
 def test_unknown_model_is_a_clear_error(name):
+    from backends.models import load_model
     from core.errors import UserError
-    from core.models import load_model
 
     with pytest.raises(UserError, match="cannot load"):
         load_model(name, device="cpu")
