@@ -22,16 +22,21 @@ demo: setup
 
 # The README's test command: everything but the tests marked `slow` (those run in `make test-all`).
 test: setup
+	.venv/bin/lint-imports
 	$(PY) -m pytest -q -m 'not slow'
 
 test-all: setup
+	.venv/bin/lint-imports
 	$(PY) -m pytest -q
 
 test-fast: setup
+	.venv/bin/lint-imports
 	$(PY) -m pytest -q -m 'not slow and not browser'
 
+# ruff, then the floors: the import-linter contracts in pyproject.toml (README "Architecture").
 lint: setup
 	.venv/bin/ruff check .
+	.venv/bin/lint-imports
 
 bench: setup
 	$(PY) -m bench

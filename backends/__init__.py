@@ -24,6 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 from pydantic import BaseModel
 
 from core.errors import fail
+from core.io import describe_validation_error
 
 Prompt = str | list[dict[str, str]]
 
@@ -125,8 +126,6 @@ def parse_with_schema(text: str, schema: type[BaseModel] | None) -> tuple[dict[s
     if schema is None:
         return None, None
     from pydantic import ValidationError
-
-    from core.io import describe_validation_error
 
     try:
         return schema.model_validate_json(text).model_dump(), None

@@ -37,6 +37,8 @@ from pydantic import BaseModel
 from backends import Completion, FailedScores, Prompt, Sampling, parse_with_schema, row_seeds
 from backends.pricing import cost_usd, known_price
 from core.errors import fail
+from core.io import JsonlAppender, read_jsonl
+from core.optional import require
 
 SPEND_CAP = "spend cap reached"
 TOP_LOGPROBS = 20
@@ -52,8 +54,6 @@ class SpendLedger:
     """
 
     def __init__(self, path: str | Path):
-        from core.io import JsonlAppender, read_jsonl
-
         self.path = Path(path)
         self._appender = JsonlAppender(self.path)  # cuts a partial last line left by a kill
         reserved: dict[str, float] = {}
@@ -104,7 +104,7 @@ class OpenAIBackend:
             concurrency: requests in flight at once.
             max_retries: the SDK's own retries (429, 5xx, connection) before a row records the error.
         """
-        from openai import OpenAI
+        OpenAI = require("openai").OpenAI
 
         base_url = base_url or os.environ.get("OPENAI_BASE_URL")
         api_key = os.environ.get("OPENAI_API_KEY")
@@ -179,7 +179,7 @@ class OpenAIBackend:
 
     def _send(self, messages: list[dict[str, str]], max_tokens: int, **kwargs: Any) -> tuple[Any, str | None]:
         """(response, None) or (None, reason): one request under the cap, its spend recorded either way."""
-        import openai
+        openai = require("openai")
 
         most = self._most(messages, max_tokens)
         request_id = self._reserve(most)

@@ -30,19 +30,19 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from backends import Completion, Prompt, Sampling
+from backends import Completion, Prompt, Sampling, get_backend, row_seeds
+from backends.openai_backend import OpenAIBackend, SpendLedger
+from backends.pricing import cost_usd
 from core.errors import fail
+from core.optional import require
+from core.tasks import load_task
 
 _REPO = Path(__file__).resolve().parents[1]
 _DRAIN_S = 120.0  # the longest a stop waits for queued openai calls to settle their spend
 
 
 def _ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        fail("--ray needs Ray: pip install -e '.[ray]'")
-    return ray
+    return require("ray")
 
 
 def init(address: str | None = None, *, num_cpus: int | None = None) -> Any:
@@ -70,8 +70,6 @@ class SpendKeeper:
     """The one spend ledger of a distributed openai run (a Ray actor: its calls run one at a time)."""
 
     def __init__(self, ledger: str | None, max_cost_usd: float | None):
-        from backends.openai_backend import SpendLedger
-
         self.ledger = SpendLedger(ledger) if ledger else None
         self.max_cost_usd = max_cost_usd
         self.spent = self.ledger.spent_before if self.ledger else 0.0  # settled + reserved, earlier runs included
@@ -99,10 +97,7 @@ class SpendKeeper:
 
 def _shared_cap_backend(keeper: Any, **options: Any) -> Any:
     """An `OpenAIBackend` whose reservations and settlements go through the cluster's `SpendKeeper`."""
-    import ray
-
-    from backends.openai_backend import OpenAIBackend
-    from backends.pricing import cost_usd
+    ray = require("ray")
 
     class SharedCapOpenAIBackend(OpenAIBackend):
         def _reserve(self, most: float) -> str | None:
@@ -158,8 +153,6 @@ class GenerationWorker(ShardWorker):
     """One backend in one Ray actor; `generate`/`score` are the Backend protocol's, over the wire."""
 
     def __init__(self, backend: str, options: dict[str, Any], keeper: Any = None):
-        from backends import get_backend
-
         if keeper is not None:
             self.backend = _shared_cap_backend(keeper, **options)
         else:
@@ -171,7 +164,6 @@ class GenerationWorker(ShardWorker):
     def generate_for_task(self, task: str, constrained: bool, prompts: list[Prompt], sampling: Sampling,
                           seeds: list[int] | None) -> list[Completion]:
         """`generate` with the task's generation schema built here (a dynamic pydantic class stays local)."""
-        from core.tasks import load_task
 
         schema = load_task(task).generation_schema() if constrained else None
         return self.backend.generate(prompts, schema, sampling, seeds=seeds)
@@ -257,8 +249,6 @@ class RayBackendPool(_ShardMap):
 
     def generate(self, prompts: list[Prompt], schema: Any, sampling: Sampling,
                  seeds: list[int] | None = None) -> list[Completion]:
-        from backends import row_seeds
-
         seeds = row_seeds(sampling, len(prompts), seeds)
         refs = [actor.generate.remote(prompts[a:b], schema, sampling, seeds[a:b])
                 for actor, (a, b) in zip(self.actors, self._chunks(len(prompts)), strict=False)]

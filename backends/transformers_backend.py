@@ -10,6 +10,7 @@ then only each multi-token choice's own tokens on top of it.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from backends import Completion, Prompt, Sampling, parse_with_schema, row_seeds
+from backends.decode import decode
 from backends.models import CHAT_TEMPLATE_KWARGS, TINY, load_model
 from backends.prefix import prefix_groups, shared_prefix
 from backends.processors import GuidedMask, RowSampler
@@ -84,8 +86,6 @@ class TransformersBackend:
         every row until the longest one stops.
         """
         import torch
-
-        from backends.decode import decode
 
         eos = self.model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos])
@@ -164,7 +164,6 @@ class TransformersBackend:
     def logits_processor(self, schema: type[BaseModel]) -> Any:
         """The constraint for `schema` (a `GuidedMask` over Outlines' compiled index), cached by its
         JSON schema text."""
-        import json
 
         key = json.dumps(schema.model_json_schema())  # property order kept: it is the output order
         if key not in self._processors:

@@ -29,8 +29,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from backends import Completion, Prompt, Sampling, parse_with_schema, row_seeds
-from backends.models import CHAT_TEMPLATE_KWARGS
+from backends.models import CHAT_TEMPLATE_KWARGS, resolve_model
 from core.errors import fail
+from core.optional import require
 
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the ranks vLLM's LoRA kernels are built for
 _ENGINE: dict[str, Any] = {"model": None, "options": None, "llm": None}
@@ -90,7 +91,7 @@ def shared_engine(model_path: str, options: dict[str, Any]) -> Any:
     if _ENGINE["llm"] is not None and _ENGINE["model"] == model_path and _compatible(_ENGINE["options"], options):
         return _ENGINE["llm"]
     release_engine()
-    from vllm import LLM
+    LLM = require("vllm").LLM
 
     _ENGINE.update(model=model_path, options=dict(options), llm=LLM(model=model_path, **options))
     return _ENGINE["llm"]
@@ -126,7 +127,6 @@ class VLLMBackend:
             max_lora_rank: the largest adapter rank the engine takes (default: the adapter's, else 16).
             engine_options: further `vllm.LLM` keywords (tensor_parallel_size, dtype, enforce_eager, ...).
         """
-        from backends.models import resolve_model
 
         rank = adapter_rank(adapter) if adapter is not None else None
         options: dict[str, Any] = {"gpu_memory_utilization": gpu_memory_utilization,

@@ -11,8 +11,13 @@ times better ours is" (higher is better), so a target is a minimum ratio.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from backends.models import REPO_ROOT
+from core.records import Record
+from core.tasks import load_task
 
 
 @dataclass
@@ -45,12 +50,6 @@ def ratio(ours: float, baseline: float, higher_is_better: bool = True) -> float:
 
 def fin_seeds(folder: Path) -> Path:
     """fin_sentiment's English sample rows as a seed file in `folder` (what generate.py takes)."""
-    import json
-
-    from backends.models import REPO_ROOT
-    from core.records import Record
-    from core.tasks import load_task
-
     task = load_task("fin_sentiment")
     rows = [json.loads(line) for line in (REPO_ROOT / "data/samples/fin_sentiment/en.jsonl").read_text().splitlines()]
     path = folder / "seeds.jsonl"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import pkgutil
 import sys
 import time
@@ -52,7 +53,6 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(rows))
     previous = {}
     if RESULTS.exists():  # a partial run keeps the other benchmarks' rows (the growth rows among them)
-        import json
 
         previous = json.loads(RESULTS.read_text())
     write_json_atomic(RESULTS, {**previous, **{r.name: r.as_json() for r in rows}})

@@ -21,6 +21,7 @@ from core.records import Record
 from core.tasks import load_task
 from evaluator.inference import predict
 from evaluator.prompts import tuned_prompts
+from trainer.config import TrainConfig
 
 BATCH = 16
 # Targets (issue 17): scoring at least 5x free generation on a base model, whose free answers run to the
@@ -63,7 +64,6 @@ def tuned_model(name: str, base, task, records: list[Record], device: str, steps
     so free generation stops after two tokens."""
     from peft import PeftModel
 
-    from trainer.config import TrainConfig
     from trainer.sft import train
 
     with tempfile.TemporaryDirectory() as tmp:

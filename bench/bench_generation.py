@@ -20,10 +20,15 @@ The mask-time, compile and batched rows use the first 8 prompts (one batch), to 
 from __future__ import annotations
 
 import json
+import tempfile
 import time
+from pathlib import Path
 
 from backends import Sampling
+from backends.models import REPO_ROOT
+from backends.transformers_backend import TransformersBackend
 from bench import BenchRow, ratio
+from core.records import Record
 from core.tasks import load_task
 from generator.prompts import PlanConfig, Planner
 from generator.seeds import load_seeds
@@ -33,12 +38,7 @@ BATCH = 8
 
 
 def _prompts(task):
-    import json
-    import tempfile
-    from pathlib import Path
 
-    from backends.models import REPO_ROOT
-    from core.records import Record
 
     rows = [json.loads(line) for line in (REPO_ROOT / "data/samples/fin_sentiment/en.jsonl").read_text().splitlines()]
     with tempfile.TemporaryDirectory() as tmp:
@@ -112,8 +112,6 @@ class _Timed:
 
 def run() -> list[BenchRow]:
     import outlines
-
-    from backends.transformers_backend import TransformersBackend
 
     task = load_task("fin_sentiment")
     schema = task.generation_schema()

@@ -25,6 +25,8 @@ from pathlib import Path
 
 from backends.models import REPO_ROOT
 from bench import BenchRow, fin_seeds, ratio
+from bench.bench_minhash import corpus
+from validators.minhash import Shingler, band_clusters, signatures
 
 GEN_SIZES = (100, 250, 500)
 SLOW = True  # minutes: `make bench` skips it; `python -m bench growth prepare` (or --all) runs it
@@ -77,8 +79,6 @@ def _json_line(line: str) -> dict | None:
 
 def dedup_point(n: int) -> dict:
     """Near-duplicate removal of `n` synthetic records (run in a child by `curves`)."""
-    from bench.bench_minhash import corpus
-    from validators.minhash import Shingler, band_clusters, signatures
 
     texts = corpus(n)
     start = time.perf_counter()

@@ -25,15 +25,18 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from backends.ray_pool import ValidationPool, init
 from bench import BenchRow, fin_seeds, ratio
+from core.records import Record
+from core.tasks import load_task
+from loop.generate import generate
+from validators.base import Context, build
 
 N = 12
 BATCH = 2
 
 
 def _timed_run(seeds: Path, out: Path, **options) -> tuple[float, list[str]]:
-    from loop.generate import generate
-
     start = time.perf_counter()
     result = generate(task="fin_sentiment", lang="en", n=N, seeds=seeds, out=out, model="tiny", seed=0,
                       batch_size=BATCH, validate=False, review=False, progress=False, **options)
@@ -69,10 +72,6 @@ def _redis_server(folder: Path) -> Iterator[str | None]:
 
 def _validation_rows(folder: Path) -> list[BenchRow]:
     """The near_duplicates check of 3,000 records (a tenth near copies) on 2 workers + Redis vs in process."""
-    from backends.ray_pool import ValidationPool
-    from core.records import Record
-    from core.tasks import load_task
-    from validators.base import Context, build
 
     rng = random.Random(0)
     vocab = ["".join(rng.choices("abcdefghijklmnopqrstuvwxyz", k=6)) for _ in range(5000)]
@@ -106,8 +105,6 @@ def _validation_rows(folder: Path) -> list[BenchRow]:
 
 def run() -> list[BenchRow]:
     import ray
-
-    from backends.ray_pool import init
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

@@ -28,8 +28,10 @@ from pathlib import Path
 from backends.models import REPO_ROOT, TINY_LLAMA3, default_device, load_model
 from backends.transformers_backend import TransformersBackend
 from bench import BenchRow, ratio
+from bench.bench_evaluator import BATCH, TUNED_TARGET, _compare, _records, tuned_model
 from core.io import read_jsonl
 from core.tasks import load_task
+from evaluator.prompts import tuned_prompts
 
 PROMPT_TOKENS = 450
 N_PROMPTS = 2
@@ -38,9 +40,6 @@ OLD_BATCH = 1  # the old method at 16 prompts × 15 choices × 450 tokens would 
 
 def run() -> list[BenchRow]:
     import torch
-
-    from bench.bench_evaluator import BATCH, TUNED_TARGET, _compare, _records, tuned_model
-    from evaluator.prompts import tuned_prompts
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

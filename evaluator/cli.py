@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.inputs import add_input_args, columns_from_args, is_record_file
+from core.errors import fail
+from core.inputs import add_input_args, columns_from_args, is_record_file, load_inputs
+from core.tasks import load_task
 from evaluator.inference import MODES
+from evaluator.run import evaluate
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,17 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.shots < 0 or args.batch_size < 1 or args.bootstrap < 1:
-        from core.errors import fail
-
         fail("--shots must be >= 0, --batch-size and --bootstrap >= 1")
-    from evaluator.run import evaluate
 
     eval_records = args.eval_path
     columns = columns_from_args(args)
     if columns is not None or not is_record_file(args.eval_path):
         # A table (or plain rows) becomes records through the same reader as the trainer's inputs.
-        from core.inputs import load_inputs
-        from core.tasks import load_task
 
         eval_records = load_inputs([args.eval_path], load_task(args.task), columns)
     metrics = evaluate(

@@ -15,6 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from backends import get_backend
+from backends.models import load_model
+from backends.transformers_backend import TransformersBackend
+from backends.vllm_backend import adapter_rank
 from core.errors import fail
 from core.io import iter_jsonl, read_records, write_json_atomic, write_jsonl_atomic
 from core.records import Record
@@ -170,8 +174,6 @@ def _backends(
 ):
     """Yield ("base", backend) then ("tuned", backend), sharing one set of weights where possible."""
     if backend == "vllm":
-        from backends import get_backend
-        from backends.vllm_backend import adapter_rank
 
         # One engine for both: LoRA enabled (sized for this adapter), base requests without a LoRARequest.
         lora = {} if adapter is None else {"enable_lora": True, "max_lora_rank": adapter_rank(adapter)}
@@ -182,15 +184,11 @@ def _backends(
             yield "tuned", engine.with_adapter(adapter)
         return
     if backend != "transformers":  # an API serves its own models: the base model only
-        from backends import get_backend
 
         if adapter is not None:
             fail(f"--backend {backend} cannot apply a local adapter ({adapter}); use transformers or vllm")
         yield "base", get_backend(backend, model=model)
         return
-
-    from backends.models import load_model
-    from backends.transformers_backend import TransformersBackend
 
     weights, tokenizer = loaded or load_model(model, device=device)
     if run_base:

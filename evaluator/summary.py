@@ -16,6 +16,7 @@ from typing import Any
 
 from core.errors import fail
 from core.io import read_jsonl
+from evaluator.metrics import paired_by_lang
 
 
 def headline(m: dict[str, Any]) -> dict[str, Any]:
@@ -38,7 +39,6 @@ def paired_headline(p: dict[str, Any]) -> dict[str, Any]:
 def compare_predictions(first: Path, second: Path, seed: int,
                         delta_is: str = "accuracy(real + curated) - accuracy(real only)") -> dict[str, Any]:
     """Paired comparison of two tuned models' predictions on the same eval items (second minus first)."""
-    from evaluator.metrics import paired_by_lang
 
     a, b = read_jsonl(first), read_jsonl(second)
     if [r["id"] for r in a] != [r["id"] for r in b]:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from backends import BACKENDS, Backend, Completion, get_backend, parse_with_schema
+from backends.ray_pool import RayBackendPool, default_workers, init
 from core.errors import fail
 from core.io import JsonlAppender, read_jsonl, read_records, write_json_atomic, write_jsonl_atomic
 from core.records import Record, now
@@ -188,7 +189,6 @@ def _load_backend(cfg: RunConfig, spent: float) -> Backend:
     """The backend in this process, or a pool of them on a Ray cluster when `cfg.ray` is set."""
     if cfg.ray is None:
         return get_backend(cfg.backend, **_backend_options(cfg, spent))
-    from backends.ray_pool import RayBackendPool, default_workers, init
 
     ray = init(cfg.ray)
     return RayBackendPool(cfg.backend, _backend_options(cfg, spent), cfg.ray_workers or default_workers(ray, cfg.backend))

@@ -134,8 +134,6 @@ def stage_human_review(db: Path) -> dict[str, Any]:
 
 
 def stage_review(db: Path) -> dict[str, Any]:
-    from review_app.store import ReviewStore
-
     print("DEMO ONLY: UNATTENDED REVIEW BY REVIEWER 'auto' (approve unanimous self-consistency, reject "
           "the rest); people review with the app instead, see the summary")
     if not db.is_file():
@@ -158,8 +156,6 @@ def stage_review(db: Path) -> dict[str, Any]:
 
 
 def stage_export(db: Path, curated: Path) -> dict[str, Any]:
-    from review_app.store import ReviewStore
-
     if not db.is_file():
         write_jsonl_atomic(curated, [])
         return {"records": 0, "out": str(curated)}

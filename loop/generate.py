@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from backends import get_backend
 from backends.ray_pool import ValidationPool, default_workers, init
@@ -104,7 +105,6 @@ def _validation_workers(pool: Any, cfg: RunConfig, redis_url: str | None) -> tup
 
 def _redacted(url: str | None) -> str | None:
     """The URL without its password (it goes into validation.json)."""
-    from urllib.parse import urlsplit
 
     if not url:
         return url

@@ -7,6 +7,7 @@ Modules: `contract` (the files), `knn` (retrieval's intent view), `prompts` (wha
 from __future__ import annotations
 
 import os
+import random
 
 # Bitwise-repeatable CPU math for a given seed. MKL picks code paths by memory alignment and may use
 # fewer threads when the machine is busy (MKL_DYNAMIC), and either changes float reduction order:
@@ -23,7 +24,6 @@ def pin_environment() -> None:
 
 def pin_determinism(seed: int) -> None:
     """Fixed thread count, deterministic kernels, seeded RNGs (call after `pin_environment`)."""
-    import random
 
     import numpy as np
     import torch

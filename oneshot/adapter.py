@@ -11,16 +11,20 @@ Training goes through the project's trainer (TRL `SFTTrainer` + PEFT) with the p
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from backends import Sampling
 from backends.models import is_tiny
+from backends.transformers_backend import TransformersBackend
 from core.records import Record
 from core.tasks import load_task
 from oneshot.contract import TrainRow
 from oneshot.prompts import Messages, intent_prefix, parse_reply, reply_prefix, training_example
+from trainer.config import TrainConfig
 
 TASK = "support_intent"
 
@@ -38,7 +42,6 @@ def train_adapter(rows: list[TrainRow], neighbours: dict[str, list[TrainRow]], i
                   base_model: str, out: Path, seed: int, budget_s: float, overrides: dict[str, Any],
                   held_out: list[TrainRow] | None = None) -> dict[str, Any]:
     """LoRA SFT on `rows`, each prompted with `neighbours[row.id]`; `held_out` gives the eval loss."""
-    from trainer.config import TrainConfig
     from trainer.sft import train
 
     task = load_task(TASK).with_labels(intents)
@@ -63,8 +66,6 @@ def train_adapter(rows: list[TrainRow], neighbours: dict[str, list[TrainRow]], i
 
 
 def load_backend(base_model: str, adapter: Path | None, batch_size: int = 8) -> Any:
-    from backends.transformers_backend import TransformersBackend
-
     return TransformersBackend(base_model, adapter=adapter, batch_size=batch_size)
 
 
@@ -85,7 +86,6 @@ def score_intents(backend: Any, prompts: list[Messages], intents: list[str]) -> 
 def generate_replies(backend: Any, prompts: list[Messages], intents: list[str], *, max_new_tokens: int,
                      seed: int) -> list[tuple[str, int]]:
     """Greedy reply after the decided intent, in the trained JSON format: (reply, tokens used) per row."""
-    from backends import Sampling
 
     texts = [backend.render(p) + reply_prefix(intent) for p, intent in zip(prompts, intents, strict=True)]
     completions = backend.generate(texts, None, Sampling(temperature=0.0, max_new_tokens=max_new_tokens, seed=seed))
@@ -94,7 +94,6 @@ def generate_replies(backend: Any, prompts: list[Messages], intents: list[str], 
 
 def free_memory() -> None:
     """Give back GPU memory between the trainings and loads of one run."""
-    import gc
 
     import torch
 

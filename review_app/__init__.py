@@ -13,15 +13,7 @@ Python API (what the demo's clearly-labelled unattended review step calls):
     export_curated(store, "runs/fin/curated.jsonl", fmt="hf")
 """
 
+from review_app.export import enqueue_file, export_curated
 from review_app.store import Conflict, Item, ReviewStore
 
 __all__ = ["Conflict", "Item", "ReviewStore", "enqueue_file", "export_curated"]
-
-
-def __getattr__(name: str):
-    # Export pulls in pandas/datasets lazily; keep `import review_app` cheap for the app and the CLI.
-    if name in ("enqueue_file", "export_curated"):
-        from review_app import export
-
-        return getattr(export, name)
-    raise AttributeError(name)

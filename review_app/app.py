@@ -18,6 +18,8 @@ from pathlib import Path
 
 import streamlit as st
 
+from core.tasks import load_task
+
 if __package__ in (None, ""):  # `streamlit run review_app/app.py` runs this file as a script
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -228,8 +230,6 @@ def review_page(store: ReviewStore) -> None:
 
 @st.cache_data
 def _task_labels(task: str) -> list[str]:
-    from core.tasks import load_task
-
     try:
         return load_task(task).label_names
     except UserError:

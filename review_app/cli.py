@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from review_app.export import enqueue_file, export_curated
+from review_app.metrics import summary
 from review_app.resolve import ROLES
 from review_app.store import ReviewStore
 
@@ -54,14 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     store = ReviewStore(args.db, create=args.command == "enqueue")
     try:
         if args.command == "enqueue":
-            from review_app.export import enqueue_file
-
             res = enqueue_file(store, args.inp, reviews=args.reviews, double_fraction=args.double_fraction,
                                seed=args.seed)
             print(f"enqueued {res.added} new items ({res.skipped} already queued) into {args.db}")
         elif args.command == "export":
-            from review_app.export import export_curated
-
             res = export_curated(store, args.out, fmt=args.format, hf_dir=args.hf_dir)
             if args.format == "dpo":
                 print(f"wrote {res['records']} preference pairs from edited items to {res['out']} "
@@ -73,8 +71,6 @@ def main(argv: list[str] | None = None) -> int:
             store.set_role(args.annotator, args.role)
             print(f"{args.annotator}: {args.role}")
         else:
-            from review_app.metrics import summary
-
             print(json.dumps(summary(store), indent=2, ensure_ascii=False))
     finally:
         store.close()

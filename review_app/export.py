@@ -30,6 +30,7 @@ from core.io import read_records, write_jsonl_atomic, write_text_atomic
 from core.records import Record, Review, record_id
 from core.task_spec import Task
 from core.tasks import load_task
+from review_app.metrics import summary
 from review_app.paths import check_output_file, check_output_folder, inside
 from review_app.store import EnqueueResult, ReviewStore, label_field
 
@@ -164,8 +165,6 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 
 def dataset_card(store: ReviewStore, records: list[Record]) -> str:
-    from review_app.metrics import summary
-
     s = summary(store)
     tasks = sorted({r.task for r in records}) or ["(none)"]
     langs = Counter(r.lang for r in records)

@@ -6,9 +6,11 @@ import argparse
 import json
 import sys
 
-from backends.models import TINY
-from core.inputs import add_input_args, columns_from_args
+from backends.models import TINY, load_tokenizer
+from core.inputs import add_input_args, columns_from_args, load_inputs
+from core.tasks import load_task
 from trainer.config import TrainConfig
+from trainer.formatting import show
 
 FORMAT_USAGE = "python -m trainer format --task TASK --model MODEL --in FILE [--show N]"
 
@@ -44,10 +46,6 @@ def train_parser() -> argparse.ArgumentParser:
 
 
 def run_format(argv: list[str]) -> int:
-    from backends.models import load_tokenizer
-    from core.inputs import load_inputs
-    from core.tasks import load_task
-    from trainer.formatting import show
 
     args = format_parser().parse_args(argv)
     task = load_task(args.task)
@@ -57,8 +55,6 @@ def run_format(argv: list[str]) -> int:
 
 
 def run_train(argv: list[str]) -> int:
-    from core.inputs import load_inputs
-    from core.tasks import load_task
     from trainer.sft import SUMMARY_FILE, train
 
     config, args = train_parser().parse_args_into_dataclasses(args=argv)

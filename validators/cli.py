@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from backends import get_backend
 from core.errors import fail
 from core.io import write_json_atomic, write_jsonl_atomic, write_text_atomic
 from core.tasks import load_task
@@ -87,8 +88,6 @@ def main(argv: list[str] | None = None) -> int:
         overrides.setdefault("neighbour_agreement", {})["model"] = args.embedding_model
     backend = None
     if args.backend:
-        from backends import get_backend
-
         options: dict[str, Any] = {"model": args.model}
         if args.device:
             options["device"] = args.device

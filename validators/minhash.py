@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlparse
 
 import numpy as np
 from datasketch import LeanMinHash, MinHash, MinHashLSH
@@ -142,7 +143,6 @@ def lean(sig: np.ndarray, seed: int = 1) -> LeanMinHash:
 
 def redis_storage(url: str, basename: str | None = None) -> dict[str, Any]:
     """datasketch `storage_config` for a Redis URL like redis://host:port/db."""
-    from urllib.parse import urlparse
 
     parsed = urlparse(url)
     config: dict[str, Any] = {"host": parsed.hostname or "localhost", "port": parsed.port or 6379}

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from core.records import Record, Verdict, normalise_text
 from validators.base import BaseValidator, clip01
 from validators.minhash import SHINGLING, NearDuplicateIndex, Shingler
+from validators.shared_index import shared_similarities
 
 _KINDS = {"e": "eval", "t": "train", "b": "batch"}
 
@@ -64,8 +65,6 @@ class NearDuplicateValidator(BaseValidator):
         settings = {"threshold": threshold, "shingler": self._shingler(), "num_perm": int(self.options["num_perm"]),
                     "seed": int(self.options["seed"])}
         if redis_url and self.context.workers is not None:
-            from validators.shared_index import shared_similarities
-
             rows = [(k, r.text, r.lang) for k, r in zip(keys, everything, strict=True)]
             return shared_similarities(self.context.workers, redis_url, rows, query, **settings)
         index = NearDuplicateIndex([r.text for r in everything], langs=[r.lang for r in everything],

@@ -27,6 +27,8 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, create_model
 
+from backends import Sampling, score_failure
+from core.errors import fail
 from core.records import Record, Verdict
 from validators.base import BaseValidator
 
@@ -71,7 +73,6 @@ class SelfConsistencyValidator(BaseValidator):
     def votes(self, records: list[Record]) -> list[tuple[list[str], list[float] | None] | str]:
         """The k drawn labels per record and the label probabilities where `score` gave them, or the
         reason the record could not be scored."""
-        from backends import score_failure
 
         if not records:
             return []
@@ -90,11 +91,8 @@ class SelfConsistencyValidator(BaseValidator):
                 out.append(([labels[d] for d in draws], [round(float(p), 4) for p in probs]))
             return out
         if self.options["method"] != "generate":
-            from core.errors import fail
-
             fail(f"{self.task.path}: validators[self_consistency].method: '{self.options['method']}' "
                  "is not one of: score, generate")
-        from backends import Sampling
 
         prompts = self._prompts(records)
         drawn: list[list[str]] = [[] for _ in records]

@@ -48,6 +48,7 @@ from typing import Any, Protocol
 import numpy as np
 from datasketch import MinHashLSH
 
+from core.optional import require
 from validators.minhash import SHINGLING, Shingler, signatures
 
 TTL_S = 24 * 3600  # leftovers of a killed run vanish; a finished check deletes its namespace itself
@@ -86,8 +87,7 @@ class SharedNearDuplicateIndex:
     """One namespace of the Redis-held index: `add` (phase 1), `neighbours` (phase 2), `drop`."""
 
     def __init__(self, spec: IndexSpec):
-        import redis
-
+        redis = require("redis")
         self.spec = spec
         self.client = redis.Redis.from_url(spec.redis_url)
         self.shingler = Shingler({k: dict(v) for k, v in spec.rules.items()})
