@@ -42,7 +42,7 @@ bench: setup
 	$(PY) -m bench
 
 package: setup
-	$(PY) -m core.package --out repo.zip
+	$(PY) -m oneshot.package --out repo.zip
 
 clean:
 	rm -rf runs bench/results.json repo.zip

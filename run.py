@@ -7,20 +7,9 @@ Writes the adapter (standard PEFT files) to DIR and results.json:
     {"training": {"steps", "train_loss", "val_loss", "wall_clock_s", "decision", ...},
      "predictions": [{"id", "prediction", "predicted_intent", "latency_ms", "tokens_used"}, ...]}
 
-How the decision is made: retrieval is the backbone and the fine-tuned model sits on top.
-  - The training tickets are embedded (sentence-transformers, the bundled all-MiniLM-L6-v2 by
-    default, --encoder for another) and each ticket's k most similar training rows (ticket, intent,
-    reply) are put in its prompt, in training and at prediction alike (--neighbours).
-  - Intent = argmax of (1 - w) x retrieval's probabilities + w x the model's scores of the taxonomy.
-    Reply = the model's generation, or the reply of the most similar training ticket of that intent.
-  - w and the reply strategy are chosen on the training rows themselves: two intent-stratified folds,
-    each scored by an adapter trained on the other fold (cross-fitting; its mean held-out loss is
-    val_loss). Retrieval's own settings are chosen by leave-one-out. What was chosen, and the scores
-    behind it, are written under training.decision in results.json.
-  - --retrieval off: no neighbours in prompts, the model alone decides; --retrieval only: retrieval
-    alone decides (the adapter is still trained and saved).
-Predicted intents are always spelled exactly as in the training rows. A bad row is a warning, never
-a lost run: only an unreadable file or no usable training row is an error (exit code 2).
+Retrieval is the backbone and the fine-tuned model sits on top; what was chosen is under training.decision.
+A bad row is a warning; only an unreadable file or no usable training row is an error (exit code 2).
+How the decision is made: docs/oneshot.md#design-runpy
 """
 
 from __future__ import annotations

@@ -6,12 +6,8 @@
 
 A prompt is either a list of chat messages (`[{"role": ..., "content": ...}]`, rendered with the
 model's own chat template, or sent as-is to a chat API) or a plain string (used verbatim).
-
-Randomness is per row, never per call: `generate(..., seeds=[...])` gives every prompt its own seed
-(default `sampling.seed + i`), and every backend makes row `i`'s sample a function of that seed
-alone, so a sample does not change with the batch it happens to be in (resumed runs, samples per
-prompt). A `score` row that could not be computed (an API error, a server without logprobs) is a
-`FailedScores` row: NaN values and a `reason`; `score_failure(row)` tells the two apart.
+Randomness is per row (`seeds=[...]`); a `score` row that could not be computed is a `FailedScores` row.
+Design: docs/generation.md#design-backends__init__py
 """
 
 from __future__ import annotations

@@ -1,21 +1,12 @@
 """Batched greedy decoding with continuous batching: a row leaves the batch (and its KV cache) when
 it stops, and queued prompts take the freed slots.
 
-`model.generate` keeps every row of a batch until the longest one stops: a finished row is fed pad
-tokens and still costs its share of every forward pass. When rows stop at different lengths (JSON
-that closes early under a schema, a tuned model that answers in two tokens) that tail is most of
-the work. Dropping finished rows removes the tail but leaves the batch shrinking, and a decoding
-step of a small model costs about the same however many rows it holds, so a shrinking batch makes
-fewer tokens per step. `decode` therefore keeps the batch full while prompts are queued: it runs
-the same steps as `generate`'s greedy loop (left-padded prefill with position ids from the
-attention mask, the last position's logits in float32, the logits processors, argmax), drops the
-rows that stopped after each step, and prefills the next queued prompts into the freed slots,
-merging their KV cache into the running one.
+    new_tokens = decode(model, prompt_ids, batch_size=8, pad_id=tok.pad_token_id, max_new_tokens=96,
+                        stop_ids=[tok.eos_token_id], processors=[mask])   # one list of new tokens per prompt
 
-Processors are called on the active rows only, so each must follow the batch: `keep(rows)` keeps
-the state of those rows (positions in the current batch), in order; `add(rows)` appends fresh
-state for new rows at the end of the batch (`rows` are their indices in `decode`'s prompt list, so
-per-row state such as a sampling seed can follow the prompt, not the slot).
+Each row gets the tokens greedy `model.generate` gives it. Processors are called on the active rows
+only, so each must follow the batch: `keep(rows)` and `add(rows)` (`RowProcessor`).
+Design: docs/generation.md#design-backendsdecodepy
 """
 
 from __future__ import annotations

@@ -4,12 +4,8 @@
     model, tok = load_model("tiny-llama3")                   # the Llama-3.2-shaped one (128,256 tokens)
     model, tok = load_model("unsloth/Llama-3.2-1B-Instruct") # any Hub id or local folder
 
-`tiny` is a randomly initialised Llama-architecture LM (~3M parameters) with a 4k byte-level BPE
-tokenizer trained on our own sample text and a Llama-3-style chat template with its special tokens.
-`tiny-llama3` (backends/tiny_llama3.py) has the real Llama 3.2 Instruct shape where it matters for
-correctness: the 128,256-token vocabulary with the 256 special tokens at their ids, the exact chat
-template, tied embeddings, Llama 3's pre-tokenizer and generation config. Their text is noise;
-everything around them (templates, training, decoding) is the real path.
+The tiny models' text is noise; everything around them (templates, training, decoding) is the real path.
+What each tiny model is: docs/training.md#design-backendsmodelspy
 """
 
 from __future__ import annotations

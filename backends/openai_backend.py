@@ -3,22 +3,10 @@
     export OPENAI_BASE_URL=http://localhost:8000/v1 OPENAI_API_KEY=...   # key never logged
     python generate.py ... --backend openai --model gpt-4o-mini --max-cost-usd 2
 
-With a schema the request asks for the JSON-schema response format; every answer is still parsed
-and validated here, and an invalid one is retried (a bounded number of times, new seed each time),
-because many servers accept `response_format` and ignore it. A server that rejects the field (HTTP
-400 naming it) is asked again without it for the rest of the run.
-
-Spend: before each request the backend reserves its most it can cost (prompt bytes as tokens, plus
-`max_tokens` out) and sends it only if spent + reserved stays within `max_cost_usd`; the answer's
-`usage` then settles the reservation. With a `ledger` file both steps are appended and fsynced per
-request, so a kill loses nothing: a resumed run reads the ledger back (a reservation never settled
-counts in full) and the cap holds across kills and resumes. A model missing from the price table is
-refused under a cap unless `price_per_1k` is given. Once the cap is reached, prompts come back as
-`Completion(error="spend cap reached", extra={"spend_cap": True})` without a request.
-
-Failures never raise: API errors (402, 429 after the SDK's own retries, 5xx, connection) become
-error completions, and `score` rows that cannot be computed (an API error, the cap, a server that
-returns no logprobs) are `FailedScores` rows with the reason.
+Every answer under a schema is parsed and validated here (an invalid one is retried); each request's
+most it can cost is reserved before it is sent and settled after, so `max_cost_usd` is a hard cap
+(across kills and resumes with a `ledger`); failures never raise.
+Design: docs/generation.md#design-backendsopenai_backendpy
 """
 
 from __future__ import annotations

@@ -4,22 +4,10 @@
     python generate.py --ray auto ...             # the cluster `ray start --head` started here
     python generate.py --ray ray://head:10001 ... # a remote one
 
-The driver plans prompts exactly as a local run does (`generator.runner`) and hands whole batches to
-a pool of `GenerationWorker` actors (transformers on a CPU each, vLLM on a GPU each, or the
-OpenAI-compatible client); it takes the results back in submission order and appends them itself,
-so `samples.jsonl`, its provenance and resumption are those of a single-process run: a sample's draw
-depends on (run seed, index) only, never on which worker or batch made it.
-
-With the openai backend every worker reserves and settles its requests through one `SpendKeeper`
-actor (pinned to the driver's node), which holds the run's `spend.jsonl` ledger: the cap is one cap
-for the whole cluster, checked and reserved atomically (actor calls run one at a time).
-
-Validation on the cluster (`--ray --redis-url URL`): the workers (the generation pool, or a
-`ValidationPool` when nothing was generated in this call) run the `near_duplicates` check's
-shingling, signing and LSH lookups through one Redis index (validators/shared_index.py), with the
-verdicts of the single-process check whatever the worker count or timing.
-
-`ray` is an optional extra (`pip install -e '.[ray]'`), imported only here.
+`samples.jsonl`, its provenance and resumption are those of a single-process run; with the openai
+backend the spend cap is one cap for the whole cluster; `--ray --redis-url URL` runs the
+near-duplicate check on the workers. `ray` is an optional extra (`pip install -e '.[ray]'`), imported
+only here. Design: docs/generation.md#design-backendsray_poolpy
 """
 
 from __future__ import annotations

@@ -1,20 +1,12 @@
 """`tiny-llama3`: an offline, randomly initialised model with the real Llama 3.2 Instruct shape.
 
-What matches meta-llama/Llama-3.2-1B-Instruct (where it matters for correctness):
-- 128,256 token ids: 128,000 byte-level BPE tokens, then the 256 special tokens at 128000..128255 with
-  their exact names (`<|begin_of_text|>` = 128000 ... `<|eot_id|>` = 128009, the rest reserved);
-- Llama 3's pre-tokenizer (its split regex, then byte-level without a regex), byte-level decoder, and a
-  post-processor that puts `<|begin_of_text|>` first when special tokens are added;
-- the exact chat template (with the "Cutting Knowledge Date" system preamble);
-- tied input/output embeddings, grouped-query attention, Llama 3 RoPE scaling;
-- generation config: eos = [128001, 128008, 128009], pad = 128004.
+    model, tok = load_model("tiny-llama3")          # backends.models: built once, then cached
+    build_tiny_llama3(Path("out"), seed=0)          # tokenizer + weights into a folder (a few seconds)
 
-What is small: hidden 64, 2 layers (~8.3M parameters, nearly all of them the tied embedding). The
-vocabulary is BPE trained on our own corpus (so our text tokenises sensibly), then filled up to 128,000
-with deterministic extra merges of trained tokens, ranked after the trained ones; those extra merges
-only fire on text the corpus never showed, and every byte stays a token, so any UTF-8 text round-trips.
-One deliberate difference: `clean_up_tokenization_spaces` is off (Llama 3 ships it on), because it
-rewrites " ." as "." when decoding and so breaks the round trip.
+It matches meta-llama/Llama-3.2-1B-Instruct where it matters for correctness (128,256 token ids,
+special tokens at their ids, pre-tokenizer, chat template, tied embeddings, generation config) and
+is small: hidden 64, 2 layers (~8.3M parameters). What matches, what is small, and the one
+deliberate difference: docs/training.md#design-backendstiny_llama3py
 """
 
 from __future__ import annotations

@@ -6,17 +6,9 @@
     base = VLLMBackend("unsloth/Llama-3.2-1B-Instruct", enable_lora=True, max_lora_rank=16)
     tuned = base.with_adapter("runs/fin/adapter")   # the same engine, a LoRARequest per call
 
-- A schema becomes vLLM's structured-output parameter (`SamplingParams(structured_outputs=
-  StructuredOutputsParams(json=schema))`; `guided_decoding=GuidedDecodingParams(...)` on vLLM
-  < 0.10.2), so every finished output parses; a length cut-off is still reported as an error row.
-- Every prompt gets its own `SamplingParams` with its own seed, so a sample depends on its seed only.
-- Adapters are served by vLLM's own LoRA support (`enable_lora`, `max_lora_rank`, a `LoRARequest`
-  per call): base and tuned share one engine. vLLM serves LoRA weights only; an adapter that trains
-  whole modules (`modules_to_save`, e.g. the tiny model's embeddings) or DoRA is refused up front.
-- One engine per process: a second backend with compatible settings reuses it (a LoRA-enabled
-  engine serves base-model requests too); incompatible settings release the old engine first,
-  since two engines do not fit on one GPU.
-- `score` sums the prompt log-probabilities vLLM returns for prompt + choice tokens.
+A schema becomes vLLM's structured-output parameter, every prompt gets its own seed, and one engine
+per process serves the base model and its LoRA adapters.
+Design: docs/generation.md#design-backendsvllm_backendpy
 """
 
 from __future__ import annotations

@@ -1,20 +1,11 @@
-"""Generation on the tiny model, side by side in one process:
+"""Generation on the tiny model, side by side in one process.
 
-- constrained (Outlines-core JSON-schema guides, `GuidedMask`) vs unconstrained tokens/s (target:
-  constrained >= 0.9 of unconstrained), both through our decoding loop (backends/decode.py):
-  64 prompts through 8 batch slots, a row leaves the batch when it stops and a queued prompt takes
-  its slot (continuous batching). The target row's baseline generates the same rows to the same
-  lengths without the grammar (each free row is stopped where its constrained row stopped), so the
-  ratio is what the grammar costs per token; the second row lets free rows run to the budget (the
-  tiny model never stops on its own), which adds the difference in row lengths to that cost;
-- that loop vs `model.generate` in fixed batches of 8 (every row until the longest one stops),
-  constrained, same prompts, same tokens;
-- mask time per token: `GuidedMask` vs Outlines' own logits processor, same prompts, same outputs;
-- schema compile time: first call vs cached second call (reported; the cache makes repeats free),
-  and the one-off warm-up of the first constrained call;
-- batched (one call of 8 prompts) vs one prompt at a time, constrained samples/s.
+    python -m bench generation
 
-The mask-time, compile and batched rows use the first 8 prompts (one batch), to keep the bench short.
+Constrained vs unconstrained tokens/s through our decoding loop (target: constrained >= 0.9 of
+unconstrained), that loop vs `model.generate`, mask time per token vs Outlines' processor, schema
+compile time, batched vs one prompt at a time.
+What each row compares: docs/benchmarks.md#design-benchbench_generationpy
 """
 
 from __future__ import annotations

@@ -1,16 +1,11 @@
 """How cost grows with work; each point runs in a child process of its own (peak RSS is its own).
 
-- generation through `generate.py` on the tiny model (constrained, the stage alone: --no-validate
-  --no-review) to 100, 250 and 500 samples (the mission's size), each run extending the previous one
-  (the resumable run): samples/s per segment and peak memory;
-- near-duplicate removal (shingles -> MinHash signatures -> LSH bands -> verified clusters, the batch
-  path) on 10k, 100k and 1M synthetic records (`bench_minhash.corpus`, about one in ten a near copy):
-  seconds and peak memory; it should grow linearly;
-- `data prepare` on the full shared datasets: `bench_prepare.py`.
+    python -m bench growth          # slow: `make bench` skips it
 
-Each growth row compares the per-item cost at the largest size with the smallest (ratio 1.0 = linear;
-target 0.5: at most twice the per-item cost at the larger size). `curves()` returns the points and
-`docs/img/growth.png` is drawn from them (`python -m bench growth` redraws it).
+Generation (100, 250, 500 samples) and near-duplicate removal (10k, 100k, 1M records); each row
+compares the per-item cost at the largest size with the smallest (ratio 1.0 = linear). `curves()`
+returns the points; `docs/img/growth.png` is drawn from them.
+Rows: docs/benchmarks.md#design-benchbench_growthpy
 """
 
 from __future__ import annotations

@@ -1,14 +1,9 @@
 """MinHash near-duplicate removal of 50,000 short records: ours vs datasketch as its docs show.
 
-Ours: `signatures` (each distinct shingle hashed once, permutations applied per batch in numpy)
-then `band_clusters` (datasketch's band layout, buckets by `np.unique`, candidates verified by
-estimated Jaccard). Baseline: what a user would otherwise run, datasketch per its documentation:
-`MinHash.bulk(shingle_sets, num_perm=128, seed=1)`, then `MinHashLSH(threshold=0.7, num_perm=128)`
-with one `insert` and one `query` per record, clusters = connected components of the query results.
-Same shingles, same threshold. The signatures must be identical; the clusters are compared as they
-come (datasketch's `query` returns unverified LSH candidates) and after verifying its candidate
-pairs with `MinHash.jaccard` (must be identical). Rows: signatures/s, end-to-end records/s, and
-bytes per indexed record (signature + in-memory datasketch LSH, tracemalloc on 10,000 records).
+    python -m bench minhash
+
+Same shingles, same threshold; the signatures must be identical, and so must the clusters once
+datasketch's candidates are verified. What each side runs: docs/benchmarks.md#design-benchbench_minhashpy
 """
 
 from __future__ import annotations

@@ -1,16 +1,10 @@
-"""`generate.py --ray` against the in-process run, side by side in one process, on the tiny model:
+"""`generate.py --ray` against the in-process run, side by side in one process, on the tiny model.
 
-- samples/s with 2 Ray workers vs 1 (the scaling on this machine's cores);
-- samples/s with 1 Ray worker vs the in-process run (Ray's overhead: actor start, a model load per
-  worker, batches and results over the object store);
-- the one-off local cluster start, reported;
-- the near-duplicate check of 3,000 records on 2 Ray workers through one Redis (`--ray --redis-url`)
-  against the in-process index (the default), both giving the same verdicts.
+    python -m bench ray
 
-Every run writes the same samples (same seed): only the wall time differs. Each time includes loading
-the model (once in process, once per worker), as a user's run does. On a machine with C free cores and
-a CPU backend, W <= C workers are expected to approach W times one worker's steady-state samples/s,
-less the fixed start (an estimate from the per-batch independence of the work, not a measurement here).
+Samples/s with 2 Ray workers vs 1 and with 1 worker vs in process, the local cluster start, and the
+near-duplicate check on 2 workers through one Redis vs in process.
+Rows: docs/benchmarks.md#design-benchbench_raypy
 """
 
 from __future__ import annotations

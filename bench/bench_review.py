@@ -1,18 +1,10 @@
 """Review queue: claim latency as the queue grows (10k, 100k, 1M queued items), p50 and p99.
 
-Ours: `ReviewStore.claim` then `ReviewStore.decide` (the public API: leases, expiry, votes per
-version, SQLAlchemy, SQLite WAL).
-Baseline: the queue a user would otherwise write with `sqlite3`: one table (id, record JSON, doubt,
-status, annotator), a claim = `BEGIN IMMEDIATE; SELECT id, record_json FROM queue WHERE
-status='pending' ORDER BY doubt DESC LIMIT 1; UPDATE queue SET status='claimed' ...; COMMIT`, a
-decision = one `UPDATE` (same WAL journal, same synchronous levels as ours). Two variants: as
-written (no index: every claim sorts the table) and with the index a careful user adds
-(`status, doubt DESC`), which is the fair speed bar for ours (ours does more per claim).
+    python -m bench review
 
-The first 10,000 items are enqueued through `ReviewStore.enqueue`; the queue then grows to 100k and
-1M by copying those rows in SQL in one transaction each (fresh record ids and doubts), because
-enqueueing 1M records through the API takes about 8 minutes here; the baseline table is filled
-from the same rows. The no-index baseline takes fewer samples at 1M (each claim scans the table).
+Ours: `ReviewStore.claim` then `ReviewStore.decide`; baseline: the `sqlite3` queue a user would
+otherwise write, without and with the index a careful user adds.
+Setup: docs/benchmarks.md#design-benchbench_reviewpy
 """
 
 from __future__ import annotations

@@ -1,22 +1,10 @@
 """Choice scoring on the Llama-3-shaped tiny model (128,256-token vocabulary).
 
-1. Choice scoring vs free generation on `tiny-llama3`, base and under the same short LoRA run as
-   bench_evaluator's (`_compare` and `tuned_model` are reused), so both tiny models are covered.
-2. Our `TransformersBackend.score` (the prompt batch once, KV cache, then only each choice's tokens;
-   log-softmax only where a choice token is predicted) against the method it replaced, kept here
-   only as the baseline: one forward pass over every prompt × choice sequence with a float32
-   log-softmax over the full vocabulary at every position. Support tickets of ~450 tokens, the 15
-   support_intent intents as choices (2-3 tokens each), speed and peak memory side by side.
+    python -m bench scoring
 
-Peak memory is the rise of the process's peak resident set (VmHWM, reset through
-/proc/self/clear_refs before each method, with glibc told to unmap freed blocks >= 64 KiB) over what
-it held before; on a GPU, torch's peak allocation. The bound we state for ours (see
-`TransformersBackend.score`), per prompt batch of B prompts of up to P tokens, in float32: the prompt
-pass's own activations (attention scores B × heads × P² ×2, MLP B × P × d_ff ×3) + its KV cache
-(B × P × layers × 2 × kv_heads × head_dim) + 2 × B × V (last-position logits, exp in logsumexp)
-+ 2 × B × (n_max − 1) × V (one choice's logits), V the vocabulary and n_max the longest choice in
-tokens: nothing grows with V × P or with the number of choices C. The old one needs
-~2 × B × C × (P + n) × V float32 (logits + log-softmax).
+Choice scoring vs free generation on `tiny-llama3` (base and tuned), and our `TransformersBackend.score`
+vs the full-logits method it replaced (speed and peak memory). How memory is measured, and the bound
+we state: docs/benchmarks.md#design-benchbench_scoringpy
 """
 
 from __future__ import annotations

@@ -4,18 +4,9 @@
 
 A set folder holds `train.jsonl` ({"id", "ticket", "intent", "ideal_reply"}), `val.jsonl`
 ({"id", "ticket"}) and `val_labels.jsonl` ({"id", "intent", "ideal_reply"}), as in `data/heldout/`.
-Rows compared:
-
-- `nearest`: intent and reply of the training ticket nearest by cosine over all-MiniLM-L6-v2
-  embeddings (the retrieval floor a fine-tuned model has to beat);
-- `majority`: the most frequent training intent (first in training order on a tie) and the first
-  training reply of that intent, for every val row;
-- `run.py` (with `--results`): a results.json written by `run.py` for this set's val.jsonl.
-
-Metrics: `intent_accuracy` (exact match with the label), `reply_cosine` (mean cosine between the
-predicted and ideal reply, MiniLM embeddings; a missing or empty reply counts 0), and
-`in_taxonomy` (share of predicted intents spelled exactly as a training intent). A val id without
-a prediction counts as wrong on every metric (`missing`).
+Rows: `nearest` (the retrieval floor), `majority`, and `run.py` (with `--results`); metrics
+`intent_accuracy`, `reply_cosine`, `in_taxonomy`.
+Definitions: docs/benchmarks.md#design-benchoneshot_baselinespy
 """
 
 from __future__ import annotations

@@ -1,16 +1,9 @@
 """Stratified, seeded, leakage-free selection of train and eval records per language.
 
-Default strategy 'balanced': each label gets an equal share where the pool has enough rows and
-the shortfall of a rare label is spread over the others (water-filling). Why not the natural
-distribution: the sources' priors are opposite (neutral is about 60% of the English rows and about
-4% of the Vietnamese ones), so a natural mix teaches "English -> neutral" as a shortcut, and a
-natural eval set leaves about ten Vietnamese neutral rows, too few for a per-class score.
-'natural' is a flag away. Within a label the secondary key (UIT-VSFC's topic, or the dataset for
-sources without topics) is allocated in proportion to the pool, so train and eval keep its mix.
+    train, evals, info = select(records, task, SelectConfig(train_per_lang=3000, eval_per_lang=250))
 
-Eval is drawn first, from a dataset's own held-out split where there is one (UIT-VSFC dev), else
-from the whole clean pool; every train candidate that is an exact or near duplicate of a chosen
-eval row (any label) is then removed before train is drawn.
+Label-balanced by default ('natural' is a flag away); eval is drawn first, and every train candidate
+near a chosen eval row is removed before train is drawn. Why: docs/data.md#design-dataselectpy
 """
 
 from __future__ import annotations

@@ -3,12 +3,8 @@
     m = classification_metrics(gold, pred, labels=task.label_names, seed=0)   # accuracy, macro-F1, per class
     p = paired_comparison(gold, base_pred, tuned_pred, seed=0)                 # McNemar + paired bootstrap
 
-The numbers come from the libraries that define them: per-class precision / recall / F1, macro-F1
-and the confusion matrix from scikit-learn, the percentile bootstrap from `scipy.stats.bootstrap`
-and McNemar's exact test from statsmodels. What is ours is the convention around them: a
-prediction is a task label or `parser.INVALID`; an invalid prediction is simply wrong (a false
-negative of the true class and a false positive of no class), and macro-F1 averages over the task's
-labels only (`labels=task_labels, average="macro", zero_division=0`).
+The numbers come from scikit-learn, `scipy.stats.bootstrap` and statsmodels; an invalid prediction
+(`parser.INVALID`) is simply wrong. The conventions: docs/evaluation.md#design-evaluatormetricspy
 """
 
 from __future__ import annotations

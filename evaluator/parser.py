@@ -5,20 +5,8 @@
     parse_label("I think it is tích cực overall", task) # ParsedLabel("positive", "first_mention")
     parse_label("maybe up?", task)                      # ParsedLabel(None, "invalid") -> counted as wrong
 
-Rules, tried in this order (the first that applies decides, so a JSON answer is never re-read as text):
-
-1. ``json``: the text is (or contains, fenced or inline) a JSON object -> its `task.label_name` field
-   through `task.normalise_label`; an object without that field, or with an unknown value, is invalid.
-   A bare JSON string (``"positive"``) is unquoted and goes on to rules 2-4.
-2. ``exact``: the text, stripped of spaces, quotes and trailing punctuation, is a label name.
-3. ``case_folded``: the same, ignoring case, spacing, separators and Vietnamese diacritics.
-4. ``synonym``: the same, matching one of the task's synonyms (``bullish``, ``tiêu cực`` ...).
-5. ``first_mention``: the label or synonym mentioned first in the text (whole words, folded as in 3);
-   at one position the longest spelling wins ("mildly positive" over "positive").
-6. otherwise ``invalid``: never mapped to a label, never a guess.
-
-Rules 3-5 reuse `Task.normalise_label` / `core.tasks.fold_label`, so the evaluator folds labels
-exactly as the data stage and the trainer do.
+Rules, tried in order (the first that applies decides): json, exact, case_folded, synonym,
+first_mention, otherwise invalid. The rules in full: docs/evaluation.md#design-evaluatorparserpy
 """
 
 from __future__ import annotations

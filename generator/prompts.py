@@ -4,14 +4,8 @@
     plan = planner.plan(17)        # target label, seed examples, template, attributes, sampling
     plan.messages                  # the chat prompt sent to the backend
 
-Purity is what makes runs resumable: a re-run regenerates exactly the missing indices with the same
-plans. Every random choice uses `random.Random` seeded from (run seed, purpose, index).
-
-Diversity comes from four independent draws per prompt: the target label (quota-balanced: among any
-first `m * len(labels)` prompts each label appears exactly `m` times), `k` seed examples of that
-label and language, one value per diversity attribute of the task (sector, event, market, style,
-length, explicitness, negation, numbers, ...), and one of the task's generation templates (different
-structure: bare instruction, few-shot, persona).
+Purity is what makes runs resumable: every random choice uses `random.Random` seeded from (run seed,
+purpose, index). The four diversity draws: docs/generation.md#design-generatorpromptspy
 """
 
 from __future__ import annotations

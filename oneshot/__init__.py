@@ -1,7 +1,7 @@
 """The one-shot support-ticket contract behind `run.py`: retrieval as the backbone, a LoRA model on top.
 
 Modules: `contract` (the files), `knn` (retrieval's intent view), `prompts` (what the model sees),
-`model` (training, scoring, replies), `decide` (how much to trust each), `pipeline` (the run).
+`adapter` (training, scoring, replies), `decide` (how much to trust each), `pipeline` (the run).
 """
 
 from __future__ import annotations

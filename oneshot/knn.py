@@ -4,12 +4,8 @@
     probs = view.intent_probs(view.embed(tickets), settings)         # (tickets, intents)
     loo = view.leave_one_out(settings)                               # each training row scored without itself
 
-A ticket's score for an intent is its cosine similarity to that intent's closest training ticket
-(exactly 1-nearest-neighbour when nothing else is switched on), plus optional terms chosen by
-leave-one-out on the training rows: the similarity to the intent's mean ticket, to the intent's
-name ("RefundRequest" → "refund request"), and to the intent's replies. Probabilities are a
-softmax of those scores at a temperature also chosen by leave-one-out (they matter only where the
-model's scores are mixed in).
+A ticket's score for an intent starts from its cosine similarity to that intent's closest training
+ticket (1-nearest-neighbour); the optional terms and the temperature: docs/oneshot.md#design-oneshotknnpy
 """
 
 from __future__ import annotations

@@ -3,17 +3,8 @@
     results = run(Options(train=Path("train.jsonl"), val=Path("val.jsonl"), weights=Path("w"),
                           output=Path("results.json"), base_model="tiny"))
 
-1. Embed the training tickets (sentence-transformers; the bundled all-MiniLM-L6-v2 by default) and
-   choose retrieval's settings by leave-one-out on the training rows (`oneshot.knn`).
-2. Cross-fit: split the rows into two intent-stratified folds, train an adapter on each and let it
-   score and answer the other fold, with each row's k nearest other rows in its prompt. Their mean
-   held-out loss is `val_loss`; their answers decide how much to trust the model (`oneshot.decide`).
-3. Train the final adapter on every row (into `--weights`).
-4. Predict every val row: intent = argmax of the mix of retrieval's and the model's probabilities;
-   reply = the model's generation, or the reply of the most similar training ticket of that intent,
-   whichever the cross-fit found closer to the ideal replies.
 If the budget is short, the cross-fit is skipped and retrieval decides; if training fails (out of
-memory), retrieval still predicts every row.
+memory), retrieval still predicts every row. The steps: docs/oneshot.md#design-oneshotpipelinepy
 """
 
 from __future__ import annotations

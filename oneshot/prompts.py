@@ -5,11 +5,8 @@
     intent_prefix(intent)                                         # '{"intent": "..."' (choice scoring)
     reply_prefix(intent)                                          # '{"intent": "...", "reply": "' (generation)
 
-The neighbours are the most similar training tickets with their intent and reply, as earlier
-user/assistant turns (most similar last, nearest the question), so an instruct model reads them
-as worked examples and the adapter learns to use them. The answer is `json.dumps` with its default
-separators everywhere: training targets, scored choices and generation prefixes are the same bytes.
-Nothing names a product: the hidden product is known only through its tickets and replies.
+Training targets, scored choices and generation prefixes are the same bytes (`json.dumps`, default
+separators). Why the neighbours are turns: docs/oneshot.md#design-oneshotpromptspy
 """
 
 from __future__ import annotations

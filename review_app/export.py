@@ -5,12 +5,8 @@
     export_curated(store, "runs/fin/curated.jsonl", fmt="hf") # + runs/fin/curated_hf/ (datasets + card)
     export_curated(store, "runs/fin/dpo.jsonl", fmt="dpo")    # preference pairs from human edits (TRL DPO)
 
-Every exported record is its item's resolved version (majority over the versions reviewers voted
-for; see `review_app.resolve`).
-
-Exported records have `review` filled (status, reviewer, time, reason). An edited record gets
-`source="edited"`, a new id for its new text, and its original id, text and labels in
-`provenance["original"]`; an approved record keeps its source.
+Every exported record is its item's resolved version (see `review_app.resolve`).
+What an exported record holds: docs/review.md#export-exportpy
 """
 
 from __future__ import annotations

@@ -1,18 +1,10 @@
 """Decisions and how an item resolves: every vote is for the version its annotator was shown.
 
-The rule (also in docs/review.md):
+    decision_id = record_decision(conn, row, "ana", "approve", ...)   # inside the store's transaction
+    settle(conn, item_id)           # status, decisions needed, version shown: from the counted votes
 
-1. An item shows one *version* at a time: the original record, or the latest edit that still counts
-   (with the name of who proposed it). A version's id is the hash of its text and labels, so the same
-   content is the same version whoever typed it.
-2. Each approve, edit or reject is one vote: approve is for the version shown, edit for the version it
-   makes (an edit back to the original content is a vote for the original), reject for "reject".
-3. Once the counted votes reach the number needed, the outcome with a strict majority of them wins:
-   the original → `approved`, another version → `edited`, reject → `rejected`. Without a majority an
-   item that needed fewer than three decisions needs three; with three or more it is `disputed`.
-4. A disputed item goes to an annotator with the `adjudicator` role; their vote decides it.
-5. Undo removes a vote and everything is recomputed from the votes left: the number needed falls back
-   to what was asked at enqueue when the disagreement that raised it is gone.
+The rule (strict majority over versions; a third vote, then an adjudicator, when votes split; undo
+recomputes): docs/review.md#votes-versions-and-how-an-item-resolves-resolvepy
 """
 
 from __future__ import annotations

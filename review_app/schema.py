@@ -1,20 +1,9 @@
-"""The review store's tables and its numbered migrations.
+"""The review store's tables (items, decisions, votes, leases, roles) and its numbered migrations.
 
-Tables:
-    items      one row per queued record: the record as JSON plus the columns the queue filters and
-               sorts on, and derived state (status, how many decisions it needs and has, live leases).
-    decisions  the audit log: append-only, one row per approve / reject / edit / undo.
-    votes      derived: which decisions currently count (an undo deletes its target's vote; the
-               decision itself stays in the log).
-    leases     who is looking at which item until when; an expired lease returns the item to the queue.
-    roles      who is an adjudicator (settles items whose votes split three ways).
+    applied = migrate(conn)   # every migration newer than the database's version, in the caller's transaction
 
-Since migration 3 every vote names the version (content hash of text and labels) its annotator was
-shown and the version it is for; an item records the version it shows now. See `review_app.resolve`.
-
-`migrate(conn)` applies every migration newer than the database's recorded version, each in the
-caller's transaction, and records it in `schema_migrations`. Add a migration by appending to
-`MIGRATIONS`; never edit one that has shipped.
+Add a migration by appending to `MIGRATIONS`; never edit one that has shipped.
+The tables and what they hold: docs/review.md#design-review_appschemapy
 """
 
 from __future__ import annotations

@@ -7,14 +7,9 @@
     store.decide(item.id, "bob", "approve", version=item.version)  # a vote for the version bob was shown
     store.undo_last("ana")                              # a new 'undo' decision; the log only grows
 
-How votes resolve an item (majority over versions, adjudication of ties): `review_app.resolve`.
-Which item comes next, and leases: `review_app.queue`.
-
-Every state change is one transaction. On SQLite each write transaction starts with
-`BEGIN IMMEDIATE` (the database write lock), so two processes claiming at once are serialised
-and can never lease the same item; on Postgres the claim uses `FOR UPDATE SKIP LOCKED` and a
-decision locks its item's row.
-No Streamlit import here: the app, the CLI and the demo all call this module.
+Every state change is one transaction. No Streamlit import here: the app, the CLI and the demo all call
+this module. Votes: `review_app.resolve`; next item and leases: `review_app.queue`.
+Concurrency: docs/review.md#design-review_appstorepy
 """
 
 from __future__ import annotations

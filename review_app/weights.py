@@ -5,13 +5,8 @@
     #  "templates": {"fewshot": {"accepted": 17, "decided": 20, "weight": 0.818}, ...},
     #  "attributes": {"sector": {"banking": {"accepted": 3, "decided": 5, "weight": 0.571}, ...}, ...}}
 
-An item counts once it is resolved: accepted when approved or edited (a reviewer kept it), not
-accepted when rejected; pending and disputed items are left out. The weight of a template or an
-attribute value is its acceptance rate smoothed with a Beta(alpha, beta) prior (Laplace's rule for
-alpha = beta = 1): (accepted + alpha) / (decided + alpha + beta). Values nobody reviewed keep the prior
-mean, so a run never stops drawing them, and a value seen twice cannot dominate one seen a hundred
-times. `generate.py --weights-from review.db` draws templates and attribute values in proportion to
-these weights (generator/prompts.py) and keeps the whole dict in its manifest.
+weight = (accepted + alpha) / (decided + alpha + beta) over resolved items; `generate.py --weights-from
+review.db` draws with these weights. Design: docs/review.md#design-review_appweightspy
 """
 
 from __future__ import annotations

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
+
+from core.records import Record
+from core.tasks import load_task
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -63,3 +67,19 @@ def tiny_llama3(tiny_llama3_path):
     from backends.models import TINY_LLAMA3, load_model
 
     return load_model(TINY_LLAMA3, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def seeds_file(tmp_path_factory, samples_dir) -> Path:
+    """fin_sentiment seeds in English and Vietnamese, labels mapped through the task's synonyms."""
+    task = load_task("fin_sentiment")
+    path = tmp_path_factory.mktemp("seeds") / "train.jsonl"
+    with path.open("w", encoding="utf-8") as out:
+        for lang in ("en", "vi"):
+            for line in (samples_dir / "fin_sentiment" / f"{lang}.jsonl").read_text(encoding="utf-8").splitlines():
+                row = json.loads(line)
+                record = Record.new(task="fin_sentiment", lang=lang, text=row["text"],
+                                    labels={"label": task.normalise_label(row["label"])},
+                                    provenance={"row": row["id"]})
+                out.write(record.model_dump_json() + "\n")
+    return path

@@ -199,7 +199,7 @@ def test_unknown_config_key_is_refused(tmp_path):
 
 def test_package_holds_what_run_py_needs_and_nothing_else(tmp_path):
     out = tmp_path / "repo.zip"
-    proc = subprocess.run([sys.executable, "-m", "core.package", "--out", str(out)], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "oneshot.package", "--out", str(out)], cwd=REPO,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert out.stat().st_size < 20 * 1024 * 1024

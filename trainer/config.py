@@ -4,15 +4,10 @@
     defaults = defaults_for("tiny", method="lora", task="support_intent")
     config = TrainConfig(model="unsloth/Llama-3.2-1B-Instruct").resolved()
 
-`None` means "the default for this model": `SIZE_DEFAULTS` is the one table of them. The 1B row is the
-usual LoRA recipe for a Llama 3.2 1B on one GPU; 3B and 8B keep its effective batch (16) in smaller
-device batches and take a smaller step at 8B; the tiny model's are tuned so that, starting from random
-weights, it beats the majority class on real data in a few CPU minutes (see docs/training.md). A task
-whose data needs something else (few, long support tickets) adds a row to `TASK_DEFAULTS`, applied
-when the caller asks for it (`task_defaults=True`).
-
-Every field carries its `--help` text in `metadata`: `trainer/cli.py` derives the command line from this dataclass
-(`transformers.HfArgumentParser`), so a new setting is one field here.
+`None` means "the default for this model" (`SIZE_DEFAULTS`; `TASK_DEFAULTS` too with `task_defaults=True`).
+Every field carries its `--help` text in `metadata`: `trainer/cli.py` derives the command line from
+this dataclass, so a new setting is one field here.
+Why these defaults: docs/training.md#design-trainerconfigpy
 """
 
 from __future__ import annotations

@@ -7,14 +7,8 @@
     near = NearDuplicateIndex(texts, threshold=0.6, shingler=Shingler(CHAR_5GRAMS), verify="exact")
     near.pairs(); near.query("a new text")                  # verified (row, Jaccard) matches
 
-The validators (`near_duplicates`) use per-language word bigrams, a 0.7 threshold and the MinHash
-estimate of Jaccard; the data stage (`data/dedup.py`) uses character 5-grams of the normalised text,
-0.6 and the exact Jaccard of the shingle sets (no MinHash false positive in what it reports).
-
-The signatures are bit-identical to datasketch's own `MinHash.update` (scheme "affine32", SHA-1
-32-bit shingle hashes), so sketches from either path share one index; ours hashes each distinct
-shingle once and applies all permutations to a whole batch in one numpy expression, instead of
-one Python call and one 128-wide numpy operation per shingle.
+The signatures are bit-identical to datasketch's own `MinHash.update`, so sketches from either path
+share one index. Each stage's settings, and why ours is faster: docs/validation.md#design-validatorsminhashpy
 """
 
 from __future__ import annotations

@@ -1,20 +1,13 @@
 """`self_consistency`: ask the model to label each sample again, k times, and compare with its claimed label.
 
-Two ways to draw the k labels (option `method`):
+    validators:                       # in a task YAML (or --set self_consistency.k=5)
+      - name: self_consistency
+        k: 3
+        min_agreement: 0.67           # also: temperature, method (score | generate), variant
 
-- `score` (default, cheap): one `backend.score(prompt, labels)` call per record gives log P(label);
-  k labels are drawn from softmax(logprob / temperature) with a RNG seeded by (seed, record id).
-- `generate`: k label-only constrained generations at `temperature` (seeds seed, seed+1, ...),
-  one `backend.generate` call per round over the whole batch.
-
-A record the backend could not score (an API error, the spend cap, a server without logprobs: a
-`FailedScores` row, or no finite log-probability) gets a failing verdict with rule `unscored` and
-the backend's reason; it is never drawn from. In `generate` mode round `r` of record `x` samples
-with a seed derived from (seed, x's id, r), so its votes do not depend on the batch.
-
-The verdict keeps `votes` {label: count}, the `majority` label, `agreement` (share of the k votes
-for the claimed label) and `k`. It fails when the majority is not the claimed label or agreement,
-rounded to two decimals (so `min_agreement: 0.67` means 2 of 3), is under `min_agreement`.
+Fails when the majority label is not the claimed one, or when agreement (share of the k votes for the
+claimed label, at two decimals) is under `min_agreement`; a record the backend could not score fails
+with rule `unscored`. How the votes are drawn: docs/validation.md#design-validatorsself_consistencypy
 """
 
 from __future__ import annotations

@@ -1,39 +1,12 @@
 """The `near_duplicates` check split over many workers through one Redis-held MinHash LSH index,
 with verdicts identical to the single-process check, whatever the worker count and timing.
 
-    found = shared_similarities(pool, "redis://127.0.0.1:6379/0", keys, records, query)
-    # found[i]: {key: estimated Jaccard} of every LSH candidate of records[query[i]] (itself excluded)
+    found = shared_similarities(pool, "redis://127.0.0.1:6379/0", rows, query)   # rows: (key, text, lang)
+    # found[i]: {key: estimated Jaccard} of every LSH candidate of query[i] (itself excluded)
 
-**Why not a first-come-wins claim.** A claim ("insert me unless someone near me is already held",
-atomic in Redis) keeps exactly one of each near-duplicate pair, but which one depends on which
-worker got there first: two runs with the same seed could keep different samples, and a chain
-A~B~C (A not near C) keeps {A, C} or {B} by timing. The single-process validator's rule is a
-function of order only: a batch record is a duplicate when any *earlier* record (accepted or not)
-or any reference is near it; the first of a cluster is kept.
-
-**Design: two phases with a barrier, every write commutative.**
-
-1. *Add.* Each worker shingles and signs its contiguous shard of all rows (eval references, seed
-   references, then the batch, keyed `e:i`, `t:i`, `b:i` by position, as the validator names them)
-   and adds them: `HSET <ns>:sig key signature` and `SADD <ns>:b<band>:<band bytes> key` for the
-   bands datasketch's `MinHashLSH` uses for (threshold, num_perm). Set and hash writes commute and
-   repeat harmlessly, so the index after the barrier is the same whatever the interleaving.
-2. *Query*, once every add has returned (the driver waits on all of them). Each worker reads, for
-   its shard of batch keys, the bucket members of the record's bands (the LSH candidates, exactly
-   those datasketch's index returns) and their signatures, and returns the estimated Jaccard of each
-   candidate: reads only, so again independent of timing.
-
-The driver then applies the validator's own rule (`NearDuplicateValidator._verdict`: the lowest
-position of a group holds its place, later ones are rejected naming it), so the accepted and
-rejected records, and every verdict's details, equal the in-process run's for the same input.
-
-**Namespace and restarts.** The namespace `<ns>` is a digest of the settings and of every row's
-key, language and text: one input, one namespace. A run killed between or during the phases leaves
-a partial index of exactly the rows it would add again; the re-run adds them again (idempotent by
-key, that is by record and position) and no record ever finds itself: a record re-validated after a
-restart keeps its place. Keys expire after a day; a finished check deletes its namespace.
-
-Signatures and shingles are `validators.minhash`'s (the same as the in-process validator's).
+Two phases with a barrier (every worker adds its shard, then every worker queries), every write
+commutative; the driver then applies the validator's own rule. Shingles and signatures: `validators.minhash`.
+Design: docs/validation.md#design-validatorsshared_indexpy
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from backends import Sampling
-from tests.generator.conftest import PY, REPO, child_env
+from tests.cli_helpers import PY, REPO, child_env
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("fastapi")

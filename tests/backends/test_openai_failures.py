@@ -14,8 +14,8 @@ import pytest
 from backends import FailedScores, Sampling, get_backend, score_failure
 from core.errors import UserError
 from core.records import Record
+from tests.cli_helpers import PY, REPO, child_env
 from tests.fakes.metering_proxy import MeteringProxy
-from tests.generator.conftest import PY, REPO, child_env
 
 CHOICES = ["positive", "negative", "neutral"]
 

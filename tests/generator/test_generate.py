@@ -11,7 +11,7 @@ import pytest
 
 from core.errors import UserError
 from generate import main
-from tests.generator.conftest import PY, REPO, child_env
+from tests.cli_helpers import PY, REPO, child_env
 
 
 def _rows(out):

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from loop.generate import generate
-from tests.generator.conftest import PY, REPO, child_env
+from tests.cli_helpers import PY, REPO, child_env
 from tests.generator.test_generate import _kill_after_lines
 
 ray = pytest.importorskip("ray", reason="the ray extra is not installed (pip install -e '.[ray]')")

@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 from core.tasks import load_task
-from tests.generator.conftest import PY, REPO, child_env
+from tests.cli_helpers import PY, REPO, child_env
 from tests.generator.test_ray import cluster  # noqa: F401  (the 2-CPU local cluster)
 from tests.validators.helpers import make
 from tests.validators.test_near_duplicates import redis_url  # noqa: F401  (the redis-server fixture)

@@ -13,7 +13,7 @@ from generator.prompts import PlanConfig, Planner
 from generator.seeds import load_seeds
 from review_app.store import ReviewStore
 from review_app.weights import sampling_weights, weights_from
-from tests.generator.conftest import PY, REPO, child_env, seeds_file  # noqa: F401 (fixture)
+from tests.cli_helpers import PY, REPO, child_env
 from tests.review_app.conftest import make_records
 
 
@@ -52,7 +52,7 @@ def test_acceptance_is_smoothed_per_template_and_attribute_value(reviewed_db):
     assert sampling_weights(store, task="support_intent")["decided_items"] == 0
 
 
-def test_planner_draws_in_proportion_to_the_weights(seeds_file):  # noqa: F811
+def test_planner_draws_in_proportion_to_the_weights(seeds_file):
     task = load_task("fin_sentiment")
     seeds = load_seeds(seeds_file, task, "en")
     weights = {"prior_mean": 0.5, "templates": {"direct": {"weight": 0.9}, "fewshot": {"weight": 0.05},
@@ -70,7 +70,7 @@ def test_planner_draws_in_proportion_to_the_weights(seeds_file):  # noqa: F811
         [Planner(task, "en", seeds, PlanConfig(seed=3, weights=weights)).plan(i).template_id for i in range(20)]
 
 
-def test_generate_records_the_weights_it_used_in_its_manifest(reviewed_db, seeds_file, tmp_path):  # noqa: F811
+def test_generate_records_the_weights_it_used_in_its_manifest(reviewed_db, seeds_file, tmp_path):
     out = tmp_path / "run"
     res = subprocess.run(
         [PY, "generate.py", "--task", "fin_sentiment", "--lang", "en", "--n", "2", "--model", "tiny",
