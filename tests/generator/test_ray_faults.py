@@ -235,3 +235,18 @@ def test_a_key_in_the_environment_reaches_the_workers_but_not_ray_logs(seeds_fil
         assert _files_holding(out, secret.encode()) == []
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+@pytest.mark.timeout(300)
+def test_a_missing_key_file_on_a_worker_is_one_line_naming_the_file_and_host(cluster, seeds_file, tmp_path,  # noqa: F811
+                                                                            monkeypatch):
+    missing = tmp_path / "nowhere" / "openai.key"
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # never asked: the workers stop first
+    with pytest.raises(UserError) as stopped:
+        generate(out=tmp_path / "api", n=2, seeds=seeds_file, backend="openai", ray="local", ray_workers=1,
+                 api_key_file=str(missing), **{**COMMON, "model": "metered"})
+    message = str(stopped.value)
+    assert "\n" not in message and "Traceback" not in message, message
+    assert "a Ray worker could not start" in message and f"{missing}: cannot read the API key file on" in message
+    assert json.loads((tmp_path / "api" / "manifest.json").read_text())["status"] == "stopped"
