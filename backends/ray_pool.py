@@ -166,9 +166,6 @@ class ShardWorker:
     def map_shard(self, fn: Callable[[list[Any]], list[Any]], shard: list[Any]) -> list[Any]:
         return fn(shard)
 
-    def pid(self) -> int:
-        return os.getpid()
-
 
 class _ShardMap:
     """`map_shards` over `self.actors` (the `validators.shared_index.ShardPool` protocol).
@@ -182,9 +179,14 @@ class _ShardMap:
     run_id: str | None = None
 
     def _get(self, refs: Any) -> Any:
-        """`ray.get`, with a worker whose restarts are spent turned into one `WorkerLost` line."""
+        """`ray.get`, with a worker whose restarts are spent turned into one `WorkerLost` line, and a
+        `UserError` raised on a worker re-raised here as itself (one line, not Ray's traceback)."""
         try:
             return self._ray.get(refs)
+        except self._ray.exceptions.RayTaskError as exc:
+            if isinstance(exc.cause, UserError):
+                raise exc.cause from None
+            raise
         except self._ray.exceptions.ActorDiedError as exc:
             which = next((f"worker {i + 1} of {len(self.actors)}" for i, a in enumerate(self.actors)
                           if a._actor_id.hex() == exc.actor_id), "a worker")
@@ -218,6 +220,11 @@ class GenerationWorker(ShardWorker):
         except UserError as exc:
             self.error = f"{socket.gethostname()}: {exc}"
 
+    def _backend(self) -> Any:
+        if self.backend is None:  # a restart whose start failed (say, the key file went away)
+            fail(f"a Ray worker could not start: {self.error}")
+        return self.backend
+
     def describe(self) -> tuple[str, str, int, str]:
         """(backend name, model id, this process's pid, why it could not start or "")."""
         if self.backend is None:
@@ -230,14 +237,14 @@ class GenerationWorker(ShardWorker):
         pydantic class stays local). The pid tells the driver a batch came from a restarted worker."""
 
         schema = load_task(task).generation_schema() if constrained else None
-        return os.getpid(), self.backend.generate(prompts, schema, sampling, seeds=seeds)
+        return os.getpid(), self._backend().generate(prompts, schema, sampling, seeds=seeds)
 
     def generate(self, prompts: list[Prompt], schema: Any, sampling: Sampling,
                  seeds: list[int] | None = None) -> list[Completion]:
-        return self.backend.generate(prompts, schema, sampling, seeds=seeds)
+        return self._backend().generate(prompts, schema, sampling, seeds=seeds)
 
     def score(self, prompts: list[Prompt], choices: list[str]) -> list[list[float]]:
-        return self.backend.score(prompts, choices)
+        return self._backend().score(prompts, choices)
 
 
 class RayBackendPool(_ShardMap):
