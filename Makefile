@@ -4,7 +4,7 @@ STAMP   := .venv/.installed
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo demo-full test test-all test-fast lint bench package clean
+.PHONY: setup demo demo-full test test-all test-fast chaos lint bench package clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,11 @@ test-all: setup
 test-fast: setup
 	.venv/bin/lint-imports
 	$(PY) -m pytest -q -m 'not slow and not browser'
+
+# The fault-injection tests (`-m chaos`: killed Ray workers, Redis lost mid-check, a restarted PostgreSQL,
+# the API key kept out of Ray's records), loopback only, under 10 minutes; prints fault / checked / result.
+chaos: setup
+	$(PY) -m bench.chaos
 
 # ruff, then the floors: the import-linter contracts in pyproject.toml (README "Architecture").
 lint: setup

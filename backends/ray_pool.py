@@ -6,13 +6,18 @@
 
 `samples.jsonl`, its provenance and resumption are those of a single-process run; with the openai
 backend the spend cap is one cap for the whole cluster; `--ray --redis-url URL` runs the
-near-duplicate check on the workers. `ray` is an optional extra (`pip install -e '.[ray]'`), imported
-only here. Design: docs/generation.md#design-backendsray_poolpy
+near-duplicate check on the workers. A killed worker is restarted and its unfinished batches retried
+(`MAX_RESTARTS`); one that keeps dying stops the run with `WorkerLost`. The API key never travels in
+the job: each worker reads `OPENAI_API_KEY` from its own environment or `--openai-key-file`. `ray`
+is an optional extra (`pip install -e '.[ray]'`), imported only here.
+Design: docs/generation.md#design-backendsray_poolpy
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -21,12 +26,23 @@ from typing import Any
 from backends import Completion, Prompt, Sampling, get_backend, row_seeds
 from backends.openai_backend import OpenAIBackend, SpendLedger
 from backends.pricing import cost_usd
-from core.errors import fail
+from core.errors import UserError, fail
 from core.optional import require
 from core.tasks import load_task
 
 _REPO = Path(__file__).resolve().parents[1]
 _DRAIN_S = 120.0  # the longest a stop waits for queued openai calls to settle their spend
+# A worker killed (the OOM killer, a lost node) comes back this many times, its unfinished calls
+# retried on the new process; the next death stops the run (a worker that keeps dying is a fault to
+# report, not to retry forever).
+MAX_RESTARTS = 3
+# Environment the workers get through the job's runtime_env. Never a secret: Ray stores the
+# runtime_env with the job (and its logs print it); OPENAI_API_KEY is read on each node instead.
+_FORWARDED = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME", "SEEDLOOP_CACHE", "OPENAI_BASE_URL")
+
+
+class WorkerLost(UserError):
+    """A Ray worker died more than `max_restarts` times, or could not start: the run stops (resumable)."""
 
 
 def _ray() -> Any:
@@ -37,15 +53,15 @@ def init(address: str | None = None, *, num_cpus: int | None = None) -> Any:
     """Connect to `address` ('auto', 'ray://host:port', host:port) or start a local cluster (None/'local').
 
     Workers import this checkout: its root goes on their PYTHONPATH (a multi-node cluster needs the
-    package installed, or the same path, on every node).
+    package installed, or the same path, on every node). Secrets are not forwarded: a worker reads
+    OPENAI_API_KEY from its node's environment (a local cluster's processes inherit this one's).
     """
     ray = _ray()
     if ray.is_initialized():
         return ray
     env = {"PYTHONPATH": os.pathsep.join(p for p in (str(_REPO), os.environ.get("PYTHONPATH", "")) if p),
            "TOKENIZERS_PARALLELISM": "false"}
-    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HOME", "SEEDLOOP_CACHE", "OPENAI_BASE_URL",
-                 "OPENAI_API_KEY"):
+    for name in _FORWARDED:
         if name in os.environ:
             env[name] = os.environ[name]  # actors do not inherit the driver's environment on other nodes
     local = address in (None, "", "local")
@@ -81,6 +97,37 @@ class SpendKeeper:
 
     def total(self) -> float:
         return self.spent
+
+
+def read_key_file(path: str | Path) -> str:
+    """The API key in `path` (its first line), or one error line naming the file and this host."""
+    try:
+        key = Path(path).read_text(encoding="utf-8").strip().splitlines()[0].strip()
+    except (OSError, UnicodeDecodeError, IndexError) as exc:
+        reason = "empty" if isinstance(exc, IndexError) else type(exc).__name__
+        fail(f"{path}: cannot read the API key file on {socket.gethostname()} ({reason}); "
+             "every node needs it at that path (or OPENAI_API_KEY in its environment)")
+    if not key:
+        fail(f"{path}: the API key file on {socket.gethostname()} is empty")
+    return key
+
+
+def use_key_file(path: str | Path | None) -> None:
+    """Put the key of `path` into this process's own environment, where the openai backend reads it.
+
+    The key is read where the backend runs (the driver, or each Ray worker), so it never travels in
+    a call, an actor's arguments or the job's runtime_env, all of which the cluster stores.
+    """
+    if path:
+        os.environ["OPENAI_API_KEY"] = read_key_file(path)
+
+
+def _cause(exc: BaseException) -> str:
+    """One line of why a Ray actor died (Ray's own message spans many lines with advice)."""
+    text = str(getattr(exc, "error_msg", "") or exc)
+    if "Worker exit detail:" in text:
+        text = text.split("Worker exit detail:", 1)[1]
+    return text.strip().split(" Some common causes", 1)[0].splitlines()[0].strip().rstrip(".")
 
 
 def _shared_cap_backend(keeper: Any, **options: Any) -> Any:
@@ -121,10 +168,30 @@ class ShardWorker:
 
 
 class _ShardMap:
-    """`map_shards` over `self.actors` (the `validators.shared_index.ShardPool` protocol)."""
+    """`map_shards` over `self.actors` (the `validators.shared_index.ShardPool` protocol).
+
+    `run_id` is the run these workers serve: the shared near-duplicate index keeps its keys under it.
+    """
 
     _ray: Any
     actors: list[Any]
+    max_restarts: int = MAX_RESTARTS
+    run_id: str | None = None
+
+    def _get(self, refs: Any) -> Any:
+        """`ray.get`, with a worker whose restarts are spent turned into one `WorkerLost` line, and a
+        `UserError` raised on a worker re-raised here as itself (one line, not Ray's traceback)."""
+        try:
+            return self._ray.get(refs)
+        except self._ray.exceptions.RayTaskError as exc:
+            if isinstance(exc.cause, UserError):
+                raise exc.cause from None
+            raise
+        except self._ray.exceptions.ActorDiedError as exc:
+            which = next((f"worker {i + 1} of {len(self.actors)}" for i, a in enumerate(self.actors)
+                          if a._actor_id.hex() == exc.actor_id), "a worker")
+            raise WorkerLost(f"Ray {which} died and its restarts are spent (max_restarts={self.max_restarts}; "
+                             f"last: {_cause(exc)})") from None
 
     def _chunks(self, n: int) -> list[tuple[int, int]]:
         size = max(1, -(-n // len(self.actors)))
@@ -134,34 +201,50 @@ class _ShardMap:
         """`fn` over contiguous shards of `items`, one per worker, all at once; the results joined in order."""
         refs = [actor.map_shard.remote(fn, items[a:b])
                 for actor, (a, b) in zip(self.actors, self._chunks(len(items)), strict=False)]
-        return [x for part in self._ray.get(refs) for x in part]
+        return [x for part in self._get(refs) for x in part]
 
 
 class GenerationWorker(ShardWorker):
     """One backend in one Ray actor; `generate`/`score` are the Backend protocol's, over the wire."""
 
-    def __init__(self, backend: str, options: dict[str, Any], keeper: Any = None):
-        if keeper is not None:
-            self.backend = _shared_cap_backend(keeper, **options)
-        else:
-            self.backend = get_backend(backend, **options)
+    def __init__(self, backend: str, options: dict[str, Any], keeper: Any = None, key_file: str | None = None):
+        # A failure to start is kept and reported by `describe` (one line on the driver), not raised:
+        # Ray would otherwise print the creation task's whole traceback.
+        self.backend, self.error = None, ""
+        try:
+            use_key_file(key_file)  # read here, on the worker's node: the key never crosses the cluster
+            if keeper is not None:
+                self.backend = _shared_cap_backend(keeper, **options)
+            else:
+                self.backend = get_backend(backend, **options)
+        except UserError as exc:
+            self.error = f"{socket.gethostname()}: {exc}"
 
-    def describe(self) -> tuple[str, str]:
-        return self.backend.name, self.backend.model_id
+    def _backend(self) -> Any:
+        if self.backend is None:  # a restart whose start failed (say, the key file went away)
+            fail(f"a Ray worker could not start: {self.error}")
+        return self.backend
 
-    def generate_for_task(self, task: str, constrained: bool, prompts: list[Prompt], sampling: Sampling,
-                          seeds: list[int] | None) -> list[Completion]:
-        """`generate` with the task's generation schema built here (a dynamic pydantic class stays local)."""
+    def describe(self) -> tuple[str, str, int, str]:
+        """(backend name, model id, this process's pid, why it could not start or "")."""
+        if self.backend is None:
+            return "", "", os.getpid(), self.error
+        return self.backend.name, self.backend.model_id, os.getpid(), ""
+
+    def generate_batch(self, task: str, constrained: bool, prompts: list[Prompt], sampling: Sampling,
+                       seeds: list[int] | None) -> tuple[int, list[Completion]]:
+        """(this process's pid, `generate` with the task's generation schema built here: a dynamic
+        pydantic class stays local). The pid tells the driver a batch came from a restarted worker."""
 
         schema = load_task(task).generation_schema() if constrained else None
-        return self.backend.generate(prompts, schema, sampling, seeds=seeds)
+        return os.getpid(), self._backend().generate(prompts, schema, sampling, seeds=seeds)
 
     def generate(self, prompts: list[Prompt], schema: Any, sampling: Sampling,
                  seeds: list[int] | None = None) -> list[Completion]:
-        return self.backend.generate(prompts, schema, sampling, seeds=seeds)
+        return self._backend().generate(prompts, schema, sampling, seeds=seeds)
 
     def score(self, prompts: list[Prompt], choices: list[str]) -> list[list[float]]:
-        return self.backend.score(prompts, choices)
+        return self._backend().score(prompts, choices)
 
 
 class RayBackendPool(_ShardMap):
@@ -170,13 +253,22 @@ class RayBackendPool(_ShardMap):
     `map_batches` is what `generator.runner` uses when it finds it; `generate` and `score` split one
     call into contiguous chunks (one per worker) and join them in order, so the validators'
     self-consistency check runs on the cluster too; `map_shards` runs the near-duplicate check's shards.
+
+    Every actor restarts up to `max_restarts` times and its unfinished calls are retried on the new
+    process with the same arguments (the same per-sample seeds, so the same samples); `restarts`
+    counts the restarts seen. A worker that dies once more raises `WorkerLost` from the call that
+    needed it. `key_file`: a path (on every node) the openai workers read their API key from.
     """
 
-    def __init__(self, backend: str, options: dict[str, Any], workers: int, *, max_cost_usd: float | None = None):
+    def __init__(self, backend: str, options: dict[str, Any], workers: int, *, max_cost_usd: float | None = None,
+                 max_restarts: int = MAX_RESTARTS, run_id: str | None = None, key_file: str | Path | None = None):
         ray = _ray()
         if workers < 1:
             fail(f"--ray-workers must be at least 1 (got {workers})")
         self._ray = ray
+        self.max_restarts, self.run_id, self.restarts = max_restarts, run_id, 0
+        # Calls are retried without limit while their worker restarts: the restarts bound the retries.
+        retry = {"max_restarts": max_restarts, "max_task_retries": -1}
         self.keeper = None
         resources: dict[str, Any] = {"num_cpus": 1}
         if backend == "vllm":
@@ -186,19 +278,44 @@ class RayBackendPool(_ShardMap):
 
             resources = {"num_cpus": 0.25}  # network-bound: several clients share a core
             here = ray.get_runtime_context().get_node_id()
-            keeper_cls = ray.remote(num_cpus=0)(SpendKeeper)
+            # A restarted keeper reads the ledger back: settled spend plus every open reservation at its
+            # most (a call in flight when a worker died may have been billed), so the cap still holds.
+            keeper_cls = ray.remote(num_cpus=0, **retry)(SpendKeeper)
             # The ledger file lives in the driver's run folder: pin its one writer to the driver's node.
             self.keeper = keeper_cls.options(scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False)) \
                 .remote(str(Path(options["ledger"]).resolve()) if options.get("ledger") else None,
                         options.get("max_cost_usd"))
             options = {**options, "ledger": None}
+            if os.environ.get("OPENAI_BASE_URL") and not options.get("base_url"):
+                # The driver's server, as an argument (a URL, not a secret): a cluster started earlier
+                # (`ray start`, or one this process already joined) never saw this process's environment.
+                options = {**options, "base_url": os.environ["OPENAI_BASE_URL"]}
         # Paths the driver was given relative to its folder (a local model, the ledger) mean the same there.
         if options.get("model") and Path(options["model"]).exists():
             options = {**options, "model": str(Path(options["model"]).resolve())}
-        worker_cls = ray.remote(**resources)(GenerationWorker)
-        self.actors = [worker_cls.remote(backend, options, self.keeper) for _ in range(workers)]
-        self.name, self.model_id = ray.get(self.actors[0].describe.remote())
+        worker_cls = ray.remote(**resources, **retry)(GenerationWorker)
+        key = str(Path(key_file).resolve()) if key_file else None  # the path travels, never the key
+        self.actors = [worker_cls.remote(backend, options, self.keeper, key) for _ in range(workers)]
+        try:
+            described = self._get([actor.describe.remote() for actor in self.actors])
+        except WorkerLost:
+            self.close()
+            raise
+        errors = [error for *_, error in described if error]
+        if errors:
+            self.close()
+            raise WorkerLost(f"a Ray worker could not start: {errors[0]}")
+        self.name, self.model_id = described[0][0], described[0][1]
+        self.pids = [pid for _, _, pid, _ in described]
         self._submitted = 0
+
+    def _seen(self, index: int, pid: int) -> None:
+        """Note the process that answered worker `index`: a new one means Ray restarted it."""
+        if pid != self.pids[index]:
+            self.restarts += 1
+            print(f"ray: worker {index + 1} of {len(self.actors)} restarted (pid {self.pids[index]} -> {pid}); "
+                  "its unfinished batches were retried with the same seeds", file=sys.stderr)
+            self.pids[index] = pid
 
     def map_batches(self, task: str, constrained: bool,
                     calls: Iterable[tuple[list[Prompt], Sampling, list[int]]]) -> Iterator[list[Completion]]:
@@ -210,42 +327,43 @@ class RayBackendPool(_ShardMap):
         more is sent; when the caller stops reading (it stops at the cap), the calls still queued are
         waited for, so every request they reserved is settled in the ledger before the workers go.
         """
-        pending: deque[Any] = deque()
+        pending: deque[tuple[int, Any]] = deque()
         todo = iter(calls)
 
         def submit() -> None:
             call = next(todo, None)
             if call is not None:
-                actor = self.actors[self._submitted % len(self.actors)]
+                index = self._submitted % len(self.actors)
                 self._submitted += 1
-                pending.append(actor.generate_for_task.remote(task, constrained, *call))
+                pending.append((index, self.actors[index].generate_batch.remote(task, constrained, *call)))
 
         for _ in range(2 * len(self.actors)):
             submit()
         capped = False
         try:
             while pending:
-                ref = pending.popleft()
+                index, ref = pending.popleft()
                 if not capped:
                     submit()
-                completions = self._ray.get(ref)
+                pid, completions = self._get(ref)
+                self._seen(index, pid)
                 capped = capped or any(c.extra.get("spend_cap") for c in completions)
                 yield completions
         finally:
             if pending and self.keeper is not None:
-                self._ray.wait(list(pending), num_returns=len(pending), timeout=_DRAIN_S)
+                self._ray.wait([ref for _, ref in pending], num_returns=len(pending), timeout=_DRAIN_S)
 
     def generate(self, prompts: list[Prompt], schema: Any, sampling: Sampling,
                  seeds: list[int] | None = None) -> list[Completion]:
         seeds = row_seeds(sampling, len(prompts), seeds)
         refs = [actor.generate.remote(prompts[a:b], schema, sampling, seeds[a:b])
                 for actor, (a, b) in zip(self.actors, self._chunks(len(prompts)), strict=False)]
-        return [c for part in self._ray.get(refs) for c in part]
+        return [c for part in self._get(refs) for c in part]
 
     def score(self, prompts: list[Prompt], choices: list[str]) -> list[list[float]]:
         refs = [actor.score.remote(prompts[a:b], choices)
                 for actor, (a, b) in zip(self.actors, self._chunks(len(prompts)), strict=False)]
-        return [row for part in self._ray.get(refs) for row in part]
+        return [row for part in self._get(refs) for row in part]
 
     @property
     def total_spent_usd(self) -> float:
@@ -273,12 +391,14 @@ class ValidationPool(_ShardMap):
     """`workers` light Ray actors (one CPU each) for a validation with no generation pool left to reuse
     (a resumed run with nothing to generate): `map_shards` only."""
 
-    def __init__(self, workers: int):
+    def __init__(self, workers: int, *, max_restarts: int = MAX_RESTARTS, run_id: str | None = None):
         ray = _ray()
         if workers < 1:
             fail(f"--ray-workers must be at least 1 (got {workers})")
         self._ray = ray
-        self.actors = [ray.remote(num_cpus=1)(ShardWorker).remote() for _ in range(workers)]
+        self.max_restarts, self.run_id = max_restarts, run_id
+        worker_cls = ray.remote(num_cpus=1, max_restarts=max_restarts, max_task_retries=-1)(ShardWorker)
+        self.actors = [worker_cls.remote() for _ in range(workers)]
 
     def close(self) -> None:
         for actor in self.actors:

@@ -7,6 +7,9 @@ Every sample, parsed or not, is appended (flushed and fsynced per batch) with it
 `provenance.index`. A re-run of the same config reads the file back, regenerates exactly the missing
 indices (plans are pure functions of config, seed and index) and so ends with exactly `n` samples
 even after SIGKILL. A different config in the same folder is refused; a larger `n` extends the run.
+The manifest's `run_id` names the run across resumes (the shared near-duplicate index keeps its keys
+under it). On Ray, a worker whose restarts are spent stops the run: manifest `status: stopped` with the
+reason, the finished batches kept, one error line; the same command resumes.
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ import importlib.metadata
 import json
 import platform
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from backends import BACKENDS, Backend, Completion, get_backend, parse_with_schema
-from backends.ray_pool import RayBackendPool, default_workers, init
+from backends.ray_pool import RayBackendPool, WorkerLost, default_workers, init, use_key_file
 from core.errors import fail
 from core.io import JsonlAppender, read_jsonl, read_records, write_json_atomic, write_jsonl_atomic
 from core.records import Record, now
@@ -54,6 +58,7 @@ class RunConfig:
     device: str | None = None
     ray: str | None = None  # a Ray address ('local' for a local cluster): see backends/ray_pool.py
     ray_workers: int | None = None  # default: the cluster's CPUs (GPUs for vllm)
+    api_key_file: Path | None = None  # openai backend: read the key here (on every Ray node), not from the env
 
     def identity(self, seeds_digest: str) -> dict[str, Any]:
         """What makes two runs the same run (not `n`, `out`, batch size, device or Ray: those may change)."""
@@ -185,13 +190,16 @@ def _spent(model: Any, before: float) -> float:
     return before + float(getattr(model, "cost_usd", 0.0))
 
 
-def _load_backend(cfg: RunConfig, spent: float) -> Backend:
+def _load_backend(cfg: RunConfig, spent: float, run_id: str) -> Backend:
     """The backend in this process, or a pool of them on a Ray cluster when `cfg.ray` is set."""
+    key_file = cfg.api_key_file if cfg.backend == "openai" else None
     if cfg.ray is None:
+        use_key_file(key_file)
         return get_backend(cfg.backend, **_backend_options(cfg, spent))
 
     ray = init(cfg.ray)
-    return RayBackendPool(cfg.backend, _backend_options(cfg, spent), cfg.ray_workers or default_workers(ray, cfg.backend))
+    return RayBackendPool(cfg.backend, _backend_options(cfg, spent), cfg.ray_workers or default_workers(ray, cfg.backend),
+                          run_id=run_id, key_file=key_file)
 
 
 def run_generation(cfg: RunConfig, *, backend: Backend | None = None, progress: bool = True) -> RunResult:
@@ -215,10 +223,15 @@ def run_generation(cfg: RunConfig, *, backend: Backend | None = None, progress: 
     records = read_records(cfg.out / SAMPLES, allow_empty=True) if (cfg.out / SAMPLES).stat().st_size else []
     done = {r.provenance.get("index") for r in records}
     missing = [i for i in range(cfg.n) if i not in done]
-    manifest: dict[str, Any] = {"config": identity, "n": cfg.n, "versions": _versions(), "status": "running"}
+    # Not derived from the seed: two runs of one config (two folders, two people) must not share it.
+    run_id = (previous or {}).get("run_id") or uuid.uuid4().hex
+    manifest: dict[str, Any] = {"config": identity, "run_id": run_id, "n": cfg.n, "versions": _versions(),
+                                "status": "running"}
     session_start = time.perf_counter()
 
     def write_manifest(status: str, reason: str = "") -> None:
+        if hasattr(model, "restarts"):  # a Ray pool: how many of its workers came back (batches retried)
+            manifest["ray"] = {"workers": len(model.actors), "restarts": model.restarts}
         manifest.update(status=status, stop_reason=reason, counts=summarise(records, task),
                         cost_usd=round(_spent(model, spent), 6),
                         time={"started": started, "updated": now().isoformat(),
@@ -229,9 +242,19 @@ def run_generation(cfg: RunConfig, *, backend: Backend | None = None, progress: 
     write_manifest("running")
     reason = ""
     if missing:
-        model = backend or _load_backend(cfg, spent)
-        reason = _generate_missing(cfg, task, planner, model, schema, missing, records, appender,
-                                   write_manifest, progress)
+        try:
+            model = backend or _load_backend(cfg, spent, run_id)
+            if getattr(model, "run_id", "") is None:
+                model.run_id = run_id  # a pool the caller made serves this run (its shared index keys)
+            reason = _generate_missing(cfg, task, planner, model, schema, missing, records, appender,
+                                       write_manifest, progress)
+        except WorkerLost as exc:
+            appender.close()
+            write_manifest("stopped", str(exc))
+            if backend is None and model is not None:
+                model.close()
+            fail(f"generate: {exc}; {len(records)} of {cfg.n} samples are in {cfg.out / SAMPLES}: "
+                 "re-run the same command to resume")
     appender.close()
     records.sort(key=lambda r: r.provenance.get("index", 0))
     manifest["diversity"] = diversity_report(records)

@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16, help="prompts per backend call")
     p.add_argument("--no-constrain", action="store_true", help="free generation, then parse (for comparison)")
     p.add_argument("--max-cost-usd", type=float, default=None, help="openai backend: stop cleanly at this spend")
+    p.add_argument("--openai-key-file", default=None, metavar="PATH",
+                   help="openai backend: read the API key from this file (first line) instead of OPENAI_API_KEY; "
+                        "with --ray every node reads it at this path itself (the key never enters the job)")
     p.add_argument("--price-per-1k", default=None,
                    help="openai backend: 'IN,OUT' USD per 1k tokens for a model missing from backends/pricing.py")
     p.add_argument("--reference", action="append", default=[], metavar="FILE",
@@ -93,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         temperature_mix=_floats(args.temperature_mix), max_new_tokens=args.max_new_tokens,
         batch_size=args.batch_size, constrained=not args.no_constrain, max_cost_usd=args.max_cost_usd,
         price_per_1k=price, device=args.device, ray=args.ray, ray_workers=args.ray_workers,
-        weights=weights,
+        api_key_file=args.openai_key_file, weights=weights,
     )
     counts = result.manifest["counts"]
     print(f"{result.out}/samples.jsonl: {counts['samples']} samples, {counts['parsed']} parsed, "

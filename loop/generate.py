@@ -17,12 +17,14 @@ from urllib.parse import urlsplit
 
 from backends import get_backend
 from backends.ray_pool import ValidationPool, default_workers, init
+from core.errors import fail
 from core.io import read_records, write_json_atomic, write_jsonl_atomic
 from core.tasks import load_task
 from generator.runner import RunConfig, RunResult, make_config, run_generation
 from generator.seeds import load_seeds
 from review_app.store import ReviewStore
 from validators.chain import run_chain
+from validators.shared_index import SharedIndexError
 
 
 def generate(*, task: str, lang: str, n: int, seeds: str | Path, out: str | Path, model: str = "tiny",
@@ -36,7 +38,7 @@ def generate(*, task: str, lang: str, n: int, seeds: str | Path, out: str | Path
     `redis_url` keeps the near-duplicate index in Redis; with `ray` too, that check runs on the Ray
     workers through it (validators/shared_index.py), with the verdicts of the in-process check.
     `options` are `RunConfig` fields (batch_size, constrained, max_cost_usd, price_per_1k, device,
-    ray, ray_workers)
+    ray, ray_workers, api_key_file)
     or `PlanConfig` fields (seed, k, templates, samples_per_prompt, temperature, top_p,
     temperature_mix, max_new_tokens, weights: sampling weights from `review_app.weights`).
     """
@@ -70,10 +72,13 @@ def post_process(result: RunResult, cfg: RunConfig, *, validate: bool, review: b
     if backend is None and cfg.backend != "openai":
         backend = get_backend(cfg.backend, **({"model": cfg.model, "device": cfg.device}
                                               if cfg.backend == "transformers" else {"model": cfg.model}))
-    workers, own_pool = _validation_workers(result.backend, cfg, redis_url)
+    workers, own_pool = _validation_workers(result.backend, cfg, redis_url, result.manifest.get("run_id"))
     try:
         accepted, rejected, report = run_chain(task, records, references=known, backend=backend,
                                                seed=cfg.plan.seed, redis_url=redis_url, workers=workers)
+    except SharedIndexError as exc:  # Redis failed mid-check: no verdicts rather than wrong ones
+        fail(f"validation stopped: {exc}; the samples stay in {cfg.out / 'samples.jsonl'}: "
+             "re-run the same command to validate them")
     finally:
         if own_pool is not None:
             own_pool.close()
@@ -93,13 +98,17 @@ def post_process(result: RunResult, cfg: RunConfig, *, validate: bool, review: b
     print(f"review queue: {queued.added} added ({queued.skipped} already there) -> {cfg.out}/review.db")
 
 
-def _validation_workers(pool: Any, cfg: RunConfig, redis_url: str | None) -> tuple[Any, Any]:
-    """(workers for the shared near-duplicate check or None, a pool made here that the caller closes or None)."""
+def _validation_workers(pool: Any, cfg: RunConfig, redis_url: str | None,
+                        run_id: str | None) -> tuple[Any, Any]:
+    """(workers for the shared near-duplicate check or None, a pool made here that the caller closes or None).
+
+    The workers carry the manifest's `run_id`: the shared index is this run's, found again on a resume.
+    """
     if not redis_url or cfg.ray is None:
         return None, None
     if hasattr(pool, "map_shards"):
-        return pool, None  # the generation workers, idle now
-    made = ValidationPool(cfg.ray_workers or default_workers(init(cfg.ray), "transformers"))
+        return pool, None  # the generation workers, idle now (the runner gave them the run id)
+    made = ValidationPool(cfg.ray_workers or default_workers(init(cfg.ray), "transformers"), run_id=run_id)
     return made, made
 
 

@@ -50,11 +50,11 @@ def _planted():
 
 
 @contextlib.contextmanager
-def _pool(workers: int):
+def _pool(workers: int, run_id: str | None = None):
     """A validation pool of `workers` actors (one CPU each: close it before the next one can start)."""
     from backends.ray_pool import ValidationPool
 
-    made = ValidationPool(workers)
+    made = ValidationPool(workers, run_id=run_id)
     try:
         yield made
     finally:
@@ -98,19 +98,24 @@ def test_a_restarted_check_re_adds_without_finding_itself(cluster, redis_url):  
     batch, references, _ = _planted()
     validator = build("near_duplicates", load_task("fin_sentiment"), {"threshold": 0.7},
                       Context(references=references))
-    # What a run killed mid-way through phase 1 leaves: the namespace of this very input, half filled.
+    # What a run killed mid-way through phase 1 leaves: its namespace of this very input, half filled, and
+    # (a session before, with fewer samples) a namespace of another input under the same run id.
     groups = {"e": validator.context.eval_refs, "t": validator.context.train_refs, "b": batch}
     rows = [(f"{kind}:{i}", r.text, r.lang) for kind, recs in groups.items() for i, r in enumerate(recs)]
     rules = validator._shingler().rules
-    spec = IndexSpec(redis_url, namespace(rows, 0.7, 128, 1, rules), 0.7, 128, 1, rules)
+    spec = IndexSpec(redis_url, namespace(rows, 0.7, 128, 1, rules, run_id="run-1"), 0.7, 128, 1, rules)
     left = SharedNearDuplicateIndex(spec)
     assert left.add(rows[: len(rows) // 2]) > 0
+    older = IndexSpec(redis_url, namespace(rows[:-3], 0.7, 128, 1, rules, run_id="run-1"), 0.7, 128, 1, rules)
+    assert SharedNearDuplicateIndex(older).add(rows[:-3]) > 0
+    other = IndexSpec(redis_url, namespace(rows, 0.7, 128, 1, rules, run_id="run-2"), 0.7, 128, 1, rules)
+    assert SharedNearDuplicateIndex(other).add(rows[:5]) > 0  # another run of the same input, still going
     client = redis.Redis.from_url(redis_url)
-    assert client.dbsize() > 0
-    with _pool(2) as pool:
+    theirs = set(client.scan_iter(match="seedloop:nd:run-2:*"))
+    with _pool(2, "run-1") as pool:
         restarted = _check(batch, references, redis_url=redis_url, workers=pool)
     assert [v.model_dump() for v in restarted] == [v.model_dump() for v in _check(batch, references)]
-    assert client.dbsize() == 0
+    assert set(client.scan_iter(match="*")) == theirs  # all of run-1's keys gone, run-2's untouched
 
 
 @pytest.mark.slow
