@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from backends import get_backend
 from backends.ray_pool import ValidationPool, default_workers, init
 from core.errors import fail
 from core.io import read_records, write_json_atomic, write_jsonl_atomic
 from core.tasks import load_task
+from core.urls import redact_url
 from generator.runner import RunConfig, RunResult, make_config, run_generation
 from generator.seeds import load_seeds
 from review_app.store import ReviewStore
@@ -83,7 +83,7 @@ def post_process(result: RunResult, cfg: RunConfig, *, validate: bool, review: b
         if own_pool is not None:
             own_pool.close()
     if workers is not None:
-        report["near_duplicates_on"] = {"ray_workers": len(workers.actors), "redis": _redacted(redis_url)}
+        report["near_duplicates_on"] = {"ray_workers": len(workers.actors), "redis": redact_url(redis_url)}
     write_jsonl_atomic(cfg.out / "accepted.jsonl", accepted)
     write_jsonl_atomic(cfg.out / "rejected.jsonl", rejected)
     write_json_atomic(cfg.out / "validation.json", report)
@@ -110,12 +110,3 @@ def _validation_workers(pool: Any, cfg: RunConfig, redis_url: str | None,
         return pool, None  # the generation workers, idle now (the runner gave them the run id)
     made = ValidationPool(cfg.ray_workers or default_workers(init(cfg.ray), "transformers"), run_id=run_id)
     return made, made
-
-
-def _redacted(url: str | None) -> str | None:
-    """The URL without its password (it goes into validation.json)."""
-
-    if not url:
-        return url
-    parts = urlsplit(url)
-    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]).geturl()

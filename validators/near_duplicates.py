@@ -15,7 +15,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from core.errors import UserError
+from core.optional import require
 from core.records import Record, Verdict, normalise_text
+from core.urls import redact_url
 from validators.base import BaseValidator, clip01
 from validators.minhash import SHINGLING, NearDuplicateIndex, Shingler
 from validators.shared_index import shared_similarities
@@ -67,10 +70,15 @@ class NearDuplicateValidator(BaseValidator):
         if redis_url and self.context.workers is not None:
             rows = [(k, r.text, r.lang) for k, r in zip(keys, everything, strict=True)]
             return shared_similarities(self.context.workers, redis_url, rows, query, **settings)
-        index = NearDuplicateIndex([r.text for r in everything], langs=[r.lang for r in everything],
-                                   verify="estimate", redis_url=redis_url, **settings)
-        row = {k: i for i, k in enumerate(keys)}
-        return [{keys[j]: s for j, s in index.similarities(row[k]).items()} for k in query]
+        try:
+            index = NearDuplicateIndex([r.text for r in everything], langs=[r.lang for r in everything],
+                                       verify="estimate", redis_url=redis_url, **settings)
+            row = {k: i for i, k in enumerate(keys)}
+            return [{keys[j]: s for j, s in index.similarities(row[k]).items()} for k in query]
+        except _redis_errors(redis_url) as exc:  # one line and no verdict, never a traceback or "no duplicates"
+            why = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise UserError(f"near_duplicates: the index in Redis ({redact_url(redis_url)}) failed: {why}; "
+                            f"no verdict was given") from None
 
     def _verdict(self, me: str, sims: dict[str, float], threshold: float, groups: dict[str, list[Record]],
                  exact_key: str) -> Verdict:
@@ -115,3 +123,8 @@ class NearDuplicateValidator(BaseValidator):
         # Nothing below half the threshold is suspicious; just under the threshold is nearly a rejection.
         threshold = float(self.options["threshold"])
         return clip01(((verdict.score or 0.0) - 0.5 * threshold) / (0.5 * threshold))
+
+
+def _redis_errors(redis_url: str | None) -> tuple[type[BaseException], ...]:
+    """The Redis client's errors when the index lives in Redis (nothing to catch in memory)."""
+    return (require("redis").RedisError,) if redis_url else ()

@@ -28,6 +28,7 @@ from datasketch import MinHashLSH
 
 from core.errors import UserError
 from core.optional import require
+from core.urls import redact_url
 from validators.minhash import SHINGLING, Shingler, signatures
 
 TTL_S = 24 * 3600  # leftovers of a killed run vanish; a finished check deletes its run's keys itself
@@ -203,10 +204,6 @@ def neighbours_shard(spec: IndexSpec, expected: int, keys: list[str]) -> list[di
         raise SharedIndexError(f"{type(exc).__name__}: {exc}") from None
 
 
-def _redacted(url: str) -> str:
-    return re.sub(r"//[^@/]*@", "//", url)  # a password in the URL never reaches an error line
-
-
 def _phase(pool: ShardPool, fn: Callable[[list[Any]], list[Any]], items: list[Any], spec: IndexSpec,
            phase: str) -> list[Any]:
     """`pool.map_shards`, a Redis failure on any worker (or here) turned into one `SharedIndexError` line."""
@@ -217,7 +214,7 @@ def _phase(pool: ShardPool, fn: Callable[[list[Any]], list[Any]], items: list[An
         if not isinstance(cause, (SharedIndexError, *_redis_errors())):
             raise
         why = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
-        raise SharedIndexError(f"near_duplicates: the shared index in Redis ({_redacted(spec.redis_url)}) failed in "
+        raise SharedIndexError(f"near_duplicates: the shared index in Redis ({redact_url(spec.redis_url)}) failed in "
                                f"phase {phase}: {why}; no verdict was given") from None
 
 

@@ -97,3 +97,23 @@ def test_neighbour_agreement_with_the_bundled_sentence_transformer(fin, sample_r
     flipped = next(r for r in accepted + rejected if r.id == "flipped").verdict("neighbour_agreement")
     assert flipped.details["votes"] == verdict.details["votes"]  # same text, same neighbours
     assert verdict.details["agreement"] > flipped.details["agreement"]
+
+
+def test_an_unreachable_redis_is_one_line_without_the_password_and_no_verdicts(tmp_path):
+    """One process, its LSH index in a Redis that is not there: exit 2, one line, no output files."""
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    samples, out = _synthetic_batch(tmp_path), tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "validators", "--task", "fin_sentiment", "--in", str(samples), "--out", str(out),
+         "--redis-url", f"redis://:hunter2@127.0.0.1:{port}/0", "--quiet", "--skip", "self_consistency"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "near_duplicates" in lines[0] and f"127.0.0.1:{port}" in lines[0]
+    assert "hunter2" not in proc.stderr + proc.stdout
+    assert not (out / "accepted.jsonl").exists()
