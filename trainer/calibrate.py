@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import json
 import sys
+from dataclasses import replace
 from typing import Any
 
 from backends.models import TINY_MODELS
@@ -70,7 +71,8 @@ def measure(model: str, *, batch: int = 4, length: int = 256, answer: int = 24, 
     overrides.setdefault("modules_to_save", [])
     cfg = TrainConfig(task="fin_sentiment", model=model, out="/tmp/seedloop-calibrate", device="cpu",
                       batch_size=batch, max_length=length, seed=seed, **overrides).resolved()
-    trainer = build_trainer(cfg, load_task("fin_sentiment"), _records(), [])
+    # The dataset only has to exist (the batches are synthetic): room for its chat template's preamble.
+    trainer = build_trainer(replace(cfg, max_length=max(length, 1024)), load_task("fin_sentiment"), _records(), [])
     net = trainer.model
     if cfg.gradient_checkpointing:  # as Trainer.train() turns it on (TRL's init already made inputs need grads)
         kwargs = {k: v for k, v in (trainer.args.activation_checkpointing_kwargs or {}).items()
@@ -113,7 +115,7 @@ def measure(model: str, *, batch: int = 4, length: int = 256, answer: int = 24, 
                 "step peak": second.bytes, "total": weights + moments + second.bytes,
                 "rss step peak": second.rss_peak_bytes}
     estimated = {"weights": est_weights, "AdamW moments": parts["AdamW moments"],
-                 "activations": parts["activations"], "step peak": est_step, "total": est.peak}
+                 "activations": parts["activations kept for backward"], "step peak": est_step, "total": est.peak}
     return {"model": model, "regime": regime, "batch": batch, "length": length,
             "settings": {k: v for k, v in overrides.items() if k != "modules_to_save" or v},
             "measured": measured, "estimated": estimated,

@@ -136,9 +136,15 @@ class _LiveStorages(_dispatch_mode_base()):  # type: ignore[misc]
         from torch.utils._pytree import tree_flatten
 
         out = func(*args, **(kwargs or {}))
+        # An output sharing an input's storage is a view or an in-place result: nothing was allocated
+        # (counting it would count parameters and optimizer state the block did not create).
+        inputs = {id(t.untyped_storage()) for t in tree_flatten((args, kwargs))[0]
+                  if isinstance(t, torch.Tensor) and t.device.type != "meta"}
         for t in tree_flatten(out)[0]:
             if isinstance(t, torch.Tensor) and t.device.type != "meta":
-                self._track(t.untyped_storage())
+                storage = t.untyped_storage()
+                if id(storage) not in inputs:
+                    self._track(storage)
         return out
 
     def _track(self, storage: Any) -> None:

@@ -364,24 +364,25 @@ def estimate(cfg: Any, device: str = "cuda", *, checkpointing: bool | None = Non
     # The final norm (as in a layer) and the hidden states the LM head keeps.
     norm_bytes = 4 * shape.hidden + 4 + (a * shape.hidden if cfg.method == "full" else 0)
     outside = shape.norms_outside * norm_bytes + shape.hidden * a
-    if checkpointing:
-        # Only each layer's input stays; the layer being back-propagated is recomputed whole.
-        parts["activations"] = int(tokens * (shape.layers * shape.hidden * a + outside))
-        parts["recomputed layer (checkpointing)"] = int(tokens * per_layer)
+    if checkpointing:  # only each layer's input stays; the layer being back-propagated is recomputed whole
+        parts["activations kept for backward"] = int(tokens * (shape.layers * shape.hidden * a + outside))
     else:
-        parts["activations"] = int(tokens * (first + (shape.layers - 1) * per_layer + outside))
-        parts["recomputed layer (checkpointing)"] = 0
+        parts["activations kept for backward"] = int(tokens * (first + (shape.layers - 1) * per_layer + outside))
 
-    # TRL's fused LM head: its tile buffer (always HEAD_VOCAB columns wide, whatever the vocabulary), the
-    # fp32 gradient of its input and, without Triton, the fp32 temporaries of the torch fallback.
+    # Backward first runs TRL's fused LM head: its tile buffer (always HEAD_VOCAB columns, whatever the
+    # vocabulary), the fp32 gradient of its input and, without Triton, the fp32 temporaries of the torch
+    # fallback. Then each decoder layer in turn: the gradients in flight (and, with checkpointing, the
+    # layer's recomputed activations). The peak is the larger of the two.
     head_rows = min(HEAD_TOKENS, tokens)
     head = head_rows * HEAD_VOCAB * a + head_rows * shape.hidden * 4
     if regime.head_torch:
         head += int(HEAD_TORCH_TILES * head_rows * min(HEAD_VOCAB, shape.vocab) * 4)
-    # Gradients in flight while one decoder layer runs backward.
-    layer_back = int(tokens * a * (BACKWARD_HIDDEN * shape.hidden + BACKWARD_MLP * shape.intermediate))
-    parts["backward peak (LM head tile or one layer's gradients)"] = max(head, layer_back)
-    notes = {"full fp32 logits (not used: TRL computes log-probs in tiles)": tokens * shape.vocab * (a + 4 + 4)}
+    layer = int(tokens * a * (BACKWARD_HIDDEN * shape.hidden + BACKWARD_MLP * shape.intermediate))
+    if checkpointing:
+        layer += int(tokens * per_layer)
+    parts["backward peak: LM head tile or one layer"] = max(head, layer)
+    notes = {"LM head tile": head, "one layer in backward": layer,
+             "full fp32 logits (not used: TRL computes log-probs in tiles)": tokens * shape.vocab * (a + 4 + 4)}
     return Estimate(model=cfg.model, regime=regime.name, batch_size=b, max_length=s, checkpointing=checkpointing,
                     params=shape.params, trainable=trainable, parts=parts, notes=notes)
 
@@ -478,10 +479,14 @@ def report(cfg: Any, device: str = "cuda", memory_gib: float = 24.0, reserved_gi
     ]
     for key in off.parts:
         lines.append(f"  {key:<58}{gib(off.parts[key]):>18}{gib(on.parts[key]):>16}")
+        if key.startswith("backward peak"):
+            for note in ("LM head tile", "one layer in backward"):
+                lines.append(f"  {'  ' + note:<58}{gib(off.notes[note]):>18}{gib(on.notes[note]):>16}")
     lines.append(f"  {'peak estimate':<58}{gib(off.peak):>18}{gib(on.peak):>16}")
     lines.append(f"  {f'needs free (x{MARGIN} margin)':<58}{gib(off.required):>18}{gib(on.required):>16}")
     for key, value in off.notes.items():
-        lines.append(f"  ({key}: {gib(value)})")
+        if key.startswith("full fp32 logits"):
+            lines.append(f"  ({key}: {gib(value)})")
     usable = int((memory_gib - reserved_gib) * GIB)
     configured = getattr(cfg, "gradient_checkpointing", None)
     as_set = {True: on, False: off, None: off}[configured if cfg.method != "qlora" else True]

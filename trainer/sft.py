@@ -35,7 +35,8 @@ from trainer.plan import fit
 from trainer.report import data_counts, peak_memory_mb, plot_loss_curve
 
 SUMMARY_FILE = "training_summary.json"
-FormatExample = Callable[[Record], dict[str, Any]]
+# A record's example, or its candidates longest first (the first that fits max_length is trained on).
+FormatExample = Callable[[Record], dict[str, Any] | list[dict[str, Any]]]
 LOSS_CURVE_FILE = "loss_curve.png"
 
 
@@ -160,6 +161,8 @@ def train(config: TrainConfig, records: list[Record] | None = None, task: Task |
             `config.val_fraction` of the records is held out by a seeded hash.
         format_example: record -> {"prompt": messages, "completion": messages}, for callers whose
             prompts hold more than the record (run.py's retrieved neighbours); default: the task's prompt.
+            It may return candidates, longest first: the first within max_length is trained on
+            (trainer/lengths.py); a record none of whose candidates fits is skipped with a warning.
     """
     from trainer.callbacks import TimeBudget
 
