@@ -497,8 +497,9 @@ def report(cfg: Any, device: str = "cuda", memory_gib: float = 24.0, reserved_gi
     lines.append("  training would run " + (decision.changed if decision.changed else "as configured")
                  + f": needs {gib(decision.required)} of {gib(usable)}"
                  + ("" if decision.fits else "  (does not fit even so)"))
-    lines.append("  uncertainty: about ±10% of the peak against tensors measured on the CPU (tiny models); "
-                 "on CUDA the terms are modelled, not yet measured (docs/training.md#memory-plan)")
+    lines.append("  how far to trust it: on the CPU within -2%..+12% of the measured peak (activations within 2%, "
+                 "bf16 autocast included);\n  on CUDA the kernels' own terms are modelled, expected within "
+                 "±15%, not yet measured on a card (docs/training.md#memory-plan)")
     return "\n".join(lines)
 
 
