@@ -15,6 +15,7 @@ from trainer.config import TrainConfig
 from trainer.formatting import show
 
 FORMAT_USAGE = "python -m trainer format --task TASK --model MODEL --in FILE [--show N]"
+PLAN_USAGE = "python -m trainer plan --model MODEL [--config FILE.json] [TRAINING FLAGS]"
 
 
 def format_parser() -> argparse.ArgumentParser:
@@ -40,9 +41,12 @@ def train_parser() -> argparse.ArgumentParser:
         description="LoRA supervised fine-tuning (loss on assistant tokens only). Writes the adapter in PEFT "
                     "format, training_summary.json and loss_curve.png to --out. 'default: None' means a "
                     "model-dependent default (by model size: tiny, 1b, 3b, 8b; see trainer/config.py). "
-                    f"See also: {FORMAT_USAGE}")
+                    f"See also: {FORMAT_USAGE}; {PLAN_USAGE}")
     # `--modules-to-save` with no module names means "none" (an empty list), as before.
     next(a for a in p._actions if a.dest == "modules_to_save").nargs = "*"
+    # `--gradient-checkpointing` alone means on; `--gradient-checkpointing false` off; absent: the plan decides.
+    checkpointing = next(a for a in p._actions if a.dest == "gradient_checkpointing")
+    checkpointing.nargs, checkpointing.const = "?", True
     add_input_args(p)
     return p
 
@@ -68,9 +72,6 @@ def run_train(argv: list[str]) -> int:
     print(json.dumps({k: summary[k] for k in keys}, indent=2))
     print(f"adapter, {SUMMARY_FILE} and loss_curve.png in {summary['adapter_dir']}", file=sys.stderr)
     return 0
-
-
-PLAN_USAGE = "python -m trainer plan --model MODEL [--config FILE.json] [TRAINING FLAGS]"
 
 
 def plan_parser() -> argparse.ArgumentParser:
