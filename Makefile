@@ -4,7 +4,7 @@ STAMP   := .venv/.installed
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo demo-full test test-all test-fast chaos lint bench package clean
+.PHONY: setup demo demo-full test test-all test-fast chaos lint bench gpu-check package clean
 
 setup: $(STAMP)
 
@@ -46,8 +46,14 @@ lint: setup
 bench: setup
 	$(PY) -m bench
 
+# On a machine with one CUDA GPU: every offline model trained, decoded and scored in bf16 (scores checked
+# against fp32 on the CPU) and run.py on a held-out set; exit 1 on a mismatch (bench/gpu_check.py).
+# `make test` runs the same script on the CPU, small (tests/bench/test_gpu_check.py).
+gpu-check: setup
+	$(PY) -m bench.gpu_check --json bench/gpu_check.json
+
 package: setup
 	$(PY) -m oneshot.package --out repo.zip
 
 clean:
-	rm -rf runs bench/results.json repo.zip
+	rm -rf runs bench/results.json bench/gpu_check.json repo.zip

@@ -51,9 +51,13 @@ def train_adapter(rows: list[TrainRow], neighbours: dict[str, list[TrainRow]], i
         return Record.new(task=task.name, lang="en", text=row.ticket, source="real", split="train",
                           labels={"intent": row.intent, "reply": row.reply}, provenance={"row_id": row.id})
 
-    def format_example(rec: Record) -> dict[str, Any]:
+    def format_example(rec: Record) -> list[dict[str, Any]]:
+        # Longest first: a prompt whose answer would not fit max_length drops its least similar neighbours
+        # (the first ones) until it fits; trainer/lengths.py picks the first candidate that fits.
         row = by_id[rec.provenance["row_id"]]
-        return training_example(row, neighbours[row.id], intents)
+        ns = neighbours[row.id]
+        return [{**training_example(row, ns[k:], intents),
+                 **({"shortened": f"{k} of {len(ns)} neighbours dropped"} if k else {})} for k in range(len(ns) + 1)]
 
     # Epochs, max length and batch come from trainer.config.TASK_DEFAULTS["support_intent"] (one source).
     cfg = TrainConfig(task=task.name, model=base_model, out=str(out), seed=seed, time_budget_s=max(budget_s, 5.0),

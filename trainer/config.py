@@ -46,9 +46,12 @@ TASK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     # Support tickets are few (about 30) and run.py's prompts hold k solved neighbours: more epochs than
     # the sentiment defaults and a max length that fits system prompt + neighbours + ticket + JSON
     # answer. The tiny models are noise whatever they train on: a short run that proves the path on a CPU.
+    # One 2048-token row per device step, four accumulated (the effective batch of 4 it always had): at
+    # batch 4 a 3B model's activations alone are ~39 GiB (`python -m trainer plan`); at batch 1 the 1B-3B
+    # models fit a 24 GiB card without recomputation, and the memory plan turns checkpointing on for 7B.
     "support_intent": {
         "tiny": {"epochs": 2.0, "max_length": 1024, "batch_size": 8, "grad_accum": 1},
-        "*": {"epochs": 4.0, "max_length": 2048, "batch_size": 4, "grad_accum": 1, "learning_rate": 2e-4},
+        "*": {"epochs": 4.0, "max_length": 2048, "batch_size": 1, "grad_accum": 4, "learning_rate": 2e-4},
     },
 }
 
@@ -82,6 +85,12 @@ class TrainConfig:
     modules_to_save: list[str] | None = field(default=None, metadata={
         "help": "modules trained in full and saved with the adapter (tiny: embed_tokens lm_head; "
                 "the flag alone: none)"})
+    gradient_checkpointing: bool | None = field(default=None, metadata={
+        "help": "recompute activations during backward (much less memory, about a third more compute); "
+                "default: the memory plan turns it on when the run would not fit otherwise (qlora: always on)"})
+    memory_plan: bool = field(default=True, metadata={
+        "help": "fit the device batch (grad_accum keeps the effective batch) and checkpointing to the free "
+                "memory by trainer/plan.py's estimate; --no-memory-plan trains exactly as configured"})
     packing: bool = field(default=False, metadata={"help": "pack examples into rows (padding-free, BFD)"})
     group_by_length: bool = field(default=True, metadata={
         "help": "batches of similar lengths (less padding); --no-group-by-length: random batches"})

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,10 +29,14 @@ from core.task_spec import Task
 from core.tasks import load_task
 from trainer.config import TrainConfig
 from trainer.formatting import to_examples
+from trainer.lengths import fit_lengths
+from trainer.memory import free_bytes
+from trainer.plan import fit
 from trainer.report import data_counts, peak_memory_mb, plot_loss_curve
 
 SUMMARY_FILE = "training_summary.json"
-FormatExample = Callable[[Record], dict[str, Any]]
+# A record's example, or its candidates longest first (the first that fits max_length is trained on).
+FormatExample = Callable[[Record], dict[str, Any] | list[dict[str, Any]]]
 LOSS_CURVE_FILE = "loss_curve.png"
 
 
@@ -103,6 +108,16 @@ def build_trainer(cfg: TrainConfig, task: Task, train_records: list[Record], val
             # Tied input/output embeddings (Llama 3.2, tiny-llama3) stay one trained matrix, saved once.
             ensure_weight_tying=bool(getattr(model.config, "tie_word_embeddings", False) and cfg.modules_to_save),
         )
+
+    def examples(records: list[Record], split: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        # Never train on a truncated answer: every example is length-checked (trainer/lengths.py).
+        made = [format_example(r) for r in records] if format_example else to_examples(records, task, cfg.seed)
+        return fit_lengths(tokenizer, made, [record_name(r) for r in records], cfg.max_length, split=split)
+
+    train_examples, train_lengths = examples(train_records, "train")
+    if not train_examples:
+        fail(f"no training example fits --max-length {cfg.max_length} (each would have its answer truncated)")
+    val_examples, val_lengths = examples(val_records, "eval") if val_records else ([], None)
     on_gpu = device.startswith("cuda")
     args = SFTConfig(
         output_dir=str(Path(cfg.out) / "checkpoints"), save_strategy="no", report_to="none",
@@ -114,18 +129,23 @@ def build_trainer(cfg: TrainConfig, task: Task, train_records: list[Record], val
         # Batches of similar lengths waste less compute on padding (seeded, so still deterministic).
         train_sampling_strategy="group_by_length" if cfg.group_by_length and not cfg.packing else "random",
         seed=cfg.seed, data_seed=cfg.seed,
-        logging_steps=cfg.logging_steps, eval_strategy="epoch" if val_records else "no",
+        logging_steps=cfg.logging_steps, eval_strategy="epoch" if val_examples else "no",
         use_cpu=not on_gpu, bf16=on_gpu and torch.cuda.is_bf16_supported(),
         include_num_input_tokens_seen="non_padding", dataloader_num_workers=0,
-        gradient_checkpointing=cfg.method == "qlora", disable_tqdm=False,
+        gradient_checkpointing=cfg.method == "qlora" or bool(cfg.gradient_checkpointing), disable_tqdm=False,
     )
-    def examples(records: list[Record]) -> list[dict[str, Any]]:
-        return [format_example(r) for r in records] if format_example else to_examples(records, task, cfg.seed)
+    train_ds = Dataset.from_list(train_examples)
+    val_ds = Dataset.from_list(val_examples) if val_examples else None
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
+                         processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks or [])
+    trainer.length_check = {"train": train_lengths, "eval": val_lengths}
+    return trainer
 
-    train_ds = Dataset.from_list(examples(train_records))
-    val_ds = Dataset.from_list(examples(val_records)) if val_records else None
-    return SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
-                      processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks or [])
+
+def record_name(record: Record) -> str:
+    """How warnings name a record: its row id where the caller gave one (run.py), else its record id."""
+    row = record.provenance.get("row_id")
+    return f"row {row}" if row else f"record {record.id}"
 
 
 def train(config: TrainConfig, records: list[Record] | None = None, task: Task | None = None, *,
@@ -141,6 +161,8 @@ def train(config: TrainConfig, records: list[Record] | None = None, task: Task |
             `config.val_fraction` of the records is held out by a seeded hash.
         format_example: record -> {"prompt": messages, "completion": messages}, for callers whose
             prompts hold more than the record (run.py's retrieved neighbours); default: the task's prompt.
+            It may return candidates, longest first: the first within max_length is trained on
+            (trainer/lengths.py); a record none of whose candidates fits is skipped with a warning.
     """
     from trainer.callbacks import TimeBudget
 
@@ -160,12 +182,13 @@ def train(config: TrainConfig, records: list[Record] | None = None, task: Task |
         train_records = records
 
     start = time.perf_counter()
+    cfg, memory_plan = plan_memory(cfg)
     budget = TimeBudget(cfg.time_budget_s, start) if cfg.time_budget_s else None
     trainer = build_trainer(cfg, task, train_records, val_records, [budget] if budget else None, format_example)
     result = trainer.train()
     train_wall = time.perf_counter() - start
     val_loss = None
-    if val_records:  # the last epoch's evaluation already measured the final weights unless stopped mid-epoch
+    if trainer.eval_dataset is not None:  # the last epoch's evaluation measured the final weights unless stopped
         last_eval = next((h for h in reversed(trainer.state.log_history) if "eval_loss" in h), None)
         fresh = last_eval is not None and last_eval.get("step") == trainer.state.global_step
         val_loss = last_eval["eval_loss"] if fresh else trainer.evaluate()["eval_loss"]
@@ -194,6 +217,7 @@ def train(config: TrainConfig, records: list[Record] | None = None, task: Task |
         "trainable_fraction": round(trainable / total, 6),
         "data": {"train": data_counts(train_records), "val": data_counts(val_records)},
         "stopped_early": bool(budget and budget.stopped), "time_budget_s": cfg.time_budget_s,
+        "memory_plan": memory_plan, "length_check": trainer.length_check,
         "adapter_dir": str(out), "merged_dir": str(out / "merged") if cfg.merge else None,
         "log_history": state.log_history, "config": cfg.as_dict(),
     }
@@ -202,6 +226,27 @@ def train(config: TrainConfig, records: list[Record] | None = None, task: Task |
     if cfg.push_to_hub:
         _push(model, trainer.processing_class, cfg.push_to_hub)
     return summary
+
+
+def plan_memory(cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any]]:
+    """`cfg` fitted to the device's free memory by `trainer.plan` (smaller device batch with more accumulation,
+    then gradient checkpointing), and what was decided (the summary's `memory_plan`)."""
+    device = cfg.device or default_device()
+    if not cfg.memory_plan:
+        return cfg, {"used": False, "reason": "--no-memory-plan"}
+    try:
+        free = free_bytes(device)
+        fitted, decision = fit(cfg, device, free)
+    except UserError as exc:  # no config of the model on this machine: train as configured
+        return cfg, {"used": False, "reason": str(exc)}
+    if decision.changed:
+        print(f"memory plan: {cfg.model} needs about {decision.required / 2**30:.1f} GiB as configured, "
+              f"{free / 2**30:.1f} GiB free on {device}: {decision.changed}", file=sys.stderr, flush=True)
+    if not decision.fits:
+        print(f"warning: memory plan: {cfg.model} needs about {decision.required / 2**30:.1f} GiB even at batch "
+              f"{decision.batch_size} with checkpointing; {free / 2**30:.1f} GiB free on {device}; training anyway",
+              file=sys.stderr, flush=True)
+    return fitted, {"used": True, **decision.as_dict()}
 
 
 def _last(history: list[dict], key: str) -> float | None:
