@@ -60,12 +60,16 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--db", required=True, help=db_help)
 
     users = sub.add_parser("users", help="the users file the app signs annotators in with (argon2 password hashes)")
-    users.add_argument("action", choices=("add", "remove", "list"),
-                       help="add (or change the password of) a user, remove one, list the names")
-    users.add_argument("name", nargs="?", help="the annotator's name (add, remove)")
-    users.add_argument("--file", required=True, help="the users file, e.g. review_users.txt (made on first add)")
-    users.add_argument("--password-stdin", action="store_true",
-                       help="read the password from the first line of stdin instead of asking twice")
+    acts = users.add_subparsers(dest="action", required=True)
+    for action, what in (("add", "add a user, or change their password"), ("remove", "remove a user"),
+                         ("list", "list the names")):
+        one = acts.add_parser(action, help=what)
+        if action != "list":
+            one.add_argument("name", help="the annotator's name, as they sign in")
+        one.add_argument("--file", required=True, help="the users file, e.g. review_users.txt (made on first add)")
+        if action == "add":
+            one.add_argument("--password-stdin", action="store_true",
+                             help="read the password from the first line of stdin instead of asking twice")
     return parser
 
 
@@ -85,9 +89,6 @@ def users_command(args: argparse.Namespace) -> int:
         for name in sorted(UsersFile.load(args.file).hashes):
             print(name)
         return 0
-    if not args.name:
-        fail(f"users {args.action}: name the annotator, e.g. `python -m review_app users {args.action} "
-             f"--file {args.file} ana`")
     users = UsersFile.load(args.file, missing_ok=args.action == "add")
     if args.action == "add":
         users.set_password(args.name, _password(args.password_stdin))
