@@ -38,10 +38,15 @@ def database_url(db: str | Path) -> str:
     if "://" in text:
         try:
             url = make_url(text)
-        except exc.ArgumentError:
-            # The message of ArgumentError repeats the URL (and so its password): say what is wrong only.
+        except (exc.ArgumentError, ValueError):
+            # These messages may repeat the URL (and so its password): say what is wrong only.
             raise UserError("--db: not a database URL (expected e.g. postgresql+psycopg://user:PASSWORD@host:5432/"
                             "review, or a path to a .db file)") from None
+        try:
+            url.get_dialect().import_dbapi()  # the driver module itself, e.g. psycopg
+        except (exc.ArgumentError, ImportError):
+            raise UserError(f"--db: no database driver for '{url.drivername}://' here (PostgreSQL: "
+                            "postgresql+psycopg://user:PASSWORD@host:5432/review)") from None
         if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
             check_db_path(url.database)
         return text
@@ -57,7 +62,7 @@ def safe_url(db: str | Path | URL) -> str:
         return text
     try:
         return make_url(text).render_as_string(hide_password=True)
-    except exc.ArgumentError:
+    except (exc.ArgumentError, ValueError):
         return "(an unparseable database URL)"
 
 
