@@ -32,6 +32,11 @@ class DatabaseUnavailable(UserError):
     """The review database cannot be reached, authenticated against or used; one line, no password."""
 
 
+class Busy(DatabaseUnavailable):
+    """Postgres rolled the transaction back to resolve a deadlock or a serialization conflict (SQLSTATE
+    class 40): nothing was written, and the same transaction can simply run again."""
+
+
 def database_url(db: str | Path) -> str:
     """A SQLAlchemy URL for `db`: a URL is used as given, a path becomes a checked SQLite file."""
     text = str(db)
@@ -97,8 +102,10 @@ def translate_errors(url: str) -> Iterator[None]:
         yield
     except (exc.OperationalError, exc.InterfaceError) as error:
         secret = make_url(url).password
-        raise DatabaseUnavailable(f"review database unavailable: {where(url)}: "
-                                  f"{_reason(error, str(secret) if secret else None)}") from None
+        reason = _reason(error, str(secret) if secret else None)
+        if str(getattr(getattr(error, "orig", None), "sqlstate", "") or "").startswith("40"):
+            raise Busy(f"review database busy: {where(url)}: {reason}; nothing was saved, try again") from None
+        raise DatabaseUnavailable(f"review database unavailable: {where(url)}: {reason}") from None
 
 
 def make_engine(url: str, is_sqlite: bool) -> Engine:

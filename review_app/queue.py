@@ -16,6 +16,8 @@ leases on a double-reviewed item is still live, both count (at most one lease le
 
 Every change to an item's leases also updates its row, and on Postgres a claim locks the row: a
 concurrent claimer that reaches the row re-checks `leased`/`lease_until` on its newest version.
+Lock order is always the item row first, then its lease rows (`_lock_item`), so two transactions
+touching one item's leases wait for each other instead of deadlocking.
 """
 
 from __future__ import annotations
@@ -51,7 +53,14 @@ def refresh(conn: Connection, item_id: int, now: float) -> None:
                                   .scalar_subquery(), 0.0)))
 
 
+def _lock_item(conn: Connection, item_id: int) -> None:
+    """Postgres: take the item row's lock before touching its leases (SQLite: the write lock is held)."""
+    if conn.dialect.name != "sqlite":
+        conn.execute(select(items.c.id).where(items.c.id == item_id).with_for_update())
+
+
 def renew(conn: Connection, item_id: int, annotator: str, now: float, expires_at: float) -> None:
+    _lock_item(conn, item_id)
     conn.execute(update(leases).where(leases.c.item_id == item_id, leases.c.annotator == annotator)
                  .values(expires_at=expires_at))
     refresh(conn, item_id, now)
@@ -101,6 +110,7 @@ def lease(conn: Connection, item_id: int, annotator: str, *, now: float, expires
 
 def drop_lease(conn: Connection, item_id: int, annotator: str, now: float) -> bool:
     """Remove `annotator`'s lease on the item; True when it was still live."""
+    _lock_item(conn, item_id)
     live = conn.execute(select(leases.c.expires_at).where(leases.c.item_id == item_id,
                                                           leases.c.annotator == annotator)).scalar()
     if live is None:

@@ -34,7 +34,7 @@ from sqlalchemy.engine import make_url
 from core.errors import UserError, fail
 from core.records import Record
 from review_app import queue
-from review_app.engine import DatabaseUnavailable, database_url, make_engine, safe_url, translate_errors
+from review_app.engine import Busy, DatabaseUnavailable, database_url, make_engine, safe_url, translate_errors
 from review_app.items import ITEMS as _ITEMS
 from review_app.items import Item, to_item
 from review_app.resolve import (
@@ -53,6 +53,7 @@ from review_app.schema import decisions, items, migrate, roles, votes
 
 ORDERS = queue.ORDERS
 DEFAULT_LEASE_S = 600.0
+RETRIES = 4  # a transaction Postgres rolled back for a deadlock or serialization conflict runs again
 
 
 class Conflict(UserError):
@@ -159,8 +160,11 @@ class ReviewStore:
             # the rows the other run inserted first are simply skipped (no check-then-insert race).
             dialect = postgresql if not self.is_sqlite else sqlite
             stmt = dialect.insert(items).on_conflict_do_nothing(index_elements=["record_id"]).returning(items.c.id)
-            with self._write() as conn:
-                new = len(conn.execute(stmt, rows).all())
+            def insert() -> int:
+                with self._write() as conn:
+                    return len(conn.execute(stmt, rows).all())
+
+            new = self._retry(insert)
             added += new
             skipped += len(rows) - new
             pending.clear()
@@ -202,6 +206,11 @@ class ReviewStore:
         annotator = _check_annotator(annotator)
         if order not in queue.ORDERS:
             fail(f"unknown queue order '{order}' (choose from: {', '.join(queue.ORDERS)})")
+        return self._retry(lambda: self._claim(annotator, order=order, lang=lang, label=label, flag=flag,
+                                               exclude=exclude))
+
+    def _claim(self, annotator: str, *, order: str, lang: str | None, label: str | None, flag: str | None,
+               exclude: Iterable[int]) -> Item | None:
         now = self.clock()
         with self._write(durable=False) as conn:
             held = queue.held_item(conn, annotator, now)
@@ -215,10 +224,23 @@ class ReviewStore:
             queue.lease(conn, item_id, annotator, now=now, expires_at=now + self.lease_seconds)
             return self._item(conn, item_id)
 
+    def _retry(self, step: Callable[[], Any]) -> Any:
+        for attempt in range(RETRIES):
+            try:
+                return step()
+            except Busy:  # rolled back whole: nothing was written, so running it again is safe
+                if attempt == RETRIES - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
     def release(self, item_id: int, annotator: str) -> None:
         """Give a leased item back to the queue (skip)."""
-        with self._write(durable=False) as conn:
-            queue.drop_lease(conn, item_id, annotator, self.clock())
+        def step() -> None:
+            with self._write(durable=False) as conn:
+                queue.drop_lease(conn, item_id, annotator, self.clock())
+
+        self._retry(step)
 
     def holds_lease(self, item_id: int, annotator: str) -> bool:
         with self._read() as conn:
@@ -260,8 +282,8 @@ class ReviewStore:
             fail(f"unknown action '{action}' (choose from: {', '.join(ACTIONS)})")
         now = self.clock()
         try:
-            return self._decide(item_id, annotator, action, now, version=version, view=view, label=label,
-                                text=text, labels=labels, reason=reason)
+            return self._retry(lambda: self._decide(item_id, annotator, action, now, version=version, view=view,
+                                                    label=label, text=text, labels=labels, reason=reason))
         except SlotsTaken as exc:
             # The slot is someone else's: let go of ours, so the next claim moves on to another item.
             self.release(item_id, annotator)
@@ -315,6 +337,9 @@ class ReviewStore:
         (None: nothing to undo)."""
         annotator = _check_annotator(annotator)
         now = self.clock()
+        return self._retry(lambda: self._undo(annotator, now))
+
+    def _undo(self, annotator: str, now: float) -> int | None:
         with self._write() as conn:
             item_id = remove_vote(conn, annotator, now)
             if item_id is None:
