@@ -37,6 +37,17 @@ pytestmark = [
 LONG = "Nordvik Shipping " + "sales rose again;" * 1175
 
 
+@pytest.fixture(autouse=True)
+def patient_expect():
+    """Playwright's `expect` gives up after 5 s by default; a rerun on a loaded 2-core machine can take
+    longer, so every assertion waits up to a minute (they return as soon as the condition holds)."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=60_000)
+    yield
+    expect.set_options(timeout=5_000)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
