@@ -97,10 +97,10 @@ class LocalPostgres:
         with psycopg.connect(f"postgresql://postgres@{self.host}:{self.port}/{database}", autocommit=True) as conn:
             conn.execute(sql)
 
-    def create_database(self, name: str | None = None) -> str:
-        """A new empty database; its URL (as the superuser)."""
+    def create_database(self, name: str | None = None, *, owner: str | None = None) -> str:
+        """A new empty database (owned by role `owner` when given); its URL as the superuser."""
         name = name or f"t_{uuid.uuid4().hex[:12]}"
-        self._admin(f'CREATE DATABASE "{name}"')
+        self._admin(f'CREATE DATABASE "{name}"' + (f' OWNER "{owner}"' if owner else ""))
         return f"{self.url}/{name}"
 
     def drop_database(self, name: str) -> None:

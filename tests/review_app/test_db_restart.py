@@ -1,7 +1,7 @@
 """The review store survives a PostgreSQL restart (issue 27, item 4): connections are checked before
 use, so the decision after a restart goes through; a decision while the server is down is reported
 `not saved` (one line, no password) and asked again, never silently lost or half-written. Run by
-`make chaos` and by `make test`. Each test restarts a server of its own, never the session's."""
+`make chaos` and by `make test`. These tests restart a server of their own, never the session's."""
 
 from __future__ import annotations
 
@@ -23,17 +23,30 @@ APP = str(Path(__file__).resolve().parents[2] / "review_app" / "app.py")
 PASSWORD = "restart-Pw-1b9"
 
 
-@pytest.fixture
-def server() -> Iterator[tuple[LocalPostgres, str]]:
-    """A server of this test's own (it gets restarted), and a database on it as a password role."""
+@pytest.fixture(scope="module")
+def own_server() -> Iterator[LocalPostgres]:
+    """A server of this module's own (it gets restarted; the session's server never is)."""
     try:
         pg = LocalPostgres()
     except UserError as exc:
         pytest.skip(str(exc))
     with pg:
-        name = pg.create_database("review").rsplit("/", 1)[1]
-        pg.add_password_role("ana_db", PASSWORD, database=name)
-        yield pg, f"postgresql+psycopg://ana_db:{PASSWORD}@{pg.host}:{pg.port}/{name}"
+        pg.add_password_role("ana_db", PASSWORD)
+        yield pg
+
+
+@pytest.fixture
+def server(own_server: LocalPostgres) -> Iterator[tuple[LocalPostgres, str]]:
+    """The module's server, running, and a fresh database named 'review' on it owned by a password role."""
+    pg = own_server
+    if not pg.running:
+        pg.start()
+    pg.drop_database("review")
+    pg.create_database("review", owner="ana_db")
+    yield pg, f"postgresql+psycopg://ana_db:{PASSWORD}@{pg.host}:{pg.port}/review"
+    if not pg.running:
+        pg.start()
+    pg.drop_database("review")
 
 
 def test_a_restart_between_two_decisions_of_one_annotator(server):
