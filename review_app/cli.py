@@ -9,7 +9,8 @@
     python -m review_app users add --file review_users.txt ana    # asks for ana's password
 
 A database URL is printed with its password masked; a database that cannot be reached is one line
-naming host and database, exit 2.
+naming host and database, exit 2. `--db` defaults to $SEEDLOOP_REVIEW_DB, which keeps a password out
+of the process list (`ps` shows command lines to every user of the machine).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import sys
 
 from core.errors import fail
@@ -31,10 +33,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m review_app", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    db_help = "review database: a .db file (SQLite) or a SQLAlchemy URL, e.g. postgresql+psycopg://user:pw@host/db"
+    db_help = ("review database: a .db file (SQLite) or a SQLAlchemy URL, e.g. postgresql+psycopg://user:pw@host/db "
+               "(default $SEEDLOOP_REVIEW_DB: keeps a password out of the process list)")
+    env_db = os.environ.get("SEEDLOOP_REVIEW_DB") or None
 
     enq = sub.add_parser("enqueue", help="add accepted records to the review queue (loading a file twice adds nothing)")
-    enq.add_argument("--db", required=True, help=db_help)
+    enq.add_argument("--db", required=env_db is None, default=env_db, help=db_help)
     enq.add_argument("--in", dest="inp", required=True, help="JSONL of records (the validators' accepted.jsonl)")
     enq.add_argument("--reviews", type=int, default=1, choices=(1, 2),
                      help="independent decisions needed per item (2: every item is reviewed twice)")
@@ -43,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     enq.add_argument("--seed", type=int, default=0, help="seed for the random audit order and the double sample")
 
     exp = sub.add_parser("export", help="write approved and edited records as the curated JSONL")
-    exp.add_argument("--db", required=True, help=db_help)
+    exp.add_argument("--db", required=env_db is None, default=env_db, help=db_help)
     exp.add_argument("--out", required=True, help="curated JSONL to write (atomically)")
     exp.add_argument("--format", default="jsonl", choices=("jsonl", "hf", "dpo"),
                      help="hf: also write a `datasets` folder with a dataset card next to --out; "
@@ -52,12 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--hf-dir", help="folder for --format hf (default: <out stem>_hf next to --out)")
 
     role = sub.add_parser("role", help="give an annotator a role: adjudicator (settles split items) or annotator")
-    role.add_argument("--db", required=True, help=db_help)
+    role.add_argument("--db", required=env_db is None, default=env_db, help=db_help)
     role.add_argument("--annotator", required=True, help="the name they sign in with")
     role.add_argument("--role", required=True, choices=ROLES)
 
     st = sub.add_parser("stats", help="print the dashboard's numbers as JSON")
-    st.add_argument("--db", required=True, help=db_help)
+    st.add_argument("--db", required=env_db is None, default=env_db, help=db_help)
 
     users = sub.add_parser("users", help="the users file the app signs annotators in with (argon2 password hashes)")
     acts = users.add_subparsers(dest="action", required=True)

@@ -34,7 +34,7 @@ def run(capfd, *argv: str) -> tuple[int, str]:
     return done.value.code, out + err
 
 
-def test_no_command_prints_the_password(team_db, accepted, tmp_path, capfd):
+def test_no_command_prints_the_password(team_db, accepted, tmp_path, capfd, monkeypatch):
     outputs = []
     for argv in (["enqueue", "--db", team_db, "--in", str(accepted), "--reviews", "2"],
                  ["enqueue", "--db", team_db, "--in", str(accepted)],
@@ -46,6 +46,10 @@ def test_no_command_prints_the_password(team_db, accepted, tmp_path, capfd):
         code, output = run(capfd, *argv)
         assert code == 0, output
         outputs.append(output)
+    monkeypatch.setenv("SEEDLOOP_REVIEW_DB", team_db)  # the URL kept out of the command line (and `ps`)
+    code, output = run(capfd, "stats")
+    assert code == 0 and '"total": 12' in output
+    outputs.append(output)
     assert all(PASSWORD not in out for out in outputs)
     assert f"into {safe_url(team_db)}" in outputs[0] and ":***@" in outputs[0]
     assert "enqueued 12 new items" in outputs[0] and "enqueued 0 new items (12 already queued)" in outputs[1]
