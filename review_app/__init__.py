@@ -1,8 +1,9 @@
-"""`python -m review_app enqueue|export|stats --db DB ...` and `streamlit run review_app/app.py -- --db DB`.
+"""`python -m review_app enqueue|export|role|stats|users ...` and `streamlit run review_app/app.py -- --db DB`.
 
 The human review stage: a queue of generated records in a SQL store (SQLite by default, any
-SQLAlchemy URL for Postgres) with leases, an append-only decision log, agreement metrics, a
-Streamlit app for annotators, and the export of curated records for training.
+SQLAlchemy URL for Postgres, migrated with Alembic) with leases, independent double review, an
+append-only decision log, agreement metrics, a Streamlit app for annotators who sign in with their
+own credentials, and the export of curated records (and DPO preference pairs) for training.
 
 Python API (what the demo's clearly-labelled unattended review step calls):
 
@@ -14,6 +15,6 @@ Python API (what the demo's clearly-labelled unattended review step calls):
 """
 
 from review_app.export import enqueue_file, export_curated
-from review_app.store import Conflict, Item, ReviewStore
+from review_app.store import Conflict, Item, NotSaved, ReviewStore, Stale
 
-__all__ = ["Conflict", "Item", "ReviewStore", "enqueue_file", "export_curated"]
+__all__ = ["Conflict", "Item", "NotSaved", "ReviewStore", "Stale", "enqueue_file", "export_curated"]

@@ -3,7 +3,8 @@
     enqueue_file(store, "runs/fin/accepted.jsonl")            # twice -> added 0 the second time
     export_curated(store, "runs/fin/curated.jsonl")           # approved + edited records, atomically
     export_curated(store, "runs/fin/curated.jsonl", fmt="hf") # + runs/fin/curated_hf/ (datasets + card)
-    export_curated(store, "runs/fin/dpo.jsonl", fmt="dpo")    # preference pairs from human edits (TRL DPO)
+    export_curated(store, "runs/fin/dpo.jsonl", fmt="dpo")    # preference pairs from human edits (TRL DPO):
+                                                              # generation pairs and classification pairs
 
 Every exported record is its item's resolved version (see `review_app.resolve`).
 What an exported record holds: docs/review.md#export-exportpy
@@ -91,32 +92,66 @@ def _answer(task: str, text: str, labels: dict[str, str]) -> str:
     return json.dumps({input_name: text, **labels}, ensure_ascii=False)
 
 
-def dpo_pairs(store: ReviewStore) -> tuple[list[dict[str, Any]], int]:
+def dpo_pairs(store: ReviewStore) -> tuple[list[dict[str, Any]], Counter[str]]:
     """Preference pairs from items whose resolved version is a human edit, in TRL's conversational
-    preference format (what `DPOTrainer` reads): `prompt` (the generation prompt as messages),
-    `chosen` (the edited sample as the assistant's answer) and `rejected` (the model's original).
-    Returns (pairs, edited items skipped because their record has no generation prompt)."""
-    pairs, skipped = [], 0
+    preference format (`prompt` / `chosen` / `rejected` message lists, what `DPOTrainer` reads) plus
+    a `kind` column:
+
+    - `generation` (the text or another output was edited, the label kept): the generation prompt
+      that asked for that label (`provenance.prompt`), chosen = the edited sample, rejected = the
+      model's original sample, each as the generator's JSON answer. Teaches the generator.
+    - `classification` (the label was corrected): the task's classification prompt with the text
+      (the reviewer's text when they edited it too), chosen = the answer with the corrected label,
+      rejected = the answer with the claimed one. Teaches the classifier. No generation pair is made
+      from a relabel: the prompt asked for the claimed label, so preferring a sample of another
+      label would teach the generator to disobey its prompt.
+
+    Returns (pairs, counts): counts of `generation`, `classification`, `skipped_no_prompt` (a text edit
+    whose record has no generation prompt) and `skipped_unknown_task` (a relabel of a task that is
+    not built in, so no classification prompt)."""
+    pairs: list[dict[str, Any]] = []
+    counts: Counter[str] = Counter(generation=0, classification=0, skipped_no_prompt=0, skipped_unknown_task=0)
     for item in store.list_items(status="edited"):
         rec = item.record
-        prompt = rec.provenance.get("prompt")
-        if not isinstance(prompt, str) or not prompt.strip():
-            skipped += 1  # real data or an older run: no prompt to prefer an answer for
+        name = label_field(rec.task)
+        claimed, corrected = rec.labels.get(name, ""), item.labels.get(name, "")
+        if corrected == claimed:
+            prompt = rec.provenance.get("prompt")
+            if not isinstance(prompt, str) or not prompt.strip():
+                counts["skipped_no_prompt"] += 1  # real data or an older run: no prompt to prefer an answer for
+                continue
+            pairs.append({
+                "prompt": Task.generation_messages(prompt),
+                "chosen": [{"role": "assistant", "content": _answer(rec.task, item.text, item.labels)}],
+                "rejected": [{"role": "assistant", "content": _answer(rec.task, rec.text, dict(rec.labels))}],
+                "kind": "generation",
+            })
+            counts["generation"] += 1
             continue
+        try:
+            task = load_task(rec.task)
+        except UserError:
+            counts["skipped_unknown_task"] += 1
+            continue
+        # The claimed answer keeps the other outputs as the model wrote them; the chosen one is the
+        # reviewer's whole answer.
         pairs.append({
-            "prompt": Task.generation_messages(prompt),
-            "chosen": [{"role": "assistant", "content": _answer(rec.task, item.text, item.labels)}],
-            "rejected": [{"role": "assistant", "content": _answer(rec.task, rec.text, dict(rec.labels))}],
+            "prompt": task.classify_messages(item.text, rec.lang, variant=0, source=rec.provenance.get("dataset")),
+            "chosen": [{"role": "assistant", "content": task.answer(item.labels)}],
+            "rejected": [{"role": "assistant", "content": task.answer(dict(rec.labels))}],
+            "kind": "classification",
         })
-    return pairs, skipped
+        counts["classification"] += 1
+    return pairs, counts
 
 
 def export_dpo(store: ReviewStore, out: Path) -> dict[str, Any]:
     """Write `dpo_pairs` as JSONL (atomically): `datasets.load_dataset("json", data_files=out)` gives
-    the `prompt` / `chosen` / `rejected` columns `trl.DPOTrainer` takes."""
-    pairs, skipped = dpo_pairs(store)
+    the `prompt` / `chosen` / `rejected` columns `trl.DPOTrainer` takes, and `kind` to pick one sort
+    (`ds.filter(lambda r: r["kind"] == "generation")`: the generator's pairs)."""
+    pairs, counts = dpo_pairs(store)
     write_text_atomic(out, "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in pairs))
-    return {"out": str(out), "records": len(pairs), "edited": len(pairs), "skipped_no_prompt": skipped}
+    return {"out": str(out), "records": len(pairs), **counts}
 
 
 def _flat(rec: Record) -> dict[str, Any]:
@@ -174,21 +209,23 @@ def dataset_card(store: ReviewStore, records: list[Record]) -> str:
         f"# Curated data: {', '.join(tasks)}", "",
         "Generated from seed examples, checked by validators, then reviewed one item at a time by people "
         "(approve, edit or reject) in the seedloop review app. Load with `datasets.load_from_disk('data')`.", "",
-        "Each record is its item's **resolved version**. Every decision is a vote for the version its "
-        "reviewer was shown (the original, or a pending edit): approve votes for it, an edit for the new "
-        "text and labels, reject for rejecting. Once an item has the decisions it needs, the version (or "
-        "reject) with a strict majority of the votes wins; without one a third reviewer decides, and a "
-        "three-way split goes to a reviewer with the adjudicator role, whose vote settles it. Records "
-        "whose winning version is an edit have `source = edited` and the original in `provenance.original`.", "",
+        "Each record is its item's **resolved version**. Until an item has the decisions it needs, every "
+        "reviewer is shown the original alone and votes independently: approve votes for it, an edit for "
+        "the new text and labels, reject for rejecting. The version (or reject) with a strict majority of "
+        "the votes wins; on a split a third reviewer, shown each version with who voted for it, breaks the "
+        "tie, and a three-way split goes to a reviewer with the adjudicator role, whose ruling settles it. "
+        "Records whose winning version is an edit have `source = edited` and the original in "
+        "`provenance.original`. Agreement below is computed over the independent votes only; acceptance "
+        "counts resolved items (approved as is: the original survived unchanged).", "",
         "## Counts", "",
         f"- records: {len(records)} ({sum(r.source == 'edited' for r in records)} edited by a reviewer)",
         f"- queue status: {json.dumps(s['status'])}",
         f"- languages: {json.dumps(dict(langs.most_common()), ensure_ascii=False)}",
         f"- labels: {json.dumps(dict(labels.most_common()), ensure_ascii=False)}", "",
         "## Acceptance by prompt template", "",
-        _table(s["acceptance_by_template"], ["template_id", "decisions", "acceptance", "approved_as_is"]), "",
+        _table(s["acceptance_by_template"], ["template_id", "items", "acceptance", "approved_as_is"]), "",
         "## Acceptance by sampling strategy", "",
-        _table(s["acceptance_by_strategy"], ["strategy", "decisions", "acceptance", "approved_as_is"]), "",
+        _table(s["acceptance_by_strategy"], ["strategy", "items", "acceptance", "approved_as_is"]), "",
         "## Agreement", "",
         f"- inter-annotator (Krippendorff's alpha, nominal, `krippendorff` package) on {ia['items']} items "
         f"decided by two or more of {ia['raters']} reviewers: {ia['alpha']} (raw pairwise agreement "

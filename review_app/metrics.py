@@ -5,7 +5,9 @@
                      # (scikit-learn), model-vs-human agreement
 
 A decision's *outcome* is what it says about the item: "reject", or the label it ends with
-(approve keeps the claimed label, edit may change it). Agreement compares outcomes.
+(approve keeps the claimed label, edit may change it). Agreement compares outcomes of independent
+votes only: those cast while the item still lacked its votes, when every annotator is shown the
+original alone. Tie-breaks and adjudicators' rulings see the other votes, so they are left out.
 """
 
 from __future__ import annotations
@@ -89,29 +91,32 @@ def throughput(decided: list[dict[str, Any]], log: list[dict[str, Any]]) -> list
     return rows
 
 
-def acceptance(decided: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
-    """Per value of `key` (template_id, strategy): how many decisions accepted the item as is,
-    after an edit, or rejected it. Low acceptance marks generation settings that waste reviewers' time."""
+def acceptance(outcomes: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """Per value of `key` (template_id, strategy) over resolved items: how many ended approved (the
+    original survived unchanged), edited (a reviewer's version won) or rejected. `acceptance` is
+    (approved + edited) / resolved, `approved_as_is` approved / resolved. Low acceptance marks
+    generation settings that waste reviewers' time."""
     groups: dict[str, Counter[str]] = defaultdict(Counter)
-    for d in decided:
-        groups[d[key] or "(none)"][d["action"]] += 1
+    for item in outcomes:
+        if item["status"] in ("approved", "edited", "rejected"):
+            groups[item[key] or "(none)"][item["status"]] += 1
     rows = []
     for value, c in sorted(groups.items()):
         total = sum(c.values())
-        rows.append({key: value, "decisions": total, "approved": c["approve"], "edited": c["edit"],
-                     "rejected": c["reject"], "acceptance": round((c["approve"] + c["edit"]) / total, 3),
-                     "approved_as_is": round(c["approve"] / total, 3)})
+        rows.append({key: value, "items": total, "approved": c["approved"], "edited": c["edited"],
+                     "rejected": c["rejected"], "acceptance": round((c["approved"] + c["edited"]) / total, 3),
+                     "approved_as_is": round(c["approved"] / total, 3)})
     return rows
 
 
 def inter_annotator(decided: list[dict[str, Any]]) -> dict[str, Any]:
-    """Agreement between people on items that two or more of them decided (adjudicators' rulings
-    left out: they are not independent ratings). `alpha`: Krippendorff's alpha over all raters;
+    """Agreement between people on items that two or more of them decided independently (tie-breaks
+    and adjudicators' rulings left out: they saw the other votes). `alpha`: Krippendorff's alpha over all raters;
     `pairs`: Cohen's kappa for each two annotators who decided two or more of the same items;
     `raw_agreement`: the share of agreeing pairs of decisions on the same item."""
     ratings: dict[int, dict[str, str]] = defaultdict(dict)
     for d in decided:
-        if not d.get("adjudication"):
+        if d.get("phase") == "independent":
             ratings[d["item_id"]][d["annotator"]] = outcome(d)
     shared = {i: r for i, r in ratings.items() if len(r) >= 2}
     agree = total = 0
@@ -154,11 +159,14 @@ def model_vs_human(decided: list[dict[str, Any]]) -> dict[str, Any]:
 def summary(store: ReviewStore) -> dict[str, Any]:
     decided = store.counted_decisions()
     log = store.decision_log()
+    outcomes = store.item_outcomes()
+    status = store.counts("status")
     return {
-        "status": store.counts("status"), "label": store.counts("label"), "lang": store.counts("lang"),
+        "status": status, "total": sum(status.values()),
+        "label": store.counts("label"), "lang": store.counts("lang"),
         "throughput": throughput(decided, log),
-        "acceptance_by_template": acceptance(decided, "template_id"),
-        "acceptance_by_strategy": acceptance(decided, "strategy"),
+        "acceptance_by_template": acceptance(outcomes, "template_id"),
+        "acceptance_by_strategy": acceptance(outcomes, "strategy"),
         "inter_annotator": inter_annotator(decided),
         "model_vs_human": model_vs_human(decided),
     }

@@ -1,10 +1,13 @@
-"""Decisions and how an item resolves: every vote is for the version its annotator was shown.
+"""Decisions and how an item resolves: independent votes first, then a tie-break or an adjudicator.
 
     decision_id = record_decision(conn, row, "ana", "approve", ...)   # inside the store's transaction
     settle(conn, item_id)           # status, decisions needed, version shown: from the counted votes
 
-The rule (strict majority over versions; a third vote, then an adjudicator, when votes split; undo
-recomputes): docs/review.md#votes-versions-and-how-an-item-resolves-resolvepy
+The rule: docs/review.md#votes-versions-and-how-an-item-resolves-resolvepy. In short: until an item
+has the votes asked for at enqueue, everyone is shown the original and votes on it alone
+(`independent`); a split after that goes to a third annotator (`tiebreak`) or an adjudicator
+(`adjudication`), who see every version side by side with who voted for it; the version (or reject)
+with a strict majority wins, and an adjudicator's ruling settles it.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ ACTIONS = ("approve", "reject", "edit")
 ADJUDICATOR = "adjudicator"
 ROLES = ("annotator", ADJUDICATOR)
 STATUSES = ("pending", "disputed", "approved", "edited", "rejected")
+PHASES = ("independent", "tiebreak", "adjudication")
 
 
 @dataclass(frozen=True)
@@ -56,8 +60,34 @@ def version_of(conn: Connection, row: Any, version_id: str) -> Version | None:
     return Version(version_id, found.text_after, json.loads(found.labels_after_json), found.annotator, found.id)
 
 
+def phase_of(status: str, decided: int, base_needed: int) -> str:
+    """What a vote on an item in this state is: 'independent' while the item still lacks the votes
+    asked for at enqueue, 'tiebreak' on a split pending item, 'adjudication' on a disputed one;
+    '' for a resolved item (no vote possible)."""
+    if status == "disputed":
+        return "adjudication"
+    if status != "pending":
+        return ""
+    return "independent" if decided < base_needed else "tiebreak"
+
+
+def view_of(status: str, decided: int, base_needed: int, revision: int) -> str:
+    """A token for what an annotator is shown: the same for every independent vote on an item (they
+    all see the original alone), otherwise tied to the item's revision (the votes in view)."""
+    phase = phase_of(status, decided, base_needed)
+    return "original" if phase == "independent" else f"{phase or status}@{revision}"
+
+
 class DecisionError(Exception):
     """A decision that cannot be recorded; the store turns it into its `Conflict`."""
+
+
+class StaleView(DecisionError):
+    """The item changed between the annotator opening it and voting; the vote is refused."""
+
+
+class SlotsTaken(DecisionError):
+    """Every open slot of the item is leased to others (e.g. someone took theirs back with undo)."""
 
 
 def role_of(conn: Connection, annotator: str) -> str:
@@ -65,26 +95,39 @@ def role_of(conn: Connection, annotator: str) -> str:
 
 
 def record_decision(conn: Connection, row: Any, annotator: str, action: str, *, label_name: str,
-                    version: str | None, label: str | None, text: str | None, labels: dict[str, str] | None,
-                    reason: str, now: float, others_leasing: int) -> int:
+                    version: str | None, view: str | None, label: str | None, text: str | None,
+                    labels: dict[str, str] | None, reason: str, now: float, others_leasing: int) -> int:
     """Append one decision on the (locked) item `row` and its vote; returns the decision id.
 
-    `version` is the version the annotator was shown (None: the one the item shows now)."""
+    `version`: for approve, the version voted for (None: the original); for edit, the version edited
+    (None: the original). `view`: the `Item.view` the annotator was shown; a different one now refuses
+    the vote (`StaleView`). Independent votes may only approve the original or make an edit of it."""
     item_id = row["id"]
     if action not in ACTIONS:
         fail(f"unknown action '{action}' (choose from: {', '.join(ACTIONS)})")
-    adjudication = row["status"] == "disputed"
-    if adjudication:
-        if role_of(conn, annotator) != ADJUDICATOR:
+    phase = phase_of(row["status"], row["decided"], row["base_needed"])
+    is_adjudicator = role_of(conn, annotator) == ADJUDICATOR
+    if phase == "adjudication":
+        if not is_adjudicator:
             raise DecisionError(f"item {item_id}: disputed; it waits for an annotator with the "
                                 f"'{ADJUDICATOR}' role")
         if others_leasing:
             raise DecisionError(f"item {item_id}: claimed by another adjudicator")
-    elif row["status"] != "pending":
+    elif not phase:
         raise DecisionError(f"item {item_id}: already decided ({row['status']})")
-    elif row["decided"] + others_leasing >= row["needed"]:
-        raise DecisionError(f"item {item_id}: claimed by another annotator")
-    shown = version_of(conn, row, version or row["version"])
+    current = view_of(row["status"], row["decided"], row["base_needed"], row["revision"])
+    if view is not None and view != current:
+        raise StaleView(f"item {item_id}: this item changed since you opened it (a vote was cast or undone); "
+                        "your vote was not counted; look at it again")
+    if phase != "adjudication" and row["decided"] + others_leasing >= row["needed"]:
+        raise SlotsTaken(f"item {item_id}: claimed by another annotator")
+    if phase == "tiebreak" and is_adjudicator:
+        phase = "adjudication"  # an adjudicator on a split rules on it
+    base = version or row["original_version"]
+    if phase == "independent" and base != row["original_version"]:
+        raise DecisionError(f"item {item_id}: still waiting for independent votes; approve the original or "
+                            "make your own edit")
+    shown = version_of(conn, row, base)
     if shown is None:
         raise DecisionError(f"item {item_id}: no version '{version}' of this item")
     new_text, new_labels = shown.text, dict(shown.labels)
@@ -105,7 +148,8 @@ def record_decision(conn: Connection, row: Any, annotator: str, action: str, *, 
         label_before=shown.labels.get(label_name, row["label"]), label_after=new_labels.get(label_name, row["label"]),
         labels_after_json=json.dumps(new_labels, ensure_ascii=False),
         text_before=shown.text, text_after=new_text, reason=reason, created_at=now,
-        version_shown=shown.id, version=voted, adjudication=int(adjudication),
+        version_shown=row["original_version"] if phase == "independent" else shown.id, version=voted,
+        adjudication=int(phase == "adjudication"), phase=phase,
     )).inserted_primary_key[0]
     conn.execute(votes.insert().values(item_id=item_id, annotator=annotator, decision_id=decision_id))
     settle(conn, item_id)
@@ -130,7 +174,8 @@ def remove_vote(conn: Connection, annotator: str, now: float) -> int | None:
 
 
 def settle(conn: Connection, item_id: int) -> None:
-    """Recompute an item's derived state (status, needed, decided, version shown) from its counted votes."""
+    """Recompute an item's derived state (status, needed, decided, version shown, revision) from its
+    counted votes."""
     row = conn.execute(select(items.c.base_needed, items.c.original_version).where(items.c.id == item_id)).one()
     counted = conn.execute(
         select(decisions.c.id, decisions.c.action, decisions.c.version, decisions.c.adjudication)
@@ -143,28 +188,26 @@ def settle(conn: Connection, item_id: int) -> None:
     if len(counted) >= needed:
         top, votes_for_top = Counter(outcomes).most_common(1)[0]
         if rulings:
-            winner, needed = rulings[-1], max(needed, 3)
+            winner, needed = rulings[-1], max(needed, len(counted))
         elif votes_for_top * 2 > len(counted):
             winner = top
         elif len(counted) < 3:
-            needed = 3  # a disagreement: a third annotator decides
+            needed = 3  # a split: a third annotator (or an adjudicator) breaks the tie
         else:
             status, needed = "disputed", len(counted)
     if winner == "reject":
         status = "rejected"
     elif winner is not None:
         status = "approved" if winner == row.original_version else "edited"
-    # The version the item shows: the winner once resolved, else the latest counted edit that changed it.
-    edits = [d for d in counted if d.action == "edit" and d.version != row.original_version]
+    # Until it resolves the item shows the original (independent review); then the winning version.
     version, by = row.original_version, None
-    if winner not in (None, "reject"):
+    if winner not in (None, "reject", row.original_version):
         version = winner
-        by = next((d.id for d in reversed(edits) if d.version == winner), None)
-        if by is None and winner != row.original_version:  # its proposer was undone; the first proposal
+        by = next((d.id for d in reversed(counted) if d.action == "edit" and d.version == winner), None)
+        if by is None:  # its proposer was undone; the first proposal of that content
             by = conn.execute(select(decisions.c.id).where(
                 decisions.c.item_id == item_id, decisions.c.action == "edit", decisions.c.version == winner,
             ).order_by(decisions.c.id).limit(1)).scalar()
-    elif edits:
-        version, by = edits[-1].version, edits[-1].id
     conn.execute(update(items).where(items.c.id == item_id).values(
-        status=status, decided=len(counted), needed=needed, version=version, version_decision=by))
+        status=status, decided=len(counted), needed=needed, version=version, version_decision=by,
+        revision=items.c.revision + 1))

@@ -4,11 +4,15 @@
     store.enqueue(records, reviews=1)                   # same records twice -> added 0
     item = store.claim("ana")                           # most doubtful free item, leased to ana
     store.decide(item.id, "ana", "edit", label="negative", text="...", reason="label was wrong")
-    store.decide(item.id, "bob", "approve", version=item.version)  # a vote for the version bob was shown
+    store.decide(item.id, "bob", "approve", view=item.view)  # refused if the item changed since bob saw it
     store.undo_last("ana")                              # a new 'undo' decision; the log only grows
 
 Every state change is one transaction. No Streamlit import here: the app, the CLI and the demo all call
-this module. Votes: `review_app.resolve`; next item and leases: `review_app.queue`.
+this module. Votes: `review_app.resolve`; next item and leases: `review_app.queue`. A database that
+cannot be reached is one `DatabaseUnavailable` line naming host and database, never the password; a
+decision whose database went away is either confirmed stored or reported `NotSaved`.
+The store trusts the annotator name its caller gives: who may act under which name is the app's
+sign-in (`review_app.auth`); anyone holding the database URL can write to the database anyway.
 Concurrency: docs/review.md#design-review_appstorepy
 """
 
@@ -24,18 +28,21 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
 from core.errors import UserError, fail
 from core.records import Record
 from review_app import queue
-from review_app.engine import database_url, make_engine
+from review_app.engine import Busy, DatabaseUnavailable, database_url, make_engine, safe_url, translate_errors
 from review_app.items import ITEMS as _ITEMS
 from review_app.items import Item, to_item
 from review_app.resolve import (
     ACTIONS,
     ROLES,
     DecisionError,
+    SlotsTaken,
+    StaleView,
     original_version,
     record_decision,
     remove_vote,
@@ -46,10 +53,19 @@ from review_app.schema import decisions, items, migrate, roles, votes
 
 ORDERS = queue.ORDERS
 DEFAULT_LEASE_S = 600.0
+RETRIES = 4  # a transaction Postgres rolled back for a deadlock or serialization conflict runs again
 
 
 class Conflict(UserError):
     """The decision cannot be recorded as asked (already decided, claimed by someone else)."""
+
+
+class Stale(Conflict):
+    """The item changed since the annotator opened it (a vote cast or undone); their vote was refused."""
+
+
+class NotSaved(DatabaseUnavailable):
+    """A decision the database did not confirm: it went away before or while committing."""
 
 
 @dataclass(frozen=True)
@@ -88,6 +104,7 @@ class ReviewStore:
     def __init__(self, db: str | Path, *, lease_seconds: float = DEFAULT_LEASE_S,
                  clock: Callable[[], float] = time.time, create: bool = True):
         self.url = database_url(db)
+        self.safe_url = safe_url(self.url)  # what may be printed or logged
         self.lease_seconds = lease_seconds
         self.clock = clock
         url = make_url(self.url)
@@ -97,7 +114,8 @@ class ReviewStore:
                  f"`python -m review_app enqueue --db {url.database} --in accepted.jsonl`)")
         if self.is_sqlite and url.database:
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = make_engine(self.url, self.is_sqlite)
+        with translate_errors(self.url):
+            self.engine = make_engine(self.url, self.is_sqlite)
         with self._write() as conn:
             migrate(conn)
 
@@ -109,14 +127,14 @@ class ReviewStore:
     def _write(self, *, durable: bool = True) -> Iterator[Connection]:
         """A write transaction. `durable=False` (claims, releases: a lost lease is harmless) skips the
         fsync at commit on SQLite; the next durable commit syncs those pages too."""
-        with self.engine.connect() as conn:
+        with translate_errors(self.url), self.engine.connect() as conn:
             conn = conn.execution_options(sqlite_sync="FULL" if durable else "NORMAL")
             with conn.begin():
                 yield conn
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
+        with translate_errors(self.url), self.engine.connect() as conn:
             conn = conn.execution_options(sqlite_begin="DEFERRED")
             with conn.begin():
                 yield conn
@@ -137,15 +155,18 @@ class ReviewStore:
             nonlocal added, skipped
             if not pending:
                 return
-            with self._write() as conn:
-                known = set(conn.execute(select(items.c.record_id).where(items.c.record_id.in_(list(pending))))
-                            .scalars())
-                rows = [self._item_row(r, reviews, double_fraction, seed, source_file)
-                        for rid, r in pending.items() if rid not in known]
-                if rows:
-                    conn.execute(items.insert(), rows)
-            added += len(rows)
-            skipped += len(pending) - len(rows)
+            rows = [self._item_row(r, reviews, double_fraction, seed, source_file) for r in pending.values()]
+            # INSERT ... ON CONFLICT DO NOTHING: two runs enqueueing the same file at once both succeed;
+            # the rows the other run inserted first are simply skipped (no check-then-insert race).
+            dialect = postgresql if not self.is_sqlite else sqlite
+            stmt = dialect.insert(items).on_conflict_do_nothing(index_elements=["record_id"]).returning(items.c.id)
+            def insert() -> int:
+                with self._write() as conn:
+                    return len(conn.execute(stmt, rows).all())
+
+            new = self._retry(insert)
+            added += new
+            skipped += len(rows) - new
             pending.clear()
 
         for record in records:
@@ -185,24 +206,41 @@ class ReviewStore:
         annotator = _check_annotator(annotator)
         if order not in queue.ORDERS:
             fail(f"unknown queue order '{order}' (choose from: {', '.join(queue.ORDERS)})")
+        return self._retry(lambda: self._claim(annotator, order=order, lang=lang, label=label, flag=flag,
+                                               exclude=exclude))
+
+    def _claim(self, annotator: str, *, order: str, lang: str | None, label: str | None, flag: str | None,
+               exclude: Iterable[int]) -> Item | None:
         now = self.clock()
         with self._write(durable=False) as conn:
-            queue.expire(conn, now)
-            held = queue.held_item(conn, annotator)
+            held = queue.held_item(conn, annotator, now)
             if held is not None:
-                queue.renew(conn, held, annotator, now + self.lease_seconds)
+                queue.renew(conn, held, annotator, now, now + self.lease_seconds)
                 return self._item(conn, held)
-            item_id = queue.next_free(conn, annotator, order=order, lock=not self.is_sqlite, lang=lang,
+            item_id = queue.next_free(conn, annotator, now=now, order=order, lock=not self.is_sqlite, lang=lang,
                                       label=label, flag=flag, exclude=exclude)
             if item_id is None:
                 return None
-            queue.lease(conn, item_id, annotator, now + self.lease_seconds)
+            queue.lease(conn, item_id, annotator, now=now, expires_at=now + self.lease_seconds)
             return self._item(conn, item_id)
+
+    def _retry(self, step: Callable[[], Any]) -> Any:
+        for attempt in range(RETRIES):
+            try:
+                return step()
+            except Busy:  # rolled back whole: nothing was written, so running it again is safe
+                if attempt == RETRIES - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def release(self, item_id: int, annotator: str) -> None:
         """Give a leased item back to the queue (skip)."""
-        with self._write(durable=False) as conn:
-            queue.drop_lease(conn, item_id, annotator)
+        def step() -> None:
+            with self._write(durable=False) as conn:
+                queue.drop_lease(conn, item_id, annotator, self.clock())
+
+        self._retry(step)
 
     def holds_lease(self, item_id: int, annotator: str) -> bool:
         with self._read() as conn:
@@ -224,24 +262,39 @@ class ReviewStore:
             return role_of(conn, annotator)
 
     def decide(self, item_id: int, annotator: str, action: str, *, version: str | None = None,
-               label: str | None = None, text: str | None = None, labels: dict[str, str] | None = None,
-               reason: str = "") -> int:
+               view: str | None = None, label: str | None = None, text: str | None = None,
+               labels: dict[str, str] | None = None, reason: str = "") -> int:
         """Record one vote and return its decision id (the rule: `review_app.resolve`).
 
-        `version` is the id of the version the annotator was shown (`Item.version` from `claim` or
-        `get`); the vote counts for that version even if someone edited the item since. Without it,
-        the version the item shows now. `edit` takes a new `label` and/or `text` (and other output
-        fields via `labels`) relative to that version; `reject` should say why in `reason`.
+        `view` is the `Item.view` the annotator was shown (from `claim` or `get`): when the item has
+        changed since in a way that matters (its votes split, a vote was undone), the vote is refused
+        with `Stale` rather than counted for something they did not see. `version`: approve votes for
+        that version (a tie-breaker or adjudicator choosing one; default the original); edit edits it.
+        `edit` takes a new `label` and/or `text` (and other output fields via `labels`); `reject`
+        should say why in `reason`.
 
         Raises `Conflict` when the item is already decided, was already decided by this annotator,
-        every open slot is leased to someone else, or it is disputed and they are no adjudicator.
-        Works without a lease (unattended review)."""
+        every open slot is leased to someone else, or it is disputed and they are no adjudicator;
+        `NotSaved` when the database went away and the vote is not in it. Works without a lease
+        (unattended review)."""
         annotator = _check_annotator(annotator)
         if action not in ACTIONS:
             fail(f"unknown action '{action}' (choose from: {', '.join(ACTIONS)})")
         now = self.clock()
+        try:
+            return self._retry(lambda: self._decide(item_id, annotator, action, now, version=version, view=view,
+                                                    label=label, text=text, labels=labels, reason=reason))
+        except SlotsTaken as exc:
+            # The slot is someone else's: let go of ours, so the next claim moves on to another item.
+            self.release(item_id, annotator)
+            raise Conflict(str(exc)) from None
+        except NotSaved:
+            raise
+        except DatabaseUnavailable as exc:
+            return self._confirm(item_id, annotator, now, exc)
+
+    def _decide(self, item_id: int, annotator: str, action: str, now: float, **kw: Any) -> int:
         with self._write() as conn:
-            queue.expire(conn, now)
             query = select(items).where(items.c.id == item_id)
             row = conn.execute(query if self.is_sqlite else query.with_for_update()).mappings().first()
             if row is None:
@@ -249,13 +302,33 @@ class ReviewStore:
             if conn.execute(select(votes.c.decision_id).where(votes.c.item_id == item_id,
                                                               votes.c.annotator == annotator)).scalar():
                 raise Conflict(f"item {item_id}: {annotator} already decided it")
-            mine = queue.drop_lease(conn, item_id, annotator)
+            others = queue.others_leasing(conn, item_id, annotator, now)
             try:
-                return record_decision(conn, row, annotator, action, label_name=label_field(row["task"]),
-                                       version=version, label=label, text=text, labels=labels, reason=reason,
-                                       now=now, others_leasing=row["leased"] - int(mine))
+                decision_id = record_decision(conn, row, annotator, action, label_name=label_field(row["task"]),
+                                              now=now, others_leasing=others, **kw)
+            except StaleView as exc:
+                raise Stale(str(exc)) from None
+            except SlotsTaken:
+                raise
             except DecisionError as exc:
                 raise Conflict(str(exc)) from None
+            queue.drop_lease(conn, item_id, annotator, now)
+            return decision_id
+
+    def _confirm(self, item_id: int, annotator: str, at: float, error: DatabaseUnavailable) -> int:
+        """After the database went away during a decision: its id when the vote reached the database
+        after all (the commit went through before the connection dropped), else `NotSaved`."""
+        try:
+            with self._read() as conn:
+                found = conn.execute(select(decisions.c.id).join(votes, votes.c.decision_id == decisions.c.id).where(
+                    votes.c.item_id == item_id, votes.c.annotator == annotator, decisions.c.created_at == at,
+                )).scalar()
+        except DatabaseUnavailable:
+            raise NotSaved(f"item {item_id}: not saved, {error}; decide it again once the database is back "
+                           "(if it had reached the database, the item will not come back to you)") from None
+        if found is None:
+            raise NotSaved(f"item {item_id}: not saved, {error}; decide it again") from None
+        return int(found)
 
     def undo_last(self, annotator: str) -> int | None:
         """Undo `annotator`'s latest decision that still counts: an 'undo' row is appended, the item's
@@ -264,14 +337,16 @@ class ReviewStore:
         (None: nothing to undo)."""
         annotator = _check_annotator(annotator)
         now = self.clock()
+        return self._retry(lambda: self._undo(annotator, now))
+
+    def _undo(self, annotator: str, now: float) -> int | None:
         with self._write() as conn:
-            queue.expire(conn, now)
             item_id = remove_vote(conn, annotator, now)
             if item_id is None:
                 return None
             # Whatever they were looking at goes back to the queue; the undone item comes to them.
-            queue.drop_all_leases(conn, annotator)
-            queue.lease(conn, item_id, annotator, now + self.lease_seconds)
+            queue.drop_all_leases(conn, annotator, now)
+            queue.lease(conn, item_id, annotator, now=now, expires_at=now + self.lease_seconds)
             return item_id
 
     # ---- reading ----------------------------------------------------------------------------
@@ -314,10 +389,13 @@ class ReviewStore:
         return item.text, item.labels, [dict(r) for r in counted]
 
     def versions(self, item_id: int) -> list[dict[str, Any]]:
-        """Every version of an item with its counted votes (the adjudicator's overview): id, text,
-        labels, proposed_by, votes (annotator names), oldest first; then rejects as version 'reject'."""
+        """Every version of an item with its counted votes (what a tie-breaker or adjudicator compares):
+        version id, title ('original' or 'edit by bob'), text, labels, proposed_by, votes (annotator
+        names), oldest first; then the rejects as version 'reject' (title 'reject')."""
         with self._read() as conn:
-            row = conn.execute(select(items).where(items.c.id == item_id)).mappings().one()
+            row = conn.execute(select(items).where(items.c.id == item_id)).mappings().first()
+            if row is None:
+                fail(f"item {item_id}: no such item")
             proposed = conn.execute(select(decisions.c.version).where(
                 decisions.c.item_id == item_id, decisions.c.action == "edit").order_by(decisions.c.id)).scalars()
             counted = conn.execute(select(decisions.c.annotator, decisions.c.action, decisions.c.version)
@@ -327,11 +405,15 @@ class ReviewStore:
             out = []
             for vid in ids:
                 v = version_of(conn, row, vid)
-                out.append({"version": vid, "text": v.text, "labels": v.labels, "proposed_by": v.proposed_by,
-                            "votes": [d.annotator for d in counted if d.action != "reject" and d.version == vid]})
+                voters = [d.annotator for d in counted if d.action != "reject" and d.version == vid]
+                if vid != row["original_version"] and not voters:
+                    continue  # an edit nobody votes for any more (undone): nothing to choose
+                out.append({"version": vid, "title": "original" if not v.proposed_by else f"edit by {v.proposed_by}",
+                            "text": v.text, "labels": v.labels, "proposed_by": v.proposed_by, "votes": voters})
         rejects = [d.annotator for d in counted if d.action == "reject"]
         if rejects:
-            out.append({"version": "reject", "text": "", "labels": {}, "proposed_by": "", "votes": rejects})
+            out.append({"version": "reject", "title": "reject", "text": "", "labels": {}, "proposed_by": "",
+                        "votes": rejects})
         return out
 
     def decision_log(self, *, annotator: str | None = None) -> list[dict[str, Any]]:
@@ -355,6 +437,13 @@ class ReviewStore:
         col = items.c[column]
         with self._read() as conn:
             return {str(k): int(v) for k, v in conn.execute(select(col, func.count()).group_by(col).order_by(col))}
+
+    def item_outcomes(self) -> list[dict[str, Any]]:
+        """Per item: id, status, template_id, strategy, task (what acceptance is counted over)."""
+        query = select(items.c.id, items.c.status, items.c.template_id, items.c.strategy, items.c.task) \
+            .order_by(items.c.id)
+        with self._read() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
 
     def filter_values(self) -> dict[str, list[str]]:
         """Languages, labels and validator flags present in the queue (for the app's filters)."""

@@ -3,20 +3,15 @@ the two databases the store runs on: a SQLite file and a real PostgreSQL server 
 
 from __future__ import annotations
 
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from core.errors import UserError
 from core.io import write_jsonl_atomic
 from core.records import Record, Verdict
+from review_app.local_postgres import LocalPostgres, bindir
 
 LABELS = ["positive", "negative", "neutral"]
 HOSTILE = ["<script>alert(1)</script>", "![pwned](http://127.0.0.1:9/pwned.png) **not bold**"]
@@ -57,70 +52,32 @@ def accepted(tmp_path: Path) -> Path:
 
 
 # ---- a real PostgreSQL server for the store tests ------------------------------------------------
-def _pg_bindir() -> Path | None:
-    """Debian's server binaries (postgresql-NN), else initdb on PATH."""
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
-    if found:
-        return found[-1].parent
-    initdb = shutil.which("initdb")
-    return Path(initdb).parent if initdb else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[LocalPostgres]:
+    """A throwaway PostgreSQL server on a free loopback port for the whole test session
+    (`review_app.local_postgres`); skipped only when the server binaries are not installed."""
+    if bindir() is None:
+        pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
+    try:
+        server = LocalPostgres()
+    except UserError as exc:
+        pytest.skip(str(exc))
+    with server:
+        yield server
 
 
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    """A throwaway PostgreSQL server on a free loopback port for the whole test session; yields the
-    server's SQLAlchemy URL (no database). Run as the `postgres` system user when we are root (the
-    server refuses to run as root); skipped only when the server binaries are not installed."""
-    bindir = _pg_bindir()
-    if bindir is None:
-        pytest.skip("PostgreSQL server binaries not installed (apt-get install postgresql)")
-    as_user: list[str] = []
-    base = Path(tempfile.mkdtemp(prefix="seedloop-pg-"))
-    if os.geteuid() == 0:
-        try:
-            pw = pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no 'postgres' system user to run the server as")
-        os.chown(base, pw.pw_uid, pw.pw_gid)
-        as_user = ["runuser", "-u", "postgres", "--"]
-    data, port = base / "data", _free_port()
-
-    def pg(*args: str) -> None:
-        res = subprocess.run([*as_user, *args], capture_output=True, text=True, timeout=120)
-        if res.returncode:
-            log = (base / "server.log").read_text() if (base / "server.log").exists() else ""
-            raise RuntimeError(f"{args[0]} failed: {res.stdout}{res.stderr}{log}")
-
-    pg(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale")
-    # fsync off: a test server, thrown away at the end; nothing here tests Postgres's own durability.
-    pg(str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "server.log"), "-w", "-t", "60", "-o",
-       f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off", "start")
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
-    finally:
-        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-                       capture_output=True, timeout=120)
-        shutil.rmtree(base, ignore_errors=True)
+def postgres_server(pg_server: LocalPostgres) -> str:
+    """The session server's SQLAlchemy URL (no database)."""
+    return pg_server.url
 
 
 @pytest.fixture
-def pg_url(postgres_server: str) -> Iterator[str]:
+def pg_url(pg_server: LocalPostgres) -> Iterator[str]:
     """A fresh, empty database on the test server (dropped afterwards)."""
-    import psycopg
-
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    dsn = postgres_server.replace("postgresql+psycopg://", "postgresql://") + "/postgres"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    yield f"{postgres_server}/{name}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    url = pg_server.create_database()
+    yield url
+    pg_server.drop_database(url.rsplit("/", 1)[1])
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

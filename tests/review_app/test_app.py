@@ -1,4 +1,5 @@
-"""The Streamlit app through AppTest: sign-in, approve, reject, relabel, edit, skip, undo, dashboard."""
+"""The Streamlit app through AppTest: sign-in (open and users file), approve, reject, relabel, edit, skip,
+undo, a split shown side by side, a stale vote refused, long texts, dashboard, database errors."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ def app(tmp_path, accepted, monkeypatch):
     db = tmp_path / "review.db"
     enqueue_file(ReviewStore(db), accepted)
     monkeypatch.setenv("SEEDLOOP_REVIEW_DB", str(db))
-    monkeypatch.delenv("SEEDLOOP_REVIEW_PASSWORD", raising=False)
+    for var in ("SEEDLOOP_REVIEW_PASSWORD", "SEEDLOOP_REVIEW_USERS", "SEEDLOOP_REVIEW_AUTH_HEADER"):
+        monkeypatch.delenv(var, raising=False)
     at = AppTest.from_file(APP, default_timeout=60)
     at.run()
     return at, ReviewStore(db)
@@ -100,18 +102,45 @@ def test_dashboard_page(app):
     at.sidebar.radio(key="page").set_value("Dashboard").run()
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
+    assert metrics["total"] == "12" and metrics["disputed"] == "0"
     assert metrics["pending"] == "10" and metrics["approved"] == "1" and metrics["rejected"] == "1"
+    assert "Raw agreement" in metrics
     assert len(at.dataframe) == 3
 
 
-def test_shared_password(app, monkeypatch):
+def test_the_old_shared_password_is_refused_with_what_to_do(app, monkeypatch):
     at, _ = app
     monkeypatch.setenv("SEEDLOOP_REVIEW_PASSWORD", "s3cret")
     at.run()
-    sign_in(at, password="wrong")
-    assert at.error[0].value == "Wrong password." and "annotator" not in at.session_state
-    sign_in(at, password="s3cret")
-    assert "annotator" in at.session_state and at.session_state.annotator == "ana"
+    assert "no longer accepted" in at.error[0].value and "users add" in at.error[0].value
+    assert not at.text_input  # no way in
+
+
+def test_users_file_sign_in_and_nobody_votes_under_anothers_name(app, tmp_path, monkeypatch):
+    """With a users file, a name is an identity: bob's name with ana's password does not get in, and
+    everything ana does is recorded as ana (the page has no name field once signed in)."""
+    from review_app.auth import UsersFile
+
+    at, store = app
+    users = UsersFile(tmp_path / "users.txt")
+    users.set_password("ana", "ana-password")
+    users.set_password("bob", "bob-password")
+    users.save()
+    monkeypatch.setenv("SEEDLOOP_REVIEW_USERS", str(users.path))
+    at.run()
+    assert at.text_input(key="login_password").proto.type == at.text_input(key="login_password").proto.PASSWORD
+    sign_in(at, "bob", password="ana-password")  # ana trying to vote as bob
+    assert at.error[0].value == "Wrong name or password." and "annotator" not in at.session_state
+    sign_in(at, "carol", password="ana-password")  # a name not in the file
+    assert at.error[0].value == "Wrong name or password." and "annotator" not in at.session_state
+    sign_in(at, "ana", password="ana-password")
+    assert at.session_state.annotator == "ana" and "Signed in as ana" in [t.value for t in at.sidebar.text]
+    assert not [t for t in at.text_input if t.key == "login_name"]
+    click(at, "approve_")
+    click(at, "reject_")
+    assert {d["annotator"] for d in store.decision_log()} == {"ana"}
+    at.sidebar.button(key="sign_out").click().run()
+    assert "annotator" not in at.session_state and at.text_input(key="login_name")
 
 
 def test_missing_database_is_one_clear_error(tmp_path, monkeypatch):
@@ -151,7 +180,8 @@ def test_empty_edit_is_one_clear_message(app):
     assert store.decision_log() == [] and current_id(at) == item_id
 
 
-def test_a_pending_edit_is_shown_with_its_author_and_voted_on(tmp_path, monkeypatch):
+def split_item(tmp_path, monkeypatch) -> tuple[ReviewStore, int]:
+    """One item needing two votes: ana approved 'positive', bob relabelled 'negative': a split."""
     from tests.review_app.conftest import make_records
 
     db = tmp_path / "review.db"
@@ -161,11 +191,66 @@ def test_a_pending_edit_is_shown_with_its_author_and_voted_on(tmp_path, monkeypa
     store.decide(item_id, "ana", "approve")
     store.decide(item_id, "bob", "edit", label="negative", reason="bad news")
     monkeypatch.setenv("SEEDLOOP_REVIEW_DB", str(db))
-    monkeypatch.delenv("SEEDLOOP_REVIEW_PASSWORD", raising=False)
+    for var in ("SEEDLOOP_REVIEW_PASSWORD", "SEEDLOOP_REVIEW_USERS", "SEEDLOOP_REVIEW_AUTH_HEADER"):
+        monkeypatch.delenv(var, raising=False)
+    return store, item_id
+
+
+def test_a_split_is_shown_side_by_side_and_settled_by_a_button(tmp_path, monkeypatch):
+    store, item_id = split_item(tmp_path, monkeypatch)
     at = sign_in(AppTest.from_file(APP, default_timeout=60).run(), "cat")
     shown = texts(at)
-    assert "Edit proposed by bob; the generator claimed label: positive" in shown
-    assert "Edited label: negative" in shown and "decision 3 of 3" in shown[0]
+    assert "split: your decision breaks the tie" in shown[0]
+    assert "Split: your decision breaks the tie." in [w.value for w in at.warning]
+    assert "Claimed label: positive" in shown  # the original, as the item stands
+    assert [t for t in shown if t.startswith(("Original", "Edit by", "votes:"))] == [
+        "Original", "votes: ana", "Edit by bob", "votes: bob"]
+    assert [b.label for b in at.button if b.key.startswith("choose_")] == ["Choose this version"] * 2
+    click(at, "choose_1_")  # bob's version
+    item = store.get(item_id)
+    assert (item.status, item.labels) == ("edited", {"label": "negative"})
+    assert store.decision_log()[-1]["phase"] == "tiebreak"
+
+
+def test_a_vote_on_an_item_that_changed_is_refused_and_said_so(tmp_path, monkeypatch):
+    store, _ = split_item(tmp_path, monkeypatch)
+    at = sign_in(AppTest.from_file(APP, default_timeout=60).run(), "cat")
+    assert "split" in texts(at)[0]
+    store.undo_last("bob")  # while cat looks at the split, bob takes his vote back
     click(at, "approve_")
-    assert store.get(item_id).status == "edited" and store.final_state(item_id)[1] == {"label": "negative"}
-    assert store.decision_log()[-1]["version_shown"] == store.get(item_id).version
+    assert "this item changed since you opened it" in at.warning[0].value
+    assert [d["annotator"] for d in store.decision_log()] == ["ana", "bob", "bob"]  # cat's vote not counted
+
+
+def test_long_text_sits_in_a_scroll_box_with_a_warning(tmp_path, monkeypatch):
+    from core.records import Record
+
+    db = tmp_path / "review.db"
+    text = "Nordvik Shipping " + "sales rose again;" * 1200
+    ReviewStore(db).enqueue([Record.new(task="fin_sentiment", lang="en", text=text, labels={"label": "positive"},
+                                        source="synthetic")])
+    monkeypatch.setenv("SEEDLOOP_REVIEW_DB", str(db))
+    monkeypatch.delenv("SEEDLOOP_REVIEW_USERS", raising=False)
+    at = sign_in(AppTest.from_file(APP, default_timeout=60).run())
+    assert f"This text is {len(text):,} characters; the task allows 320" in at.warning[0].value
+    assert text in texts(at)
+
+
+def test_validators_read_one_way_and_reasons_are_in_full(app):
+    at, _ = app
+    sign_in(at)
+    frame = at.dataframe[0].value
+    assert list(frame.columns[:3]) == ["validator", "verdict", "score"]
+    assert set(frame["verdict"]) <= {"pass", "flag"} and "score measures" in frame.columns
+    assert any("doubt 1.00: how unsure the validators are" in c.value for c in at.caption)
+
+
+def test_unreachable_database_is_one_line_without_the_password_on_the_page(monkeypatch):
+    from review_app.local_postgres import free_port
+
+    port = free_port()  # nothing listens there
+    monkeypatch.setenv("SEEDLOOP_REVIEW_DB", f"postgresql+psycopg://review:Hunter2-secret@127.0.0.1:{port}/teamdb")
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    [error] = at.error
+    assert error.value.startswith("review database unavailable: database 'teamdb' on host 127.0.0.1:")
+    assert "Hunter2-secret" not in error.value and "\n" not in error.value and not at.exception

@@ -109,39 +109,65 @@ def test_agreement_numbers_are_the_libraries_on_known_examples():
 
 
 def test_dashboard_agreement_over_three_annotators(tmp_path):
+    """Alpha, kappa and raw agreement over the independent votes of three annotators, who each
+    double-review with the other two; the tie-breaker's votes (dan) are left out."""
     store = ReviewStore(tmp_path / "r.db")
-    store.enqueue(make_records(8), reviews=2)
-    for _ in range(8):
-        item = store.claim("ana")
-        store.decide(item.id, "ana", "approve", version=item.version)
-        item = store.claim("bob")
-        if item.id % 4:
-            store.decide(item.id, "bob", "approve", version=item.version)
+    store.enqueue(make_records(9), reviews=2)
+    pairs_of = [("ana", "bob"), ("bob", "cat"), ("ana", "cat")]
+    for n, item in enumerate(store.list_items()):
+        first, second = pairs_of[n % 3]
+        store.decide(item.id, first, "approve", view=item.view)
+        if n % 4:
+            store.decide(item.id, second, "approve", view=item.view)
         else:
-            store.decide(item.id, "bob", "reject", reason="wrong label")
-    while (item := store.claim("cat")) is not None:  # the two split items get a third decision
-        store.decide(item.id, "cat", "reject", reason="wrong label")
+            store.decide(item.id, second, "reject", reason="wrong label", view=item.view)
+    while (item := store.claim("dan")) is not None:  # the three split items get a tie-break
+        store.decide(item.id, "dan", "reject", reason="wrong label", view=item.view)
     s = summary(store)
     ia = s["inter_annotator"]
-    assert (ia["items"], ia["raters"]) == (8, 3)
-    # pairs of decisions on the same item: 6 items x 1 agreeing pair + 2 items x (ana-bob no, ana-cat no, bob-cat yes)
-    assert ia["raw_agreement"] == round(8 / 12, 3)
-    ratings = {}
+    assert (ia["items"], ia["raters"]) == (9, 3)
+    assert ia["raw_agreement"] == round(6 / 9, 3)  # items 0, 4, 8 split; dan's tie-breaks do not count
+    ratings: dict[int, dict[str, str]] = {}
     for d in store.counted_decisions():
-        ratings.setdefault(d["item_id"], {})[d["annotator"]] = "reject" if d["action"] == "reject" else d["label_after"]
+        if d["annotator"] != "dan":
+            ratings.setdefault(d["item_id"], {})[d["annotator"]] = "reject" if d["action"] == "reject" else \
+                d["label_after"]
     assert ia["alpha"] == round(krippendorff_alpha(ratings), 3)
     pairs = {(p["a"], p["b"]): p for p in ia["pairs"]}
-    ab = [(r["ana"], r["bob"]) for r in ratings.values()]
-    assert pairs["ana", "bob"]["items"] == 8
-    assert pairs["ana", "bob"]["kappa"] == round(cohen_kappa_score(*zip(*ab, strict=True)), 3)
-    assert ("ana", "cat") in pairs and pairs["ana", "cat"]["items"] == 2
-    assert {r["annotator"] for r in s["throughput"]} == {"ana", "bob", "cat"}
+    assert set(pairs) == {("ana", "bob"), ("ana", "cat"), ("bob", "cat")}  # never dan
+    ab = [(r["ana"], r["bob"]) for r in ratings.values() if {"ana", "bob"} <= set(r)]
+    assert pairs["ana", "bob"]["items"] == 3
+    assert pairs["ana", "bob"]["kappa"] == (None if len(set(sum(ab, ()))) < 2 else
+                                            round(cohen_kappa_score(*zip(*ab, strict=True)), 3))
+    assert {r["annotator"] for r in s["throughput"]} == {"ana", "bob", "cat", "dan"}
     by_template = {r["template_id"]: r for r in s["acceptance_by_template"]}
     assert set(by_template) == {"direct", "fewshot"}
+    assert s["total"] == 9 and sum(s["status"].values()) == 9
     mh = s["model_vs_human"]
     assert mh["items"] == mh_expected(store) and 0 <= mh["agreement"] <= 1
     stats = json.loads(cli("stats", "--db", str(tmp_path / "r.db")).stdout)
     assert stats["inter_annotator"] == ia
+
+
+def test_one_editor_and_a_tie_break_is_disagreement_and_not_approved_as_is(tmp_path):
+    """The issue's case: three double-reviewed items, ana relabels each, bob (shown the original)
+    approves it, cat breaks the tie for ana's version. Raw agreement is 0, not 1; all three ended
+    edited, so approved as is is 0 and acceptance 1."""
+    store = ReviewStore(tmp_path / "r.db")
+    store.enqueue(make_records(5)[::2], reviews=2)  # three items, all of template 'direct'
+    for item in store.list_items():
+        other = next(label for label in ("positive", "negative", "neutral") if label != item.label)
+        store.decide(item.id, "ana", "edit", label=other, view=item.view)
+        shown = store.get(item.id)
+        assert shown.is_original and shown.phase == "independent"
+        store.decide(item.id, "bob", "approve", view=shown.view)
+        split = store.get(item.id)
+        store.decide(item.id, "cat", "approve", version=store.versions(item.id)[1]["version"], view=split.view)
+    assert store.counts("status") == {"edited": 3}
+    s = summary(store)
+    assert s["inter_annotator"]["raw_agreement"] == 0.0 and s["inter_annotator"]["raters"] == 2
+    [row] = s["acceptance_by_template"]
+    assert (row["items"], row["edited"], row["approved_as_is"], row["acceptance"]) == (3, 3, 0.0, 1.0)
 
 
 def test_dpo_pairs_load_with_datasets_in_trl_format(tmp_path, reviewed):
@@ -151,20 +177,81 @@ def test_dpo_pairs_load_with_datasets_in_trl_format(tmp_path, reviewed):
     out = tmp_path / "dpo.jsonl"
     res = cli("export", "--db", str(tmp_path / "review.db"), "--out", str(out), "--format", "dpo")
     assert res.returncode == 0, res.stderr
+    # the fixture's edits set label 'neutral' and a new text: a relabel (classification pair), except
+    # on the item that was neutral already (a text edit: generation pair)
     assert "wrote 3 preference pairs" in res.stdout
+    assert "1 generation" in res.stdout and "2 classification" in res.stdout
     ds = load_dataset("json", data_files=str(out), split="train")
-    assert ds.column_names == ["prompt", "chosen", "rejected"] and len(ds) == 3
+    assert ds.column_names == ["prompt", "chosen", "rejected", "kind"] and len(ds) == 3
     edited = {i.text: i for i in reviewed.list_items(status="edited")}
     for row in ds:
         assert is_conversational(row)
         assert [m["role"] for m in row["prompt"]] == ["system", "user"]
-        assert row["prompt"][1]["content"].startswith("Write one ")
-        chosen = json.loads(row["chosen"][0]["content"])
-        rejected = json.loads(row["rejected"][0]["content"])
-        item = edited[chosen["text"]]  # chosen: the reviewer's edit; rejected: the model's sample
-        assert chosen == {"text": item.text, "label": "neutral"}
-        assert rejected == {"text": item.record.text, "label": item.record.labels["label"]}
         assert row["chosen"][0]["role"] == row["rejected"][0]["role"] == "assistant"
+        if row["kind"] == "generation":
+            chosen = json.loads(row["chosen"][0]["content"])
+            item = edited[chosen["text"]]
+            assert row["prompt"][1]["content"] == item.record.provenance["prompt"]
+            assert chosen["label"] == item.record.labels["label"] == "neutral"
+            assert json.loads(row["rejected"][0]["content"])["text"] == item.record.text
+        else:
+            text = next(t for t in edited if t in row["prompt"][1]["content"])  # the reviewer's text
+            assert row["chosen"][0]["content"] == "neutral"  # the corrected label: fin_sentiment answers it bare
+            assert row["rejected"][0]["content"] == edited[text].record.labels["label"] != "neutral"
+
+
+def test_dpo_export_text_edit_and_relabel_tokenize_and_train_with_trl(tmp_path):
+    """A text edit (label kept) gives a generation pair: the prompt that asked for that label, the
+    edited sample over the original. A relabel gives a classification pair: the task's prompt with
+    the text, the corrected label over the claimed one. Both go through TRL's own DPO preprocessing
+    (DPOTrainer tokenizes them with the tiny model's chat template) and one training step."""
+    from datasets import load_dataset
+    from trl import DPOConfig, DPOTrainer
+
+    from backends.models import load_model
+    from core.tasks import load_task
+
+    store = ReviewStore(tmp_path / "review.db")
+    store.enqueue(make_records(3))
+    text_edit, relabel, approve = store.list_items()
+    store.decide(text_edit.id, "ana", "edit", text="Nordvik Shipping's quarterly sales rose 9%.", reason="wording")
+    store.decide(relabel.id, "ana", "edit", label="positive", reason="it is good news")
+    store.decide(approve.id, "ana", "approve")
+    out = tmp_path / "dpo.jsonl"
+    res = cli("export", "--db", str(tmp_path / "review.db"), "--out", str(out), "--format", "dpo")
+    assert res.returncode == 0, res.stderr
+    assert "wrote 2 preference pairs" in res.stdout
+    assert "1 generation" in res.stdout and "1 classification" in res.stdout
+    ds = load_dataset("json", data_files=str(out), split="train")
+    gen, cls = (next(r for r in ds if r["kind"] == k) for k in ("generation", "classification"))
+
+    claimed = text_edit.record.labels["label"]
+    assert gen["prompt"][1]["content"] == text_edit.record.provenance["prompt"]  # asked for `claimed`
+    assert f"Write one {claimed} " in gen["prompt"][1]["content"]
+    assert json.loads(gen["chosen"][0]["content"]) == {"text": "Nordvik Shipping's quarterly sales rose 9%.",
+                                                      "label": claimed}
+    assert json.loads(gen["rejected"][0]["content"]) == {"text": text_edit.record.text, "label": claimed}
+
+    task = load_task("fin_sentiment")
+    assert cls["prompt"] == task.classify_messages(relabel.record.text, relabel.record.lang)
+    assert relabel.record.labels["label"] == "negative"
+    assert (cls["chosen"][0]["content"], cls["rejected"][0]["content"]) == ("positive", "negative")
+
+    model, tokenizer = load_model("tiny", device="cpu")
+    trainer = DPOTrainer(model=model, train_dataset=ds, processing_class=tokenizer,
+                         args=DPOConfig(output_dir=str(tmp_path / "dpo"), report_to=[], per_device_train_batch_size=2,
+                                        max_steps=1, use_cpu=True, save_strategy="no", seed=0))
+    processed = trainer.train_dataset
+    assert len(processed) == 2
+    for row in processed:
+        chosen = tokenizer.decode(row["chosen_ids"])
+        rejected = tokenizer.decode(row["rejected_ids"])
+        assert row["prompt_ids"] and chosen != rejected
+        if row["kind"] == "generation":
+            assert "rose 9%" in chosen and "rose 9%" not in rejected
+        else:
+            assert chosen.startswith("positive") and rejected.startswith("negative")
+    assert trainer.train().training_loss > 0
 
 
 def mh_expected(store: ReviewStore) -> int:

@@ -165,6 +165,9 @@ import json, sys
 from review_app.store import ReviewStore
 store = ReviewStore(sys.argv[1])
 name = sys.argv[2]
+if len(sys.argv) > 3:  # behind a barrier: say we are ready, wait for the go
+    print("ready", flush=True)
+    sys.stdin.readline()
 while True:
     item = store.claim(name)
     if item is None:
@@ -174,14 +177,26 @@ while True:
 """
 
 
+def start_behind_barrier(argvs: list[list[str]]) -> list[subprocess.Popen]:
+    """Start one process per argv, wait until every one has imported and opened its store (it
+    prints 'ready'), then let them all go at once: no process gets a head start on a loaded machine."""
+    procs = [subprocess.Popen([PY, "-c", *argv, "barrier"], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True) for argv in argvs]
+    for p in procs:
+        assert p.stdout.readline().strip() == "ready"
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()  # communicate() closes it
+    return procs
+
+
 @pytest.mark.parametrize("engine", ["sqlite", "postgres"])
 def test_two_annotators_never_claim_the_same_item(request, tmp_path, engine):
     # Two processes work one queue: SQLite serialises them (BEGIN IMMEDIATE), Postgres lets them run
     # side by side (FOR UPDATE SKIP LOCKED). Neither may lease or decide an item the other took.
     db, n = (str(tmp_path / "r.db"), 1000) if engine == "sqlite" else (request.getfixturevalue("pg_url"), 400)
     ReviewStore(db).enqueue(make_records(n))
-    procs = [subprocess.Popen([PY, "-c", WORKER, str(db), name], cwd=REPO, stdout=subprocess.PIPE, text=True)
-             for name in ("w1", "w2")]
+    procs = start_behind_barrier([[WORKER, str(db), name] for name in ("w1", "w2")])
     outs = [p.communicate(timeout=300)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs)
     done = [[json.loads(line)[0] for line in out.splitlines()] for out in outs]
@@ -191,6 +206,73 @@ def test_two_annotators_never_claim_the_same_item(request, tmp_path, engine):
     log = store.decision_log()
     assert len(log) == n and len({d["item_id"] for d in log}) == n
     assert store.counts("status").get("pending", 0) == 0
+
+
+ENQUEUER = """
+import sys
+from core.io import read_records
+from review_app.store import ReviewStore
+store = ReviewStore(sys.argv[1])
+records = read_records(sys.argv[2])
+print("ready", flush=True)
+sys.stdin.readline()
+res = store.enqueue(records, batch=50)
+print(res.added, res.skipped, flush=True)
+"""
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_two_concurrent_enqueues_of_one_file_both_succeed(request, tmp_path, engine):
+    """INSERT ... ON CONFLICT DO NOTHING: the rows one run inserted first are skipped by the other,
+    never an IntegrityError; together they add every record exactly once."""
+    from core.io import write_jsonl_atomic
+
+    db = str(tmp_path / "r.db") if engine == "sqlite" else request.getfixturevalue("pg_url")
+    ReviewStore(db).close()  # the schema exists; the race is over the rows
+    path = tmp_path / "accepted.jsonl"
+    write_jsonl_atomic(path, make_records(1500))
+    procs = [subprocess.Popen([PY, "-c", ENQUEUER, db, str(path)], cwd=REPO, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for p in procs:
+        assert p.stdout.readline().strip() == "ready"
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()  # communicate() closes it
+    results = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in results]
+    counts = [tuple(map(int, out.split())) for out, _ in results]
+    assert sum(added for added, _ in counts) == 1500
+    assert all(added + skipped == 1500 for added, skipped in counts)
+    assert ReviewStore(db).counts("status") == {"pending": 1500}
+
+
+def test_a_claim_never_waits_for_expired_leases_held_elsewhere(pg_url):
+    """Expired leases are free in the claim query itself: no clean-up of every expired lease before a
+    claim, which used to wait for whoever held one of those rows (here: a decision in progress)."""
+    import threading
+
+    import psycopg
+
+    clock = Clock()
+    store = ReviewStore(pg_url, lease_seconds=60, clock=clock)
+    store.enqueue(make_records(3))
+    first = store.claim("ana")
+    clock.t += 61  # ana's lease has run out, and her slow decision on that item is still in progress:
+    blocker = psycopg.connect(pg_url.replace("postgresql+psycopg://", "postgresql://"))
+    blocker.execute("SELECT * FROM items WHERE id = %s FOR UPDATE", (first.id,))
+    blocker.execute("SELECT * FROM leases WHERE item_id = %s FOR UPDATE", (first.id,))
+    got: list = []
+    worker = threading.Thread(target=lambda: got.append(store.claim("bob")), daemon=True)
+    try:
+        worker.start()
+        worker.join(timeout=60)
+        assert got, "bob's claim waited for the row locks on an expired lease"
+        assert got[0].id != first.id  # the locked item is skipped, the next one taken
+    finally:
+        blocker.rollback()
+        blocker.close()
+        worker.join(timeout=60)
+    assert store.claim("cat").id == first.id  # and the expired one is free for the next claimer
 
 
 def test_database_survives_kill_mid_decision(tmp_path):

@@ -1,73 +1,84 @@
-"""Votes mean what the annotator was shown: versions, majority, adjudication, undo; migrations on both engines."""
+"""Votes mean what the annotator was shown: independent double review, tie-breaks, adjudication, stale
+votes refused, undo; on both engines."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from sqlalchemy import MetaData, Table, create_engine, inspect, select
 
 from core.errors import UserError
 from core.records import content_version
-from review_app.schema import MIGRATIONS, migrate, schema_migrations
-from review_app.store import Conflict, ReviewStore
+from review_app.store import Conflict, ReviewStore, Stale
 from tests.review_app.conftest import make_records
 
 
-def three_on_one(db_url: str, **kw) -> tuple[ReviewStore, int]:
-    """One fin_sentiment item claimed 'positive', needing two decisions (the third comes on disagreement)."""
+def two_needed(db_url: str, n: int = 1, **kw) -> tuple[ReviewStore, int]:
+    """`n` fin_sentiment items, the first claimed 'positive', each needing two independent decisions."""
     store = ReviewStore(db_url, **kw)
-    store.enqueue(make_records(1), reviews=2)
+    store.enqueue(make_records(n), reviews=2)
     item = store.list_items()[0]
-    assert item.label == "positive" and item.needed == 2
+    assert item.label == "positive" and item.needed == 2 and item.phase == "independent"
     return store, item.id
 
 
-def test_a_vote_is_for_the_version_shown(db_url):
-    store, item_id = three_on_one(db_url)
+def test_the_second_annotator_sees_the_original_not_the_first_ones_edit(db_url):
+    store, item_id = two_needed(db_url)
     a = store.claim("ana")
-    assert a.is_original and a.labels == {"label": "positive"}
-    store.decide(a.id, "ana", "approve", version=a.version)  # ana approves positive
+    store.decide(a.id, "ana", "edit", label="negative", reason="it is bad news", view=a.view)
     b = store.claim("bob")
-    assert b.is_original  # bob sees the original too: ana approved it, nobody edited it
-    store.decide(b.id, "bob", "edit", version=b.version, label="negative", reason="it is bad news")
+    assert b.id == item_id and b.phase == "independent"
+    assert (b.is_original, b.labels, b.proposed_by) == (True, {"label": "positive"}, "")  # never ana's edit
+    assert b.version == content_version(b.record.text, dict(b.record.labels))
+    with pytest.raises(Conflict, match="waiting for independent votes"):  # not even by naming its version
+        store.decide(b.id, "bob", "approve", version=store.decision_log()[0]["version"], view=b.view)
+    store.decide(b.id, "bob", "approve", view=b.view)
     item = store.get(item_id)
-    assert (item.status, item.needed) == ("pending", 3)  # 1:1, a third decides
-    c = store.claim("cat")  # cat is shown the pending edit, with who proposed it
-    assert (c.labels, c.proposed_by, c.is_original) == ({"label": "negative"}, "bob", False)
-    assert c.text == c.record.text and c.version != a.version
-    store.decide(c.id, "cat", "approve", version=c.version)
-    assert store.get(item_id).status == "edited"
-    _, labels, counted = store.final_state(item_id)
-    assert labels == {"label": "negative"}  # bob + cat: the majority
-    assert [d["version"] for d in counted] == [a.version, c.version, c.version]
-    assert [d["version_shown"] for d in counted] == [a.version, a.version, c.version]
+    assert (item.status, item.needed, item.phase) == ("pending", 3, "tiebreak")  # 1:1 after the quorum
+    assert item.is_original  # still shown as the original until it resolves
+    c = store.claim("cat")
+    assert c.id == item_id and c.phase == "tiebreak"
+    versions = store.versions(item_id)
+    assert [(v["title"], v["labels"], v["votes"]) for v in versions] == [
+        ("original", {"label": "positive"}, ["bob"]), ("edit by ana", {"label": "negative"}, ["ana"])]
+    store.decide(c.id, "cat", "approve", version=versions[1]["version"], view=c.view)  # "choose this version"
+    item = store.get(item_id)
+    assert (item.status, item.labels, item.proposed_by) == ("edited", {"label": "negative"}, "ana")
+    log = store.decision_log()
+    assert [(d["annotator"], d["phase"]) for d in log] == [
+        ("ana", "independent"), ("bob", "independent"), ("cat", "tiebreak")]
+    assert [d["version_shown"] for d in log[:2]] == [b.version, b.version]  # both were shown the original
 
 
-def test_approving_the_original_when_an_edit_is_pending_votes_for_the_original(db_url):
-    # The bug this guards against: cat was shown the original (an older page, or an API caller that
-    # says so) and approved it; the vote used to go to bob's edit and export bob's minority label.
-    store = ReviewStore(db_url)
-    store.enqueue(make_records(4)[::3], reviews=2)  # two items, both claimed 'positive'
-    first, second = (i.id for i in store.list_items())
-    original = store.get(first).version
-    store.decide(first, "ana", "approve", version=original)
-    store.decide(first, "bob", "edit", version=original, label="negative")
-    store.decide(first, "cat", "approve", version=original)
-    item = store.get(first)
-    assert item.status == "approved" and item.labels == {"label": "positive"} and item.is_original
-    assert store.final_state(first)[1] == {"label": "positive"}
-    # relabelling the pending edit back to the claimed label is a vote for the original as well
-    store.decide(second, "ana", "approve")
-    store.decide(second, "bob", "edit", label="negative")
-    shown = store.get(second)
-    assert shown.labels == {"label": "negative"}
-    store.decide(second, "cat", "edit", version=shown.version, label="positive")
-    assert store.get(second).status == "approved" and store.get(second).labels["label"] == "positive"
+def test_independent_votes_are_not_stale_for_each_other(db_url):
+    store, item_id = two_needed(db_url)
+    a, b = store.claim("ana"), store.claim("bob")  # both open the item before either votes
+    assert a.id == b.id == item_id and a.view == b.view == "original"
+    store.decide(a.id, "ana", "approve", view=a.view)
+    store.decide(b.id, "bob", "approve", view=b.view)  # ana's vote changed nothing bob was shown
+    assert store.get(item_id).status == "approved"
 
 
-def test_three_way_split_goes_to_an_adjudicator(db_url):
-    store, item_id = three_on_one(db_url)
+def test_a_vote_on_a_view_that_changed_is_refused_not_counted(db_url):
+    store, item_id = two_needed(db_url)
+    store.decide(item_id, "ana", "approve")
+    store.decide(item_id, "bob", "reject", reason="off-topic")
+    c = store.claim("cat")
+    assert (c.id, c.phase) == (item_id, "tiebreak")
+    store.undo_last("bob")  # the split is gone while cat looks at it
+    with pytest.raises(Stale, match="changed since you opened it"):
+        store.decide(c.id, "cat", "reject", reason="garbled", view=c.view)
+    assert [d["annotator"] for d in store.decision_log()] == ["ana", "bob", "bob"]  # nothing of cat's
+    again = store.claim("cat")  # cat keeps the lease and sees the item as it stands now
+    assert again.id == item_id and again.phase == "independent" and again.view != c.view
+    # ...but bob took his slot back with undo: cat is told so and let go, the queue moves on
+    with pytest.raises(Conflict, match="claimed by another annotator"):
+        store.decide(again.id, "cat", "approve", view=again.view)
+    assert store.claim("cat") is None
+    store.decide(item_id, "bob", "approve")
+    assert store.get(item_id).status == "approved"
+
+
+def test_three_way_split_goes_to_an_adjudicator_who_picks_a_version(db_url):
+    store, item_id = two_needed(db_url)
     store.decide(item_id, "ana", "approve")
     store.decide(item_id, "bob", "edit", label="negative")
     store.decide(item_id, "cat", "reject", reason="garbled")
@@ -78,29 +89,43 @@ def test_three_way_split_goes_to_an_adjudicator(db_url):
     store.set_role("eve", "adjudicator")
     assert store.role("eve") == "adjudicator" and store.role("dan") == "annotator"
     item = store.claim("eve")
-    assert item.id == item_id and item.status == "disputed"
+    assert item.id == item_id and item.phase == "adjudication"
     versions = store.versions(item_id)
-    assert [(v["labels"].get("label"), v["votes"]) for v in versions] == [
-        ("positive", ["ana"]), ("negative", ["bob"]), (None, ["cat"])]
-    store.decide(item_id, "eve", "approve", version=versions[1]["version"])
+    assert [(v["title"], v["labels"].get("label"), v["votes"]) for v in versions] == [
+        ("original", "positive", ["ana"]), ("edit by bob", "negative", ["bob"]), ("reject", None, ["cat"])]
+    store.decide(item_id, "eve", "approve", version=versions[1]["version"], view=item.view)
     item = store.get(item_id)
     assert (item.status, item.labels) == ("edited", {"label": "negative"})
-    assert store.decision_log()[-1]["adjudication"] == 1
+    assert store.decision_log()[-1]["adjudication"] == 1 and store.decision_log()[-1]["phase"] == "adjudication"
     assert store.undo_last("eve") == item_id and store.get(item_id).status == "disputed"
     with pytest.raises(UserError, match="unknown role"):
         store.set_role("eve", "boss")
 
 
+def test_an_adjudicator_who_takes_a_split_rules_on_it(db_url):
+    store, item_id = two_needed(db_url)
+    store.decide(item_id, "ana", "approve")
+    store.decide(item_id, "bob", "edit", text="A rewritten sentence.")
+    store.set_role("eve", "adjudicator")
+    item = store.claim("eve")
+    assert item.id == item_id and item.phase == "tiebreak"
+    store.decide(item_id, "eve", "edit", label="neutral", view=item.view)  # a third version: still settles it
+    item = store.get(item_id)
+    assert (item.status, item.labels, item.text) == ("edited", {"label": "neutral"}, item.record.text)
+    assert store.decision_log()[-1]["phase"] == "adjudication"
+
+
 def test_undo_lowers_the_number_needed_again(db_url):
-    store, item_id = three_on_one(db_url)
+    store, item_id = two_needed(db_url)
     store.decide(item_id, "ana", "approve")
     store.decide(item_id, "bob", "reject", reason="off-topic")
     assert store.get(item_id).needed == 3
     store.undo_last("bob")
     item = store.get(item_id)
-    assert (item.status, item.needed, item.decided) == ("pending", 2, 1)
+    assert (item.status, item.needed, item.decided, item.phase) == ("pending", 2, 1, "independent")
     store.decide(item_id, "bob", "approve")
     assert store.get(item_id).status == "approved"
+    assert store.decision_log()[-1]["phase"] == "independent"
 
 
 def test_an_edit_is_relative_to_the_version_shown_and_empty_edits_are_refused(db_url):
@@ -111,58 +136,18 @@ def test_an_edit_is_relative_to_the_version_shown_and_empty_edits_are_refused(db
         store.decide(item.id, "ana", "edit", text="   ")
     with pytest.raises(UserError, match="edited label is empty"):
         store.decide(item.id, "ana", "edit", label="")
-    with pytest.raises(Conflict, match="no version"):
+    with pytest.raises(Conflict, match="waiting for independent votes"):
         store.decide(item.id, "ana", "approve", version="0123456789abcdef")
     assert store.decision_log() == []  # nothing half-written
-    store.decide(item.id, "ana", "edit", text="A new sentence.", version=item.version)
+    store.decide(item.id, "ana", "edit", text="A new sentence.", view=item.view)
     text, labels, _ = store.final_state(item.id)
     assert (text, labels) == ("A new sentence.", item.labels)
     assert store.get(item.id).version == content_version("A new sentence.", item.labels)
 
 
-def test_migrations_run_on_both_engines(db_url):
-    store = ReviewStore(db_url)
-    with store.engine.connect() as conn:
-        versions = conn.execute(select(schema_migrations.c.version)).scalars().all()
-        tables = set(inspect(conn).get_table_names())
-        columns = {c["name"] for c in inspect(conn).get_columns("decisions")}
-    assert sorted(versions) == [v for v, _, _ in MIGRATIONS]
-    assert {"items", "decisions", "votes", "leases", "roles", "schema_migrations"} <= tables
-    assert {"version_shown", "version", "adjudication"} <= columns
-    ReviewStore(db_url)  # opening again applies nothing and breaks nothing
-    with store.engine.begin() as conn:
-        assert migrate(conn) == []
-
-
-def test_upgrade_from_version_2_keeps_and_versions_old_decisions(db_url):
-    """A database made before migration 3, with an edited item, opens and reads correctly."""
-    engine = create_engine(db_url if "://" in db_url else f"sqlite:///{db_url}")
-    records = make_records(2)
-    with engine.begin() as conn:
-        schema_migrations.create(conn)
-        for version, name, step in MIGRATIONS[:2]:
-            step(conn)
-            conn.execute(schema_migrations.insert().values(version=version, name=name, applied_at=0.0))
-        md = MetaData()
-        items_v2, decisions_v2, votes_v2 = (Table(n, md, autoload_with=conn) for n in ("items", "decisions", "votes"))
-        ids = []
-        for n, rec in enumerate(records):
-            ids.append(conn.execute(items_v2.insert().values(
-                record_id=rec.id, task=rec.task, lang=rec.lang, label=rec.labels["label"], flags=",",
-                template_id="", strategy="", doubt=0.5, rand_key=0.1, record_json=rec.model_dump_json(),
-                status="edited" if n == 0 else "pending", needed=1, decided=1 if n == 0 else 0, leased=0,
-                enqueued_at=0.0, source_file="")).inserted_primary_key[0])
-        decision = conn.execute(decisions_v2.insert().values(
-            item_id=ids[0], annotator="ana", action="edit", label_before="positive", label_after="neutral",
-            labels_after_json=json.dumps({"label": "neutral"}), text_before=records[0].text,
-            text_after="Old edit.", reason="", created_at=0.0)).inserted_primary_key[0]
-        conn.execute(votes_v2.insert().values(item_id=ids[0], annotator="ana", decision_id=decision))
-    engine.dispose()
-    store = ReviewStore(db_url)
-    edited, fresh = store.get(ids[0]), store.get(ids[1])
-    assert (edited.status, edited.text, edited.labels, edited.proposed_by) == (
-        "edited", "Old edit.", {"label": "neutral"}, "ana")
-    assert edited.version == content_version("Old edit.", {"label": "neutral"})
-    assert fresh.is_original and fresh.version == content_version(records[1].text, dict(records[1].labels))
-    store.decide(fresh.id, "bob", "approve", version=fresh.version)  # new ids follow on after the old ones
-    assert store.get(fresh.id).status == "approved" and store.decision_log()[-1]["id"] > decision
+def test_the_same_edit_made_independently_is_agreement(db_url):
+    store, item_id = two_needed(db_url)
+    store.decide(item_id, "ana", "edit", label="negative")
+    store.decide(item_id, "bob", "edit", label="negative")  # bob never saw ana's edit; same content
+    item = store.get(item_id)
+    assert (item.status, item.labels) == ("edited", {"label": "negative"})
