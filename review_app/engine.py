@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, exc
 from sqlalchemy.engine import URL, make_url
 
 from core.errors import UserError
+from core.urls import redact_url
 from review_app.paths import check_db_path
 
 CONNECT_TIMEOUT_S = 10  # an unreachable host is one line after this long, not a hang
@@ -66,8 +67,8 @@ def safe_url(db: str | Path | URL) -> str:
     if "://" not in text:
         return text
     try:
-        return make_url(text).render_as_string(hide_password=True)
-    except (exc.ArgumentError, ValueError):
+        return redact_url(text)
+    except ValueError:
         return "(an unparseable database URL)"
 
 
