@@ -134,7 +134,7 @@ def baseline_predictions(
     """
     held = {normalise_text(r.text) for r in items}
     preds = [INVALID] * len(items)
-    info: dict[str, Any] = {"by_lang": {}, "missing_langs": []}
+    info: dict[str, Any] = {"classifiers": {}, "missing_langs": []}
     for lang in sorted({r.lang for r in items}):
         rows = [r for r in train if r.lang == lang and task.normalise_label(r.labels.get(task.label_name, ""))]
         kept = [r for r in rows if normalise_text(r.text) not in held]
@@ -146,7 +146,7 @@ def baseline_predictions(
         clf = fit_classifier(lang, [r.text for r in kept], labels, seed=seed)
         for i, label in zip(where, clf.predict([items[i].text for i in where]), strict=True):
             preds[i] = label
-        info["by_lang"][lang] = {"classifier": DESCRIPTIONS[clf.kind], "features": clf.kind, "train": len(kept),
+        info["classifiers"][lang] = {"classifier": DESCRIPTIONS[clf.kind], "features": clf.kind, "train": len(kept),
                                  "train_labels": dict(sorted(Counter(labels).items())),
                                  "dropped_eval_overlap": len(rows) - len(kept)}
     return preds, info

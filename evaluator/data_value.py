@@ -59,6 +59,7 @@ NEAR_COPY = 0.9  # cosine at or above which a sample counts as a near-copy (docs
 MIN_SAMPLES = 20  # fewer synthetic samples than this: no MAUVE / precision-recall / Vendi (meaningless)
 MAX_SUBSAMPLE = 2000  # cap of the equal-size subsamples (pairwise distances are n x n)
 REAL_SELF_SAMPLE = 2000  # real texts whose nearest other real text gives the real data's own near-copy rate
+LABEL_DOUBT = 0.15  # label agreement this far below the real eval accuracy: the verdict doubts the labels
 PROJECTION_REAL = 1000  # real texts drawn in the 2-D projection
 VERSION = 1
 CONDITIONS = ("real", "synthetic", "real_synthetic")  # the cheap classifier's training sets
@@ -272,7 +273,8 @@ def _utility(task: Task, lang: str, real: list[Record], held: list[Record], synt
     sets = {"real": real, "synthetic": synth, "real_synthetic": real + synth if synth else []}
     preds: dict[str, list[str]] = {}
     out: dict[str, Any] = {"classifier": DESCRIPTIONS[feature_kind(lang)],
-                           "majority": majority_baseline(gold, [lang] * len(gold)), "train": {}, "comparisons": {}}
+                           "majority": majority_baseline(gold, [lang] * len(gold)), "train": {}, "comparisons": {},
+                           "label_agreement": None}
     out["majority"].pop("by_lang")
     for name, rows in sets.items():
         if not rows:
@@ -283,6 +285,12 @@ def _utility(task: Task, lang: str, real: list[Record], held: list[Record], synt
         m = classification_metrics(gold, preds[name], task.label_names, seed=seed, n_bootstrap=n_bootstrap)
         out["train"][name] = {"n_train": len(rows), **{key: m[key] for key in (
             "accuracy", "accuracy_ci", "macro_f1", "macro_f1_ci", "per_class")}}
+        if name == "real" and synth:
+            # Label check: how often the real-data classifier gives a synthetic sample its label, next to how
+            # often it is right on real eval items. Far below it, many synthetic labels are likely wrong.
+            agree = [p == r.labels[label] for p, r in zip(clf.predict([r.text for r in synth]), synth, strict=True)]
+            out["label_agreement"] = {"n": len(synth), "agreement": float(np.mean(agree)),
+                                      "real_eval_accuracy": m["accuracy"]}
     for a, b in (("real", "real_synthetic"), ("real", "synthetic")):
         if a in preds and b in preds and sets["synthetic"]:
             out["comparisons"][f"{b}_vs_{a}"] = paired(gold, preds[a], preds[b], a, b, seed=seed,
@@ -399,6 +407,13 @@ def language_verdict(lang: str, out: dict[str, Any]) -> str:
             text += f" (the real data's own rate: {_pct(own['near_copy_share'])})"
         parts.append(text)
     util = out["utility"]
+    agreement = (util or {}).get("label_agreement")
+    if agreement and agreement["n"] >= MIN_SAMPLES:
+        a, ref = agreement["agreement"], agreement["real_eval_accuracy"]
+        text = f"the real-data classifier agrees with {_pct(a)} of the synthetic labels ({_pct(ref)} on real eval items)"
+        if a < ref - LABEL_DOUBT:
+            text += ": many synthetic labels look wrong"
+        parts.append(text)
     comp = (util or {}).get("comparisons", {})
     if "real_synthetic_vs_real" in comp:
         c = comp["real_synthetic_vs_real"]

@@ -117,6 +117,11 @@ def _language(lang: str, data: dict[str, Any], figures: dict[str, str]) -> list[
             else:
                 lines.append(f"| {CONDITION_NAMES[name]} | 0 | - | - |")
         lines += [f"| majority class (`{util['majority']['label']}`) | - | {_pct(util['majority']['accuracy'])} | |", ""]
+        agreement = util.get("label_agreement")
+        if agreement:
+            lines += [f"Label check: the classifier trained on real data gives {_pct(agreement['agreement'])} of the "
+                      f"{agreement['n']} synthetic samples their label; on the real eval items it is right "
+                      f"{_pct(agreement['real_eval_accuracy'])} of the time.", ""]
         if util["comparisons"]:
             lines += ["| paired, same eval items | Δ accuracy | 95% CI | McNemar p | only first right | only second right |",
                       "|---|---|---|---|---|---|"]

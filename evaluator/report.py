@@ -73,7 +73,7 @@ def _summary(metrics: dict, models: list[str]) -> list[str]:
                      f"McNemar p = {pb['mcnemar_p']:.3g}, {sig} at 5%).")
     if cheap:
         lines += ["", "Cheap baseline: " + "; ".join(f"{lang}: {v['classifier']}, trained on {v['train']} records"
-                                                     for lang, v in cheap["by_lang"].items() if "classifier" in v)
+                                                     for lang, v in cheap["classifiers"].items())
                   + (f"; no training records for {', '.join(cheap['missing_langs'])} (answered invalid)"
                      if cheap.get("missing_langs") else "") + "."]
     return [*lines, ""]
