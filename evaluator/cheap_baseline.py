@@ -102,8 +102,11 @@ class CheapClassifier:
             self.constant = labels[0]
             return self
         x = self._features(texts, fit=True)
+        # tol 1e-6 (scikit-learn's default is 1e-4): embeddings computed in other batches differ by ~1e-7, and
+        # at the default tolerance that moved an eval item across the boundary; here the optimum is reached.
         with one_blas_thread():
-            self.model = LogisticRegression(C=1.0, max_iter=2000, random_state=self.seed).fit(x, list(labels))
+            self.model = LogisticRegression(C=1.0, tol=1e-6, max_iter=5000, random_state=self.seed).fit(
+                x, list(labels))
         return self
 
     def predict(self, texts: Sequence[str]) -> list[str]:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +108,8 @@ def data_value(
     seed_recs = load_labelled(seeds, task, "seed", columns=columns) if seeds is not None else None
 
     result: dict[str, Any] = {
-        "version": VERSION, "task": task.name, "seed": seed, "k": k, "labels": task.label_names,
+        "version": VERSION, "task": task.name, "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seed": seed, "k": k, "labels": task.label_names,
         "inputs": {name: (str(v) if isinstance(v, str | Path) else (None if v is None else f"{len(v)} records"))
                    for name, v in (("real", real), ("eval", eval_records), ("synthetic", synthetic),
                                    ("seeds", seeds), ("llm_eval", llm_eval), ("llm_reference", llm_reference))},
