@@ -198,11 +198,7 @@ def plot_similarity(out: Path, lang: str, fid: dict[str, Any]) -> str:
     ax.set_ylabel("share of samples")
     ax.set_title(f"{lang}: similarity to the nearest real text and seed")
     ax.legend(fontsize=7, loc="upper left")
-    fig.tight_layout()
-    name = f"similarity_{lang}.png"
-    fig.savefig(out / name, dpi=110)
-    plt.close(fig)
-    return name
+    return _save(plt, fig, out / f"similarity_{lang}.png")
 
 
 def plot_projection(out: Path, lang: str, proj: dict[str, Any]) -> str:
@@ -219,11 +215,7 @@ def plot_projection(out: Path, lang: str, proj: dict[str, Any]) -> str:
     ax.set_xticks([])
     ax.set_yticks([])
     ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    name = f"projection_{lang}.png"
-    fig.savefig(out / name, dpi=110)
-    plt.close(fig)
-    return name
+    return _save(plt, fig, out / f"projection_{lang}.png")
 
 
 def plot_utility(out: Path, result: dict[str, Any]) -> str:
@@ -252,7 +244,11 @@ def plot_utility(out: Path, result: dict[str, Any]) -> str:
     ax.set_ylabel("real eval accuracy")
     ax.set_title("cheap classifier trained on ...")
     ax.legend(fontsize=7, loc="upper left", ncol=2)
+    return _save(plt, fig, out / "utility.png")
+
+
+def _save(plt: Any, fig: Any, path: Path) -> str:
     fig.tight_layout()
-    fig.savefig(out / "utility.png", dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
-    return "utility.png"
+    return path.name
