@@ -20,7 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "per language and label, confusion matrices, bootstrap CIs, McNemar's exact test.",
         epilog="examples: python -m evaluator --task fin_sentiment --model tiny --adapter runs/fin/adapter "
                "--eval runs/fin/data/eval.jsonl --out runs/fin/eval;  a labelled table: --eval my.csv "
-               "--text-col headline --label-col sentiment --lang en",
+               "--text-col headline --label-col sentiment --lang en;  is a synthetic set worth training on: "
+               "python -m evaluator data-value --help",
     )
     parser.add_argument("--task", required=True, help="task name (tasks/<name>.yaml) or path to a task YAML")
     parser.add_argument("--eval", required=True, dest="eval_path",
@@ -62,7 +63,8 @@ def build_data_value_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--task", required=True, help="task name (tasks/<name>.yaml) or path to a task YAML")
     parser.add_argument("--real", required=True, help="real training records (e.g. runs/fin/data/train.jsonl)")
-    parser.add_argument("--eval", required=True, dest="eval_path", help="real held-out records (e.g. eval.jsonl)")
+    parser.add_argument("--eval", required=True, dest="eval_path", metavar="EVAL",
+                        help="real held-out records (e.g. eval.jsonl)")
     parser.add_argument("--synthetic", required=True,
                         help="synthetic records to judge (curated.jsonl, accepted.jsonl); an empty file is reported")
     parser.add_argument("--out", required=True, help="output folder for data_value.json, report.md and figures")
