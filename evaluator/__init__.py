@@ -5,5 +5,11 @@ scoring / constrained / free generation with a strict parser, and paired statist
 exact test, paired bootstrap of the accuracy difference) next to the majority-class baseline.
 Writes `metrics.json`, `predictions.jsonl` and `report.md` (with PNG figures) into `--out`.
 
-Python API: `evaluator.run.evaluate(task, eval_records, model, adapter, out_dir, mode=...) -> dict`.
+Beside majority, base and tuned, every report has the cheap baseline (MiniLM / char TF-IDF + logistic
+regression, `--baseline-train FILE`). `python -m evaluator data-value --task T --real train.jsonl --eval
+eval.jsonl --synthetic curated.jsonl --out DIR` asks whether a synthetic set is worth training on
+(`evaluator.data_value`).
+
+Python API: `evaluator.run.evaluate(task, eval_records, model, adapter, out_dir, mode=...) -> dict`,
+`evaluator.data_value.data_value(task, real, eval_records, synthetic, out_dir) -> dict`.
 """

@@ -37,7 +37,8 @@ def write_report(out: Path, task: Task, metrics: dict, rows: list[dict]) -> Path
     lines += [f"Model `{metrics['model']}`" + (f", adapter `{metrics['adapter']}`" if metrics["adapter"] else "")
               + f"; mode `{metrics['mode']}` ({metrics['backend']} backend); {metrics['n']} held-out items; "
               f"seed {metrics['seed']}; base model shots: {metrics['shots']}.", ""]
-    lines += _summary(metrics, models) + _paired(metrics) + _by_lang(metrics, models) + _per_class(metrics, models)
+    lines += _summary(metrics, models) + _paired(metrics) + _paired_baseline(metrics) + _by_lang(metrics, models)
+    lines += _per_class(metrics, models)
     lines += ["## Figures", ""] + [f"![{name}]({name})" for name in figures] + [""]
     lines += _prompts(metrics) + _disagreements(rows, models)
     path = out / "report.md"
@@ -53,24 +54,53 @@ def _summary(metrics: dict, models: list[str]) -> list[str]:
                      f"{_ci(m['macro_f1_ci'])} | {_pct(m['invalid_rate'])} | {m['items_per_s']:.1f} |")
     base = metrics["majority_baseline"]
     lines.append(f"| majority class (`{base['label']}`) | {_pct(base['accuracy'])} | | | |")
+    cheap = metrics.get("baseline")
+    if cheap:
+        lines.append(f"| cheap baseline (classifier) | {_pct(cheap['accuracy'])} {_ci(cheap['accuracy_ci'])} | "
+                     f"{_pct(cheap['macro_f1'])} {_ci(cheap['macro_f1_ci'])} | | |")
+    else:
+        lines.append(f"| cheap baseline | none: {metrics.get('baseline_note', 'not computed')} | | | |")
     lines.append("")
     for name in models:  # a model at the majority rate has learned the label prior, not the task
         margin = metrics[name]["accuracy"] - base["accuracy"]
         where = "above" if margin > 0 else "not above"
         lines.append(f"- {name} is **{where}** the majority class ({100 * margin:+.1f} points).")
+    if cheap and metrics.get("paired_baseline"):
+        pb = metrics["paired_baseline"]
+        where = "above" if pb["accuracy_delta"] > 0 else "not above"
+        sig = "significant" if pb["mcnemar_p"] < 0.05 else "not significant"
+        lines.append(f"- {pb['model']} is **{where}** the cheap baseline ({100 * pb['accuracy_delta']:+.1f} points, "
+                     f"McNemar p = {pb['mcnemar_p']:.3g}, {sig} at 5%).")
+    if cheap:
+        lines += ["", "Cheap baseline: " + "; ".join(f"{lang}: {v['classifier']}, trained on {v['train']} records"
+                                                     for lang, v in cheap["classifiers"].items())
+                  + (f"; no training records for {', '.join(cheap['missing_langs'])} (answered invalid)"
+                     if cheap.get("missing_langs") else "") + "."]
     return [*lines, ""]
 
 
 def _paired(metrics: dict) -> list[str]:
     if "paired" not in metrics:
         return []
-    p = metrics["paired"]
+    return _paired_section("Base vs tuned (paired, same items)", metrics["paired"], "base", "tuned")
+
+
+def _paired_baseline(metrics: dict) -> list[str]:
+    if not metrics.get("paired_baseline"):
+        return []
+    p = metrics["paired_baseline"]
+    return _paired_section(f"Cheap baseline vs {p['model']} (paired, same items)", p, "baseline", p["model"])
+
+
+def _paired_section(title: str, p: dict, first: str, second: str) -> list[str]:
+    """A paired comparison (`base_only` = only `first` right, `tuned_only` = only `second` right)."""
     verdict = "significant at 5%" if p["mcnemar_p"] < 0.05 else "not significant at 5%"
-    lines = ["## Base vs tuned (paired, same items)", "",
-             f"Accuracy difference (tuned − base): **{100 * p['accuracy_delta']:+.1f} points**, paired bootstrap "
+    lines = [f"## {title}", "",
+             f"Accuracy difference ({second} − {first}): **{100 * p['accuracy_delta']:+.1f} points**, paired bootstrap "
              f"95% CI [{100 * p['accuracy_delta_ci'][0]:+.1f}, {100 * p['accuracy_delta_ci'][1]:+.1f}]. "
              f"McNemar's exact test: p = {p['mcnemar_p']:.3g} ({verdict}).", "",
-             "| | n | both right | only base right | only tuned right | both wrong | Δ accuracy | 95% CI | McNemar p |",
+             f"| | n | both right | only {first} right | only {second} right | both wrong | Δ accuracy | 95% CI | "
+             "McNemar p |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name, row in [("all", p), *sorted(p.get("by_lang", {}).items())]:
         lines.append(f"| {name} | {row['n']} | {row['both_correct']} | {row['base_only']} | {row['tuned_only']} | "
@@ -83,8 +113,9 @@ def _paired(metrics: dict) -> list[str]:
 def _by_lang(metrics: dict, models: list[str]) -> list[str]:
     lines = ["## Per language", "", "| language | n | model | accuracy (95% CI) | macro-F1 | invalid | majority class |",
              "|---|---|---|---|---|---|---|"]
+    rows = [*models, "baseline"] if metrics.get("baseline") else models
     for lang, base in sorted(metrics["majority_baseline"]["by_lang"].items()):
-        for name in models:
+        for name in rows:
             m = metrics[name]["by_lang"][lang]
             lines.append(f"| {lang} | {m['n']} | {name} | {_pct(m['accuracy'])} {_ci(m['accuracy_ci'])} | "
                          f"{_pct(m['macro_f1'])} | {_pct(m['invalid_rate'])} | "
@@ -128,7 +159,7 @@ def _disagreements(rows: list[dict], models: list[str]) -> list[str]:
 
 
 # ---- figures -------------------------------------------------------------------------------------
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -139,7 +170,7 @@ def _pyplot():
 
 def plot_confusions(out: Path, metrics: dict, models: list[str]) -> list[str]:
     """One confusion matrix per model (rows: true label; columns: predicted, plus `invalid`)."""
-    plt = _pyplot()
+    plt = pyplot()
     names = []
     for name in models:
         conf = metrics[name]["confusion"]
@@ -164,9 +195,11 @@ def plot_confusions(out: Path, metrics: dict, models: list[str]) -> list[str]:
 
 def plot_by_lang(out: Path, metrics: dict, models: list[str]) -> str:
     """Accuracy per language: each model (with its 95% CI) next to the majority-class baseline."""
-    plt = _pyplot()
+    plt = pyplot()
     langs = sorted(metrics["majority_baseline"]["by_lang"])
-    series = [(name, [metrics[name]["by_lang"][lang] for lang in langs]) for name in models]
+    names = [*models, "baseline"] if metrics.get("baseline") else models
+    series = [(name if name != "baseline" else "cheap baseline", [metrics[name]["by_lang"][lang] for lang in langs])
+              for name in names]
     width = 0.8 / (len(series) + 1)
     fig, ax = plt.subplots(figsize=(2 + 1.8 * len(langs), 3.6))
     for k, (name, rows) in enumerate(series):

@@ -20,35 +20,57 @@ from backends.models import load_model
 from backends.transformers_backend import TransformersBackend
 from backends.vllm_backend import adapter_rank
 from core.errors import fail
+from core.inputs import ColumnMap, is_record_file, load_inputs
 from core.io import iter_jsonl, read_records, write_json_atomic, write_jsonl_atomic
 from core.records import Record
 from core.task_spec import Task
 from core.tasks import load_task
+from evaluator.cheap_baseline import baseline_predictions, training_files
 from evaluator.inference import Prediction, predict
 from evaluator.metrics import N_BOOTSTRAP, majority_baseline, metrics_by_lang, paired_by_lang
 from evaluator.prompts import Messages, base_prompts, tuned_prompts
 from evaluator.report import write_report
 
 
-def load_eval_records(path: str | Path, task: Task) -> list[Record]:
-    """Eval records of `task`, each with a known gold label (errors name the file, line and field)."""
+def load_eval_records(path: str | Path, task: Task, role: str = "eval") -> list[Record]:
+    """Records of `task`, each with a known label (errors name the file, line and field).
+
+    `role` names the records in errors ("eval", "training", "synthetic", ...).
+    """
     records = read_records(path)
     lines = [lineno for lineno, _ in iter_jsonl(path)]
-    return check_records(records, task, where=[f"{path}:{n}" for n in lines])
+    return check_records(records, task, where=[f"{path}:{n}" for n in lines], role=role)
 
 
-def check_records(records: list[Record], task: Task, where: list[str] | None = None) -> list[Record]:
+def load_labelled(source: str | Path | list[Record], task: Task, role: str, *, columns: ColumnMap | None = None,
+                  allow_empty: bool = False) -> list[Record]:
+    """Labelled records of `task` from Record JSONL, a table (with `columns`) or a list, labels normalised.
+
+    `allow_empty`: an empty file or list gives [] (a curated export with nothing approved) instead of an error.
+    """
+    if isinstance(source, list):
+        return check_records(source, task, role=role) if source or not allow_empty else []
+    path = Path(source)
+    if allow_empty and path.is_file() and not path.read_text(encoding="utf-8-sig").strip():
+        return []
+    if columns is None and is_record_file(str(path)):
+        return load_eval_records(path, task, role)
+    return check_records(load_inputs([str(path)], task, columns), task, role=role)
+
+
+def check_records(records: list[Record], task: Task, where: list[str] | None = None,
+                  role: str = "eval") -> list[Record]:
     """Records with their gold label normalised to a task label; anything unusable is a UserError."""
     if not records:
-        fail("no eval records")
+        fail(f"no {role} records")
     out = []
     for i, record in enumerate(records):
-        loc = where[i] if where else f"eval record {i + 1} (id {record.id})"
+        loc = where[i] if where else f"{role} record {i + 1} (id {record.id})"
         if record.task != task.name:
             fail(f"{loc}: field 'task': '{record.task}' is not the evaluated task '{task.name}'")
         raw = record.labels.get(task.label_name)
         if raw is None:
-            fail(f"{loc}: field 'labels.{task.label_name}': missing (eval records need a gold label)")
+            fail(f"{loc}: field 'labels.{task.label_name}': missing ({role} records need a gold label)")
         gold = task.normalise_label(raw)
         if gold is None:
             fail(f"{loc}: field 'labels.{task.label_name}': unknown label '{raw}' "
@@ -76,6 +98,8 @@ def evaluate(
     n_bootstrap: int = N_BOOTSTRAP,
     device: str | None = None,
     loaded: tuple[Any, Any] | None = None,
+    baseline: bool = True,
+    baseline_train: str | Path | list[str | Path] | list[Record] | None = None,
 ) -> dict:
     """Predict with the base model and base + `adapter`, compute every metric, write the report.
 
@@ -86,6 +110,9 @@ def evaluate(
         shots: k-shot examples for the base model, drawn from `shot_pool` (the train split).
         loaded: an already loaded (model, tokenizer) for the transformers backend; the adapter is
             applied on top for the tuned pass and removed again afterwards.
+        baseline: add the cheap baseline (`evaluator.cheap_baseline`) as a row beside the models.
+        baseline_train: its training records (paths or records); default: the adapter's training files
+            (training_summary.json), else `shot_pool`; with none the metrics say so (`baseline_note`).
 
     Returns:
         The dict written to `metrics.json` (see `docs/evaluation.md`).
@@ -132,6 +159,22 @@ def evaluate(
     if "base" in preds and "tuned" in preds:
         metrics["paired"] = paired_by_lang(gold, [p.label for p in preds["base"]], [p.label for p in preds["tuned"]],
                                            langs, seed=seed, n_bootstrap=n_bootstrap)
+    baseline_preds = None
+    sources, note = (_baseline_sources(baseline_train, adapter, shot_pool) if baseline
+                     else ([], "skipped (--no-baseline)"))
+    if sources:
+        train = [r for source in sources for r in load_labelled(source, task, "training", allow_empty=True)]
+        baseline_preds, info = baseline_predictions(task, train, records, seed=seed)
+        metrics["baseline"] = {**metrics_by_lang(gold, baseline_preds, langs, task.label_names, seed=seed,
+                                                 n_bootstrap=n_bootstrap),
+                               "train_files": [s if isinstance(s, str) else str(s) for s in sources
+                                               if isinstance(s, str | Path)], **info}
+        compared = "tuned" if "tuned" in preds else "base"
+        metrics["paired_baseline"] = {"model": compared, **paired_by_lang(
+            gold, baseline_preds, [p.label for p in preds[compared]], langs, seed=seed, n_bootstrap=n_bootstrap)}
+    else:
+        metrics["baseline"] = None
+        metrics["baseline_note"] = note
     metrics["prompts"] = {name: {"example_rendered": text, "example_messages": prompts[name][0]}
                           for name, text in rendered.items()}
 
@@ -139,9 +182,32 @@ def evaluate(
         out = Path(out_dir)
         write_json_atomic(out / "metrics.json", metrics)
         rows = prediction_rows(records, task, prompts, preds)
+        if baseline_preds is not None:
+            for row, label in zip(rows, baseline_preds, strict=True):
+                row["baseline"] = {"label": label, "correct": label == row["gold"]}
         write_jsonl_atomic(out / "predictions.jsonl", rows)
         write_report(out, task, metrics, rows)
     return metrics
+
+
+def _baseline_sources(
+    explicit: str | Path | list | None, adapter: str | Path | None, shot_pool: str | Path | list[Record] | None,
+) -> tuple[list, str]:
+    """(the cheap baseline's training sources, why there are none): explicit, the adapter's, the shot pool."""
+    if explicit is not None:
+        if isinstance(explicit, str | Path):
+            return [explicit], ""
+        items = list(explicit)
+        if items and isinstance(items[0], Record):
+            return [items], ""  # one list of records
+        return items, ""
+    files = training_files(adapter)
+    if files:
+        return files, ""
+    if shot_pool is not None:
+        return [shot_pool if isinstance(shot_pool, str | Path) else list(shot_pool)], ""
+    return [], ("no training file known: pass --baseline-train FILE (the adapter's training_summary.json names "
+                "no training file, and no --shots-from was given)")
 
 
 def prediction_rows(

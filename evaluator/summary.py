@@ -3,6 +3,7 @@
     row = headline(metrics["tuned"])                 # accuracy, its CI, macro-F1 (and per language)
     row = paired_headline(metrics["paired"])          # the paired statistics a reader compares
     row = compare_predictions(a / "predictions.jsonl", b / "predictions.jsonl", seed=0)
+    row = data_value_headline(result, out_dir)       # the data-value report's headline numbers
     print_summary(summary, auto_reviewer="auto")      # what `demo.py` prints at the end
 
 `demo.py` runs the stages and writes `summary.json`; this module reads numbers out of the evaluator's
@@ -49,8 +50,37 @@ def compare_predictions(first: Path, second: Path, seed: int,
     return {"delta_is": delta_is, **paired_headline(paired)}
 
 
+def data_value_headline(result: dict[str, Any], out_dir: str | Path) -> dict[str, Any]:
+    """The numbers `demo.py` prints from a data-value result (`evaluator.data_value`), per language."""
+    out: dict[str, Any] = {"verdict": result["verdict"], "report": str(Path(out_dir) / "report.md"),
+                           "json": str(Path(out_dir) / "data_value.json"), "by_lang": {}}
+    for lang, v in result["by_lang"].items():
+        if not v["n"]["synthetic"]:
+            continue
+        fid, util = v["fidelity"] or {}, v["utility"] or {}
+        dist = fid.get("distribution") or {}
+        comp = util.get("comparisons", {}).get("real_synthetic_vs_real")
+        out["by_lang"][lang] = {
+            "synthetic": v["n"]["synthetic"], "mauve": (dist.get("mauve") or {}).get("score"),
+            "precision": dist.get("precision"), "recall": dist.get("recall"),
+            "near_copies_of_seeds": (fid.get("nearest_seed") or {}).get("near_copy_share"),
+            "utility_delta": comp and comp["accuracy_delta"], "utility_delta_ci": comp and comp["accuracy_delta_ci"],
+            "utility_p": comp and comp["mcnemar_p"],
+            "gap_recovered_classifier": (v["gap_recovered"] or {}).get("synthetic"),
+        }
+    llm = result.get("llm_gap_recovered")
+    out["llm_gap_recovered"] = llm and {"gap_recovered": llm["gap_recovered"],
+                                        "delta_vs_real_only": llm["data_vs_reference"]["accuracy_delta"],
+                                        "mcnemar_p": llm["data_vs_reference"]["mcnemar_p"]}
+    return out
+
+
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
 
 
 def print_summary(s: dict[str, Any], auto_reviewer: str) -> None:
@@ -68,14 +98,19 @@ def print_summary(s: dict[str, Any], auto_reviewer: str) -> None:
           f"{rev.get('approved', 0)}, rejected {rev.get('rejected', 0)}; {s['export']['records']} curated")
     print(f"train     {s['train']['records']} records, {s['train']['steps']} steps, {s['train']['wall_clock_s']} s")
     langs = ["all", *sorted(ev["tuned"].get("by_lang", {}))]
-    print(f"{'eval':<10}{'n':>5} {'majority':>9} {'base acc':>9} {'tuned acc':>10} {'base F1':>8} "
-          f"{'tuned F1':>9} {'McNemar p':>10}")
+    cheap, vs_cheap = ev.get("baseline"), ev.get("paired_baseline")
+    print(f"{'eval':<10}{'n':>5} {'majority':>9} {'cheap acc':>10} {'base acc':>9} {'tuned acc':>10} {'base F1':>8} "
+          f"{'tuned F1':>9} {'McNemar p':>10} {'p vs cheap':>11}")
     for lang in langs:
         pick = (lambda m, lang=lang: m if lang == "all" else m["by_lang"][lang])  # noqa: E731
         base, tuned, paired, major = pick(ev["base"]), pick(ev["tuned"]), pick(ev["paired"]), pick(ev["majority"])
-        print(f"{lang:<10}{paired['n']:>5} {_pct(major['accuracy']):>9} {_pct(base['accuracy']):>9} "
+        print(f"{lang:<10}{paired['n']:>5} {_pct(major['accuracy']):>9} "
+              f"{_pct(pick(cheap)['accuracy'] if cheap else None):>10} {_pct(base['accuracy']):>9} "
               f"{_pct(tuned['accuracy']):>10} {base['macro_f1']:>8.3f} {tuned['macro_f1']:>9.3f} "
-              f"{paired['mcnemar_p']:>10.3g}")
+              f"{paired['mcnemar_p']:>10.3g} {format(pick(vs_cheap)['mcnemar_p'], '.3g') if vs_cheap else '-':>11}")
+    if cheap:
+        print("cheap     = the cheap baseline: MiniLM (en) / char TF-IDF (vi) + logistic regression on the same "
+              "training records; 'p vs cheap' = McNemar, tuned vs it")
     if s["ablation"]:
         c = s["ablation"]["comparison"]
         ci = c["accuracy_delta_ci"]
@@ -84,6 +119,18 @@ def print_summary(s: dict[str, Any], auto_reviewer: str) -> None:
         n = s["ablation"]["seed_control"]["comparison"]
         print(f"          noise floor, real only with another seed: {100 * n['accuracy_delta']:+.1f} points "
               f"(McNemar p {n['mcnemar_p']:.3g}); curated data: {s['export']['records']} records")
+    dv = s.get("data_value")
+    if dv:
+        print(f"data value {dv['verdict']}")
+        for lang, v in dv["by_lang"].items():
+            delta = "-" if v["utility_delta"] is None else f"{100 * v['utility_delta']:+.1f} points (p {v['utility_p']:.3g})"
+            print(f"          {lang}: {v['synthetic']} synthetic, MAUVE {_num(v['mauve'])}, precision "
+                  f"{_num(v['precision'])}, recall {_num(v['recall'])}, near-copies of seeds "
+                  f"{_pct(v['near_copies_of_seeds'])}; cheap classifier real + synthetic vs real {delta}; "
+                  f"gap recovered by synthetic alone {_pct(v['gap_recovered_classifier'])}")
+        if dv.get("llm_gap_recovered") and dv["llm_gap_recovered"]["gap_recovered"] is not None:
+            g = dv["llm_gap_recovered"]
+            print(f"          LLM gap recovered (real + curated vs real only, over base): {_pct(g['gap_recovered'])}")
     print("\nartifacts:")
     for name, path in s["artifacts"].items():
         if path:

@@ -6,6 +6,7 @@ The work is `loop.generate.generate`; this module only turns flags into its argu
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from backends import BACKENDS
 from core.errors import fail
@@ -58,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights-from", metavar="REVIEW_DB", default=None,
                    help="draw templates and attribute values in proportion to how often reviewers accepted "
                         "them in this review database (smoothed; recorded in manifest.json as plan.weights)")
+    p.add_argument("--data-value", metavar="EVAL", default=None,
+                   help="a real held-out split (e.g. runs/fin/data/eval.jsonl): after validation, write the "
+                        "data-value report of the accepted samples (fidelity, near-copies, utility of a cheap "
+                        "classifier) into OUT/data_value/")
+    p.add_argument("--data-value-real", metavar="FILE", default=None,
+                   help="with --data-value: the real training records to compare with (default: --seeds)")
     p.add_argument("--no-validate", action="store_true", help="skip the validator chain")
     p.add_argument("--no-review", action="store_true", help="do not fill the review queue")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -83,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
         fail(f"unknown backend '{args.backend}' (available: {', '.join(BACKENDS)})")
     if args.n <= 0:
         fail(f"--n must be a positive number of samples (got {args.n})")
+    for flag, path in (("--data-value", args.data_value), ("--data-value-real", args.data_value_real)):
+        if path and not Path(path).is_file():  # fail before the generation, not after it
+            fail(f"{flag} {path}: file not found")
+    if args.data_value and args.no_validate:
+        fail("--data-value judges the accepted samples: it needs the validators (drop --no-validate)")
     weights = None
     if args.weights_from:
         weights = weights_from(args.weights_from, task=load_task(args.task).name)
@@ -90,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     result = generate(
         task=args.task, lang=args.lang, n=args.n, seeds=args.seeds, out=args.out, model=args.model,
         backend=args.backend, validate=not args.no_validate, review=not args.no_review, progress=not args.quiet,
-        references=args.reference, redis_url=args.redis_url,
+        references=args.reference, redis_url=args.redis_url, data_value_eval=args.data_value,
+        data_value_real=args.data_value_real,
         seed=args.seed, k=args.k, templates=tuple(t for t in args.templates.split(",") if t),
         samples_per_prompt=args.samples_per_prompt, temperature=args.temperature, top_p=args.top_p,
         temperature_mix=_floats(args.temperature_mix), max_new_tokens=args.max_new_tokens,

@@ -1,6 +1,6 @@
 """The whole loop, stage by stage: what `python demo.py` runs (`loop.demo.run_demo(args)`).
 
-    data -> generate + validate + queue -> review -> export -> train -> evaluate -> ablation -> summary
+    data -> generate + validate + queue -> review -> export -> train -> evaluate -> ablation -> data value -> summary
 
 Each stage prints `== [k/N] name` and records itself in `<out>/.stages/<name>.json` when it has
 finished; a re-run reuses every finished stage whose settings are unchanged (and re-runs the ones
@@ -23,8 +23,15 @@ from backends.models import REPO_ROOT, TINY
 from core.errors import fail
 from core.io import read_records, write_json_atomic, write_jsonl_atomic
 from data.prepare import DEFAULT_SOURCE_DIR, prepare
+from evaluator.data_value import data_value
 from evaluator.run import evaluate
-from evaluator.summary import compare_predictions, headline, paired_headline, print_summary
+from evaluator.summary import (
+    compare_predictions,
+    data_value_headline,
+    headline,
+    paired_headline,
+    print_summary,
+)
 from loop.generate import generate
 from review_app.export import export_curated
 from review_app.store import ReviewStore
@@ -81,8 +88,10 @@ def stage_data(out: Path, source: str, train_per_lang: int, eval_per_lang: int, 
 def stage_generate(out: Path, seeds: str, eval_file: str, n: int, model: str, backend: str, seed: int) -> dict[str, Any]:
     folder = out / "synthetic"
     # The eval split is a reference so that a sample near an eval item is rejected as contamination.
+    # With the eval split as data_value_eval, the accepted samples get their data-value report
+    # (<folder>/data_value/) next to the review queue.
     result = generate(task=TASK, lang=SYNTH_LANG, n=n, seeds=seeds, out=folder, model=model, backend=backend,
-                      validate=True, review=True, references=[eval_file], seed=seed)
+                      validate=True, review=True, references=[eval_file], data_value_eval=eval_file, seed=seed)
     counts = result.manifest["counts"]
     report_path = folder / "validation.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
@@ -95,7 +104,9 @@ def stage_generate(out: Path, seeds: str, eval_file: str, n: int, model: str, ba
             "queued": accepted, "diversity": result.manifest.get("diversity", {}),
             "files": {"samples": str(folder / "samples.jsonl"), "manifest": str(folder / "manifest.json"),
                       "accepted": str(folder / "accepted.jsonl"), "rejected": str(folder / "rejected.jsonl"),
-                      "validation": str(report_path), "review_db": str(folder / "review.db")}}
+                      "validation": str(report_path), "review_db": str(folder / "review.db"),
+                      "data_value": str(folder / "data_value" / "report.md")
+                      if (folder / "data_value" / "report.md").is_file() else None}}
 
 
 def unattended_decision(record: Any) -> tuple[str, str]:
@@ -191,9 +202,10 @@ def stage_train(inputs: list[Path], adapter: Path, model: str, seed: int, option
 
 
 def stage_evaluate(eval_file: Path, adapter: Path, out_dir: Path, model: str, backend: str, seed: int,
-                   compare_base: bool = True) -> dict[str, Any]:
+                   train_files: list[Path], compare_base: bool = True) -> dict[str, Any]:
+    # The cheap baseline trains on the same records as the adapter (train_files).
     metrics = evaluate(TASK, eval_file, model=model, adapter=adapter, out_dir=out_dir, mode="score",
-                       backend=backend, compare_base=compare_base, seed=seed)
+                       backend=backend, compare_base=compare_base, seed=seed, baseline_train=train_files)
     result: dict[str, Any] = {"n": metrics["n"], "majority": metrics["majority_baseline"],
                               "metrics": str(out_dir / "metrics.json"), "report": str(out_dir / "report.md"),
                               "predictions": str(out_dir / "predictions.jsonl")}
@@ -202,12 +214,25 @@ def stage_evaluate(eval_file: Path, adapter: Path, out_dir: Path, model: str, ba
             result[name] = headline(metrics[name])
     if "paired" in metrics:
         result["paired"] = paired_headline(metrics["paired"])
+    if metrics.get("baseline"):
+        result["baseline"] = headline(metrics["baseline"])
+        result["paired_baseline"] = {"model": metrics["paired_baseline"]["model"],
+                                     **paired_headline(metrics["paired_baseline"])}
     return result
+
+
+def stage_data_value(train_file: Path, eval_file: Path, curated: Path, out: Path, seed: int,
+                     ablation: bool) -> dict[str, Any]:
+    """The data-value report of the curated set; with the ablation, the LLM's gap recovered too."""
+    llm = {"llm_eval": out / "eval", "llm_reference": out / "ablation" / "eval"} if ablation else {}
+    result = data_value(TASK, train_file, eval_file, curated, out / "data_value", seed=seed, **llm)
+    print(result["verdict"])
+    return data_value_headline(result, out / "data_value")
 
 
 # ---- the whole loop -----------------------------------------------------------------------------
 def run_demo(args: argparse.Namespace) -> int:
-    """The ten stages in order with `args` from demo.py's parser; prints the summary table at the end."""
+    """The eleven stages in order with `args` from demo.py's parser; prints the summary table at the end."""
     source = args.source or (str(DEFAULT_SOURCE_DIR) if DEFAULT_SOURCE_DIR.is_dir() else str(SAMPLES))
     if not Path(source).exists():
         fail(f"--source {source}: no such file or folder")
@@ -224,7 +249,7 @@ def run_demo(args: argparse.Namespace) -> int:
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    stages = Stages(out, total=6 if args.no_ablation else 10)
+    stages = Stages(out, total=7 if args.no_ablation else 11)
     train_file, eval_file = out / "data" / "train.jsonl", out / "data" / "eval.jsonl"
     db, curated = out / "synthetic" / "review.db", out / "curated.jsonl"
     train_opts: dict[str, Any] = {"epochs": args.epochs, "learning_rate": args.learning_rate,
@@ -252,16 +277,17 @@ def run_demo(args: argparse.Namespace) -> int:
     export = stages.run("export", "export curated", {}, lambda: stage_export(db, curated))
     trained = stages.run("train", "train on real + curated", train_settings(model, seed, train_opts),
                          lambda: stage_train([train_file, curated], out / "adapter", model, seed, train_opts))
-    evaluated = stages.run("evaluate", "evaluate base vs tuned", {"backend": backend},
-                           lambda: stage_evaluate(eval_file, out / "adapter", out / "eval", model, backend, seed))
+    evaluated = stages.run("evaluate", "evaluate base vs tuned", {"backend": backend, "baseline": "cheap"},
+                           lambda: stage_evaluate(eval_file, out / "adapter", out / "eval", model, backend, seed,
+                                                  [train_file, curated]))
     ablation = None
     if not args.no_ablation:
         real_only = stages.run("ablation_train", "ablation: train on real only", train_settings(model, seed, train_opts),
                                lambda: stage_train([train_file], out / "ablation" / "adapter", model, seed, train_opts))
         abl_eval = stages.run("ablation_evaluate", "ablation: evaluate real only",
-                              {"backend": backend},
+                              {"backend": backend, "baseline": "cheap"},
                               lambda: stage_evaluate(eval_file, out / "ablation" / "adapter", out / "ablation" / "eval",
-                                                     model, backend, seed, compare_base=False))
+                                                     model, backend, seed, [train_file], compare_base=False))
         # The noise floor: the same real-only training with another seed. A data effect smaller than
         # this seed-to-seed difference is not evidence of anything.
         control = stages.run("ablation_seed_train", f"ablation control: real only, seed {seed + 1}",
@@ -269,10 +295,10 @@ def run_demo(args: argparse.Namespace) -> int:
                              lambda: stage_train([train_file], out / "ablation" / "adapter_seed2", model, seed + 1,
                                                  train_opts))
         control_eval = stages.run("ablation_seed_evaluate", f"ablation control: evaluate seed {seed + 1}",
-                                  {"backend": backend},
+                                  {"backend": backend, "baseline": "cheap"},
                                   lambda: stage_evaluate(eval_file, out / "ablation" / "adapter_seed2",
                                                          out / "ablation" / "eval_seed2", model, backend, seed,
-                                                         compare_base=False))
+                                                         [train_file], compare_base=False))
         ablation = {"real_only": {"train": real_only, "eval": abl_eval},
                     "comparison": compare_predictions(out / "ablation" / "eval" / "predictions.jsonl",
                                                    out / "eval" / "predictions.jsonl", seed),
@@ -282,11 +308,14 @@ def run_demo(args: argparse.Namespace) -> int:
                                          out / "ablation" / "eval_seed2" / "predictions.jsonl", seed,
                                          delta_is=f"accuracy(real only, seed {seed + 1}) - accuracy(real only, seed {seed})")}}
 
+    valued = stages.run("data_value", "data value of the curated set", {"ablation": not args.no_ablation},
+                        lambda: stage_data_value(train_file, eval_file, curated, out, seed, not args.no_ablation))
+
     summary = {
         "task": TASK, "model": model, "backend": backend, "seed": seed, "full": args.full,
         "tiny_model": model == TINY, "source": source, "out": str(out),
         "data": data, "synthetic": gen, "review": review, "export": export, "train": trained,
-        "eval": evaluated, "ablation": ablation, "stages": stages.timings,
+        "eval": evaluated, "ablation": ablation, "data_value": valued, "stages": stages.timings,
         "seconds_this_run": round(time.perf_counter() - started, 1),
         "review_app": f"streamlit run review_app/app.py -- --db {db}",
         "artifacts": {
@@ -296,6 +325,7 @@ def run_demo(args: argparse.Namespace) -> int:
             "adapter": trained["adapter"], "eval_report": evaluated["report"], "metrics": evaluated["metrics"],
             "ablation_adapter": ablation and ablation["real_only"]["train"]["adapter"],
             "ablation_metrics": ablation and ablation["real_only"]["eval"]["metrics"],
+            "data_value": valued["report"], "accepted_data_value": gen["files"].get("data_value"),
         },
     }
     write_json_atomic(out / "summary.json", summary)

@@ -6,7 +6,9 @@
 
 `generate` runs (or resumes) a generation (`generator.runner`), then the task's validator chain
 (`accepted.jsonl`, `rejected.jsonl`, `validation.json`) and the review queue (`review.db`) through
-`post_process`.
+`post_process`. Given a real held-out split (`data_value_eval`), it then writes the data-value report of
+the accepted samples against the real seeds into `<out>/data_value/` (`data_value.json`, `report.md`,
+figures: `evaluator.data_value`), next to the review queue.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from core.errors import fail
 from core.io import read_records, write_json_atomic, write_jsonl_atomic
 from core.tasks import load_task
 from core.urls import redact_url
+from evaluator.data_value import data_value
+from evaluator.run import load_labelled
 from generator.runner import RunConfig, RunResult, make_config, run_generation
 from generator.seeds import load_seeds
 from review_app.store import ReviewStore
@@ -30,6 +34,7 @@ from validators.shared_index import SharedIndexError
 def generate(*, task: str, lang: str, n: int, seeds: str | Path, out: str | Path, model: str = "tiny",
              backend: str = "transformers", validate: bool = True, review: bool = True,
              references: list[str | Path] = (), redis_url: str | None = None, progress: bool = True,
+             data_value_eval: str | Path | None = None, data_value_real: str | Path | None = None,
              **options: Any) -> RunResult:
     """Run (or resume) a generation, then the validators and the review queue when available.
 
@@ -37,6 +42,8 @@ def generate(*, task: str, lang: str, n: int, seeds: str | Path, out: str | Path
     is eval/test/dev are contamination checks (a sample near one is rejected).
     `redis_url` keeps the near-duplicate index in Redis; with `ray` too, that check runs on the Ray
     workers through it (validators/shared_index.py), with the verdicts of the in-process check.
+    `data_value_eval`: a real held-out split; after validation the accepted samples get the data-value
+    report against the real records of the run's language (`data_value_real`, default the seeds).
     `options` are `RunConfig` fields (batch_size, constrained, max_cost_usd, price_per_1k, device,
     ray, ray_workers, api_key_file)
     or `PlanConfig` fields (seed, k, templates, samples_per_prompt, temperature, top_p,
@@ -46,6 +53,8 @@ def generate(*, task: str, lang: str, n: int, seeds: str | Path, out: str | Path
     result = run_generation(cfg, progress=progress)
     try:
         post_process(result, cfg, validate=validate, review=review, references=references, redis_url=redis_url)
+        if validate and data_value_eval is not None:
+            write_data_value(cfg, data_value_eval, data_value_real or cfg.seeds)
     finally:
         if cfg.ray is not None and result.backend is not None:
             result.backend.close()  # the Ray workers; their results are all in the folder
@@ -96,6 +105,24 @@ def post_process(result: RunResult, cfg: RunConfig, *, validate: bool, review: b
     finally:
         store.close()
     print(f"review queue: {queued.added} added ({queued.skipped} already there) -> {cfg.out}/review.db")
+
+
+def write_data_value(cfg: RunConfig, eval_path: str | Path, real_path: str | Path) -> dict[str, Any] | None:
+    """The data-value report of `accepted.jsonl` in `<out>/data_value/`, on the run's language only."""
+    accepted = cfg.out / "accepted.jsonl"
+    if not accepted.is_file():
+        print("data value: no accepted.jsonl (nothing parsed), no report")
+        return None
+    task = load_task(cfg.task)
+    real = [r for r in load_labelled(real_path, task, "real") if r.lang == cfg.lang]
+    held = [r for r in load_labelled(eval_path, task, "eval") if r.lang == cfg.lang]
+    if not real or not held:
+        print(f"data value: no real {'records' if not real else 'eval records'} in '{cfg.lang}', no report")
+        return None
+    out = cfg.out / "data_value"
+    result = data_value(task, real, held, accepted, out, seed=cfg.plan.seed)
+    print(f"data value: {result['verdict']} -> {out}/report.md")
+    return result
 
 
 def _validation_workers(pool: Any, cfg: RunConfig, redis_url: str | None,

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 STAGES = ["data", "generate", "review", "export", "train", "evaluate", "ablation_train", "ablation_evaluate",
-          "ablation_seed_train", "ablation_seed_evaluate"]
+          "ablation_seed_train", "ablation_seed_evaluate", "data_value"]
 
 
 def run_demo(repo, out, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

@@ -7,6 +7,7 @@ import numpy as np
 from bench.bench_growth import _json_line
 from bench.bench_minhash import THRESHOLD, _components, corpus, datasketch_pairs
 from bench.bench_review import pct
+from core.records import Record
 from validators.minhash import Shingler, band_clusters, signatures
 
 
@@ -40,3 +41,14 @@ def test_json_line_takes_one_line_objects_only():
 def test_percentiles():
     values = [float(v) for v in range(1, 101)]
     assert pct(values, 50) == 50.5 and pct(values, 99) > 99 and pct([3.0], 99) == 3.0
+
+
+def test_data_value_bench_stand_in_is_new_english_text_with_its_seed():
+    from bench.bench_data_value import synthetic_stand_in
+
+    real = [Record.new(task="fin_sentiment", lang=lang, text=f"shares of firm {i} rose today", labels={"label": "positive"})
+            for i, lang in enumerate(["en", "vi", "en"])]
+    out = synthetic_stand_in(real, n=5)
+    assert [r.text for r in out] == ["today rose 0 firm of shares", "today rose 2 firm of shares"]
+    assert all(r.source == "synthetic" and r.lang == "en" for r in out)
+    assert out[0].provenance["seed_texts"] == ["shares of firm 0 rose today"]

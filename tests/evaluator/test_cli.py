@@ -36,6 +36,8 @@ def test_cli_base_vs_tuned_writes_the_report(adapter, data_files, tmp_path):
         assert metrics[model]["invalid_rate"] == 0  # choice scoring always answers a label
     assert {"accuracy", "by_lang"} <= set(metrics["majority_baseline"])
     assert {"mcnemar_p", "accuracy_delta", "accuracy_delta_ci"} <= set(metrics["paired"])
+    # The fixture's adapter was trained from records, not files: no training file is known, and it says so.
+    assert metrics["baseline"] is None and "--baseline-train" in metrics["baseline_note"]
     assert metrics["paired"]["accuracy_delta"] == pytest.approx(
         metrics["tuned"]["accuracy"] - metrics["base"]["accuracy"])
 
@@ -53,6 +55,7 @@ def test_cli_base_vs_tuned_writes_the_report(adapter, data_files, tmp_path):
     for heading in ("## Summary", "## Base vs tuned", "## Per language", "## Per label", "## Prompts",
                     "## Items where the models disagree"):
         assert heading in report
+    assert "| cheap baseline | none: no training file known: pass --baseline-train FILE" in report
     for png in ("confusion_base.png", "confusion_tuned.png", "by_lang.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
         assert f"]({png})" in report
@@ -81,12 +84,26 @@ def test_free_and_constrained_modes_parse_what_the_models_write(fin_task, adapte
     assert set(constrained["tuned"]["rules"]) <= {"constrained", "invalid"}
 
 
-def test_base_only_without_adapter(data_files, tmp_path):
+def test_base_only_without_adapter_beside_the_cheap_baseline(data_files, tmp_path):
     result = run_cli("--task", "fin_sentiment", "--eval", str(data_files["eval"]), "--out", str(tmp_path),
-                     "--device", "cpu", "--bootstrap", "50")
+                     "--device", "cpu", "--bootstrap", "50", "--baseline-train", str(data_files["train"]))
     assert result.returncode == 0, result.stderr
+    assert "cheap baseline: accuracy" in result.stdout and "base vs cheap baseline" in result.stdout
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert "base" in metrics and "tuned" not in metrics and "paired" not in metrics
+
+    cheap = metrics["baseline"]
+    assert set(cheap["by_lang"]) == {"en", "vi"} and cheap["missing_langs"] == []
+    assert cheap["classifiers"]["en"]["features"] == "minilm" and cheap["classifiers"]["vi"]["features"] == "tfidf"
+    assert cheap["train_files"] == [str(data_files["train"])]
+    rows = read_jsonl(tmp_path / "predictions.jsonl")
+    assert cheap["accuracy"] == pytest.approx(sum(r["baseline"]["correct"] for r in rows) / len(rows))
+    pb = metrics["paired_baseline"]
+    assert pb["model"] == "base" and set(pb["by_lang"]) == {"en", "vi"}
+    assert pb["accuracy_delta"] == pytest.approx(metrics["base"]["accuracy"] - cheap["accuracy"])
+    report = (tmp_path / "report.md").read_text()
+    assert "| cheap baseline (classifier) |" in report and "## Cheap baseline vs base (paired, same items)" in report
+    assert "| en | " in report and " | baseline | " in report  # the per-language rows
 
 
 @pytest.mark.parametrize(("row_change", "message"), [
