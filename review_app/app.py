@@ -29,6 +29,7 @@ if __package__ in (None, ""):  # `streamlit run review_app/app.py` runs this fil
 from core.errors import UserError
 from core.tasks import load_task
 from review_app.auth import UsersFile, choose_mode, header_identity
+from review_app.data_value_view import find_report, show_data_value
 from review_app.metrics import summary
 from review_app.store import Item, ReviewStore, Stale, label_field
 
@@ -68,6 +69,8 @@ def app_arguments() -> argparse.Namespace:
                         help="users file of password hashes (python -m review_app users add)")
     parser.add_argument("--auth-header", default=os.environ.get("SEEDLOOP_REVIEW_AUTH_HEADER") or None,
                         help="take the annotator's name from this header, set by a trusted reverse proxy")
+    parser.add_argument("--data-value", default=None, metavar="PATH",
+                        help="data-value report to show on the dashboard (default: data_value/ beside the .db file)")
     return parser.parse_known_args(sys.argv[1:])[0]
 
 
@@ -391,7 +394,7 @@ def task_labels(store: ReviewStore, task: str) -> list[str]:
     return _task_labels(task) or store.filter_values()["label"]
 
 
-def dashboard_page(store: ReviewStore) -> None:
+def dashboard_page(store: ReviewStore, report: Path | None = None) -> None:
     s = summary(store)
     st.title("Dashboard")
     statuses = ("pending", "disputed", "approved", "edited", "rejected")
@@ -425,6 +428,7 @@ def dashboard_page(store: ReviewStore) -> None:
     if ia["pairs"]:
         st.caption("Cohen's kappa per pair of annotators who decided the same items")
         st.dataframe(ia["pairs"], hide_index=True)
+    show_data_value(report)
 
 
 def main() -> None:
@@ -452,7 +456,7 @@ def main() -> None:
         if page == "Review":
             review_page(store)
         else:
-            dashboard_page(store)
+            dashboard_page(store, find_report(args.db, args.data_value))
     except UserError as exc:  # a database that went away, a bad users file: one line on the page
         st.error(str(exc))
 

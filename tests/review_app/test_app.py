@@ -254,3 +254,36 @@ def test_unreachable_database_is_one_line_without_the_password_on_the_page(monke
     [error] = at.error
     assert error.value.startswith("review database unavailable: database 'teamdb' on host 127.0.0.1:")
     assert "Hunter2-secret" not in error.value and "\n" not in error.value and not at.exception
+
+
+def test_dashboard_shows_the_data_value_report_beside_the_queue(app, tmp_path):
+    """generate.py --data-value writes data_value/ next to review.db; the dashboard shows its headline as text."""
+    import json
+
+    at, _ = app
+    folder = tmp_path / "data_value"
+    folder.mkdir()
+    verdict = "en (40 synthetic): near-copies of seeds: 12% (5/40); <b>no utility gain</b> within the noise"
+    (folder / "data_value.json").write_text(json.dumps({
+        "version": 1, "verdict": verdict, "figures": {},
+        "by_lang": {"en": {"n": 40, "fidelity": {"nearest_seed": {"near_copy_share": 0.125, "near_copies": 5},
+                                                 "distribution": {"precision": 0.4, "recall": 0.1,
+                                                                  "mauve": {"score": 0.05}}},
+                           "utility": {"comparisons": {"real_synthetic_vs_real": {"accuracy_delta": -0.012,
+                                                                                  "mcnemar_p": 0.38}},
+                                       "label_agreement": {"agreement": 0.32}}}},
+    }))
+    sign_in(at)
+    at.sidebar.radio(key="page").set_value("Dashboard").run()
+    assert not at.exception
+    assert verdict in texts(at)  # as text: the markup is shown, not rendered
+    row = at.dataframe[-1].value.iloc[0]
+    assert row["near-copies of seeds"] == "12% (5)" and row["MAUVE"] == "0.05"
+    assert row["real + synthetic vs real"] == "-1.2 points (p = 0.38)"
+
+
+def test_dashboard_says_how_to_get_a_data_value_report(app):
+    at, _ = app
+    sign_in(at)
+    at.sidebar.radio(key="page").set_value("Dashboard").run()
+    assert any("--data-value" in c.value for c in at.caption)
