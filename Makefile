@@ -4,7 +4,7 @@ STAMP   := .venv/.installed
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo demo-full test test-all test-fast lint bench package clean
+.PHONY: setup demo demo-full test test-all test-fast lint bench bench-peers package clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,11 @@ lint: setup
 
 bench: setup
 	$(PY) -m bench
+
+# Side by side with distilabel and lm-evaluation-harness (docs/benchmarks.md "Against the peers"). Their pins
+# conflict with ours: bench/bench_peers.py makes .venv-peers from bench/peers-requirements.txt once, then reuses it.
+bench-peers: setup
+	$(PY) -m bench peers
 
 package: setup
 	$(PY) -m oneshot.package --out repo.zip
