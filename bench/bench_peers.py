@@ -10,6 +10,11 @@ runs as a server process (bench/peers_side/peer.py in the peers' venv, bench/pee
 this driver sends both the same inputs, alternates them round by round (the order flips every
 round), takes the best of ROUNDS, checks that the outputs agree and writes the rows. What each row
 compares, the numbers, and why: docs/benchmarks.md#against-the-peers--python--m-bench-peers
+
+Settings (environment): SEEDLOOP_PEERS_ROUNDS (default 3), SEEDLOOP_PEERS_SCORING (scoring models,
+default tiny-llama3; "tiny-llama3,tiny" adds the 4k-vocabulary one), SEEDLOOP_PEERS_PIPELINE=0 (skip
+distilabel's as-shipped Pipeline run). Inputs, task YAMLs, per-item outputs and each side's log:
+runs/bench-peers/.
 """
 
 from __future__ import annotations
@@ -50,6 +55,9 @@ EVAL_BATCH = 16  # both sides' scoring batch
 # Scoring models: the Llama-3-shaped tiny model (128k vocabulary, like the models users score); add
 # "tiny" (4k vocabulary) with SEEDLOOP_PEERS_SCORING=tiny-llama3,tiny.
 SCORING = os.environ.get("SEEDLOOP_PEERS_SCORING", TINY_LLAMA3).split(",")
+# distilabel as shipped inside its Pipeline too (its step subprocess loads the model again: ~30 s here);
+# SEEDLOOP_PEERS_PIPELINE=0 leaves it out.
+PIPELINE = os.environ.get("SEEDLOOP_PEERS_PIPELINE", "1") != "0"
 DEDUP_THRESHOLD, DEDUP_N = 0.7, 5  # our near_duplicates threshold; distilabel's character n-gram default
 # Per-item, per-choice log-likelihood agreement, in nats. Both sides compute float32 log-softmax of
 # the same logits, but over different batch shapes and paddings (lm-eval: right-padded rows without
@@ -134,7 +142,8 @@ def _env(peers: bool) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(OMP_NUM_THREADS=str(THREADS), MKL_NUM_THREADS=str(THREADS), TOKENIZERS_PARALLELISM="false",
                HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1",
-               HF_DATASETS_CACHE=str(WORK / "hf-datasets"), PYTHONUNBUFFERED="1")
+               HF_DATASETS_CACHE=str(WORK / "hf-datasets"), DISTILABEL_CACHE_DIR=str(WORK / "distilabel"),
+               PYTHONUNBUFFERED="1")
     if not peers:
         env["PYTHONPATH"] = str(REPO_ROOT)  # our packages from this checkout; the peers' side gets none
     return env
@@ -243,6 +252,11 @@ def generation_rows() -> list[BenchRow]:
         # different lengths through one TransformersLLM.generate call.
         pair = [0, next(i for i in range(1, len(lengths)) if lengths[i] != lengths[0])]
         stock = peer("distilabel_stock", messages=[messages[i] for i in pair], sampling=sampling)
+        if PIPELINE:
+            pipeline = peer("distilabel_pipeline", model=model, schema=schema, messages=messages, sampling=sampling)
+            stock["pipeline"] = {"rows": pipeline["rows"], "seconds": pipeline["seconds"],
+                                 "parsed": sum(parse_with_schema(t, schema_model)[0] is not None
+                                               for t in pipeline["texts"])}
         # warm-up (first-call costs), then the greedy same-text check, then the timed rounds
         warm = {**sampling, "max_new_tokens": 8}
         ours("generate", messages=messages[:2], seeds=seeds[:2], sampling=warm, greedy=False)
@@ -293,10 +307,13 @@ def generation_rows() -> list[BenchRow]:
                 f"{sampling['top_p']}, max_new_tokens {sampling['max_new_tokens']}, no top-k, no repetition penalty, "
                 f"1 CPU thread each, best of {ROUNDS} alternated; load avg {load_before} -> {load_after} on "
                 f"{os.cpu_count()} cores")
+    in_pipeline = (f"run as a Pipeline(LoadDataFromDicts >> ChatGeneration), the run succeeds with "
+                   f"{stock['pipeline']['parsed']} of {n} rows parsed: the step logs the error and returns empty "
+                   f"generations" if "pipeline" in stock else "the Pipeline run was left out")
     patch = ("distilabel needed a patch to produce rows: as shipped (1.5.3 + outlines 0.2.3) it shares one "
              "Outlines processor across prompts, and a second prompt of another length "
              f"{'raised ' + stock['raised'] if stock['raised'] else 'gave ' + str(stock['rows']) + ' rows'} "
-             "(in a Pipeline the step's batch comes back empty); the bench resets the processor per generate")
+             f"({in_pipeline}); the bench resets the processor before each model.generate")
     rows.append(BenchRow(
         "peers.generation_vs_distilabel_parsed_per_s", per_s(o), per_s(d), ratio(per_s(o), per_s(d)), 1.0,
         "parsed rows/s",
@@ -311,11 +328,15 @@ def generation_rows() -> list[BenchRow]:
         f"baseline: distilabel with its HF pipeline's batch size set to {GEN_BATCH} (left padding), which "
         f"TransformersLLM never does itself; parsed {len(d8['parsed'])}/{n}. {settings}"))
     share_o, share_d = len(o["parsed"]) / n, len(d["parsed"]) / n
+    limit = schema["properties"]["text"]["maxLength"]
+    failed = [t for t in d["texts"] if parse_with_schema(t, schema_model)[0] is None]
+    long = sum(len(_field(t, "text")) > limit and "\ufffd" in _field(t, "text") for t in failed)
     rows.append(BenchRow(
         "peers.generation_parse_share_vs_distilabel", share_o, share_d, ratio(share_o, share_d), None, "share",
         "rows that parse under the task's generation schema (our pydantic model, the same parser for both "
-        "sides); distilabel's misses are texts over maxLength=320: Outlines 0.2's regex counts a broken UTF-8 "
-        "byte token as one character, the decoded text has U+FFFD there"))
+        f"sides); of distilabel's {len(failed)} misses, {long} are JSON whose text is over maxLength={limit} "
+        "characters and holds U+FFFD: Outlines 0.2's regex counts a token of broken UTF-8 bytes as one "
+        "character where the decoded text has more"))
     rows.append(BenchRow(
         "peers.generation_peak_rss_vs_distilabel_mb", o["peak_rss_mb"], d["peak_rss_mb"],
         ratio(o["peak_rss_mb"], d["peak_rss_mb"], higher_is_better=False), None, "MB",
@@ -353,6 +374,14 @@ def generation_rows() -> list[BenchRow]:
     _dump("generation", {"stock": stock, "runs": runs, "greedy": [greedy_ours, greedy_theirs], "own_dedup": own,
                          "dedup": dedup, "load": [our_load, their_load]})
     return rows
+
+
+def _field(text: str, name: str) -> str:
+    try:
+        value = json.loads(text).get(name, "")
+    except (json.JSONDecodeError, AttributeError):
+        return ""
+    return value if isinstance(value, str) else ""
 
 
 # ---- scoring: lm-evaluation-harness ------------------------------------------------------------

@@ -108,6 +108,32 @@ def distilabel_stock(messages: list[list[dict]], sampling: dict) -> dict:
         STATE["fix"] = True
 
 
+def distilabel_pipeline(model: str, schema: dict, messages: list[list[dict]], sampling: dict) -> dict:
+    """distilabel as a user runs it, as shipped: Pipeline(LoadDataFromDicts >> ChatGeneration(TransformersLLM)).
+
+    The step runs in distilabel's own subprocess, where an exception inside `generate` is logged and the
+    batch comes back as empty generations: this counts the rows that come out.
+    """
+    from distilabel.models.llms import TransformersLLM
+    from distilabel.pipeline import Pipeline
+    from distilabel.steps import LoadDataFromDicts
+    from distilabel.steps.tasks import ChatGeneration
+
+    data = [{"messages": m} for m in messages]
+    with Pipeline(name="seedloop-bench-peers") as pipeline:
+        load = LoadDataFromDicts(data=data, batch_size=len(data))
+        chat = ChatGeneration(llm=TransformersLLM(model=model, device="cpu", torch_dtype="float32",
+                                                  structured_output={"format": "json", "schema": schema,
+                                                                     "whitespace_pattern": ""}),
+                              input_batch_size=len(data))
+        load >> chat
+    kwargs = {k: v for k, v in _gen_kwargs(sampling, greedy=False).items() if k != "do_sample"}
+    seconds, _, distiset = timed(lambda: pipeline.run(use_cache=False, parameters={
+        chat.name: {"llm": {"generation_kwargs": kwargs}}}))
+    texts = [t or "" for t in distiset["default"]["train"]["generation"]]
+    return {"seconds": seconds, "rows": len(texts), "texts": texts}
+
+
 def distilabel_generate(messages: list[list[dict]], sampling: dict, batch: int, greedy: bool, seed: int) -> dict:
     """`TransformersLLM.generate` (what a distilabel generation Task's `process` calls), timed.
 
@@ -227,7 +253,8 @@ def imports() -> dict:
     return {"seconds": seconds}
 
 
-OPS = {f.__name__: f for f in (imports, distilabel_load, distilabel_inputs, distilabel_stock, distilabel_generate,
+OPS = {f.__name__: f for f in (imports, distilabel_load, distilabel_inputs, distilabel_stock, distilabel_pipeline,
+                               distilabel_generate,
                                distilabel_dedup, lmeval_load, lmeval_encode, lmeval_run)}
 
 
