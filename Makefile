@@ -4,7 +4,7 @@ STAMP   := .venv/.installed
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo demo-full test test-all test-fast chaos lint bench gpu-check package clean
+.PHONY: setup demo demo-full test test-all test-fast chaos lint bench bench-peers gpu-check package clean
 
 setup: $(STAMP)
 
@@ -51,6 +51,11 @@ bench: setup
 # `make test` runs the same script on the CPU, small (tests/bench/test_gpu_check.py).
 gpu-check: setup
 	$(PY) -m bench.gpu_check --json bench/gpu_check.json
+
+# Side by side with distilabel and lm-evaluation-harness (docs/benchmarks.md "Against the peers"). Their pins
+# conflict with ours: bench/bench_peers.py makes .venv-peers from bench/peers-requirements.txt once, then reuses it.
+bench-peers: setup
+	$(PY) -m bench peers
 
 package: setup
 	$(PY) -m oneshot.package --out repo.zip

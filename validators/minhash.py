@@ -18,6 +18,7 @@ import struct
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import urlparse
 
@@ -130,6 +131,24 @@ def jaccard(a: Sequence[bytes] | set[bytes], b: Sequence[bytes] | set[bytes]) ->
     return len(a & b) / len(a | b) if a or b else 1.0
 
 
+@lru_cache(maxsize=64)
+def band_layout(threshold: float, num_perm: int) -> tuple[int, int]:
+    """(bands, rows per band) that datasketch's MinHashLSH picks for (threshold, num_perm), computed once.
+
+    MinHashLSH.__init__ finds them by ~1,300 numerical integrations (`_optimal_param`): about 75 ms,
+    which was 90% of a near_duplicates check of 16 records (bench/bench_peers.py). Passing the cached
+    pair as `params` builds the same index without it.
+    """
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    return lsh.b, lsh.r
+
+
+def band_ranges(threshold: float, num_perm: int) -> list[tuple[int, int]]:
+    """The signature slice of every band: the same as `MinHashLSH(threshold, num_perm).hashranges`."""
+    b, r = band_layout(threshold, num_perm)
+    return [(i * r, (i + 1) * r) for i in range(b)]
+
+
 def lean(sig: np.ndarray, seed: int = 1) -> LeanMinHash:
     """A datasketch LeanMinHash over a signature row (what the LSH index takes)."""
     return LeanMinHash(seed=seed, hashvalues=sig, scheme="affine32")
@@ -155,7 +174,8 @@ class LshIndex:
                  basename: str | None = None):
         self.seed = seed
         storage = redis_storage(redis_url, basename) if redis_url else None
-        self.lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, storage_config=storage)
+        self.lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, storage_config=storage,
+                              params=band_layout(threshold, num_perm))
 
     def add(self, keys: Sequence[str], sigs: np.ndarray) -> None:
         with self.lsh.insertion_session(buffer_size=50_000) as session:
@@ -202,7 +222,7 @@ def band_clusters(sigs: np.ndarray, threshold: float, num_perm: int = 128) -> li
 
     n = len(sigs)
     firsts, seconds = [], []
-    for start, end in MinHashLSH(threshold=threshold, num_perm=num_perm).hashranges:
+    for start, end in band_ranges(threshold, num_perm):
         band = np.ascontiguousarray(sigs[:, start:end]).view(np.dtype((np.void, 4 * (end - start)))).ravel()
         _, inverse, counts = np.unique(band, return_inverse=True, return_counts=True)
         shared = np.nonzero(counts[inverse] > 1)[0]

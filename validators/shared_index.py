@@ -24,12 +24,11 @@ from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
-from datasketch import MinHashLSH
 
 from core.errors import UserError
 from core.optional import require
 from core.urls import redact_url
-from validators.minhash import SHINGLING, Shingler, signatures
+from validators.minhash import SHINGLING, Shingler, band_ranges, signatures
 
 TTL_S = 24 * 3600  # leftovers of a killed run vanish; a finished check deletes its run's keys itself
 _CHUNK = 512  # records per Redis pipeline
@@ -94,7 +93,7 @@ class SharedNearDuplicateIndex:
         self.client = redis.Redis.from_url(spec.redis_url)
         self.shingler = Shingler({k: dict(v) for k, v in spec.rules.items()})
         # The band layout datasketch's MinHashLSH picks for (threshold, num_perm): the same candidates.
-        self.ranges = MinHashLSH(threshold=spec.threshold, num_perm=spec.num_perm).hashranges
+        self.ranges = band_ranges(spec.threshold, spec.num_perm)
 
     def _bands(self, sig: bytes) -> list[str]:
         return [f"{self.spec.name}:b{b}:{sig[4 * start:4 * end].hex()}" for b, (start, end) in enumerate(self.ranges)]

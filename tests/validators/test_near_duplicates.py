@@ -7,7 +7,15 @@ import pytest
 
 from tests.validators.helpers import make
 from validators.base import Context, build
-from validators.minhash import Shingler, clusters, naive_signature, signatures
+from validators.minhash import (
+    LshIndex,
+    Shingler,
+    band_layout,
+    band_ranges,
+    clusters,
+    naive_signature,
+    signatures,
+)
 
 
 def _check(fin, records, references=(), **options):
@@ -20,6 +28,18 @@ def test_batched_signatures_equal_datasketch_update(sample_records):
     ours = signatures(sets, chunk_rows=37)  # small chunks: documents straddle chunk borders
     naive = np.array([naive_signature(s) for s in sets])
     assert ours.dtype == naive.dtype and np.array_equal(ours, naive)
+
+
+@pytest.mark.parametrize(("threshold", "num_perm"), [(0.7, 128), (0.5, 64), (0.85, 256)])
+def test_cached_band_layout_is_the_one_datasketch_computes(threshold, num_perm):
+    """The index skips datasketch's parameter search (most of a small check's time) for the same bands."""
+    from datasketch import MinHashLSH
+
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    assert band_layout(threshold, num_perm) == (lsh.b, lsh.r)
+    assert band_ranges(threshold, num_perm) == lsh.hashranges
+    index = LshIndex(threshold, num_perm)
+    assert (index.lsh.b, index.lsh.r) == (lsh.b, lsh.r)
 
 
 def test_planted_duplicates_in_samples_found_and_distinct_texts_pass(fin, sample_records):
