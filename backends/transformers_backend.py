@@ -178,6 +178,7 @@ class TransformersBackend:
             start = time.perf_counter()
             if self._outlines_model is None:
                 self._outlines_model = outlines.from_transformers(self.model, self.tokenizer)
+                _keep_decoder_spaces(self._outlines_model.tokenizer)
             # Compact JSON only: a free whitespace pattern lets a weak model pad forever.
             generator = outlines.Generator(self._outlines_model, JsonSchema(key, whitespace_pattern=""))
             eos = self.model.generation_config.eos_token_id
@@ -306,6 +307,24 @@ def _prompt_part(row: list[tuple[list[int], int]]) -> list[int]:
     if common == 0:
         raise ValueError("nothing to score the choices after: the prompt tokenises to nothing before them")
     return ids0[:common]
+
+
+def _keep_decoder_spaces(tokenizer: Any) -> None:
+    """Make Outlines' idea of the text a "▁" token writes the decoder's own.
+
+    Outlines adds a space to every "▁" token's string, for SentencePiece decoders that strip it (Llama 2,
+    Mistral: "▁the" decodes to "the"). Gemma's decoder keeps the space, so Outlines would believe
+    "▁the" writes "  the" and count string lengths wrong; where the decoder already gives the space,
+    its string is used as it is.
+    """
+    default = tokenizer.convert_token_to_string
+    to_string = tokenizer.tokenizer.convert_tokens_to_string
+
+    def convert(token: str) -> str:
+        text = to_string([token])
+        return text if token.startswith("\u2581") and text.startswith(" ") else default(token)
+
+    tokenizer.convert_token_to_string = convert
 
 
 def _token_logprobs(logits: Any, targets: Any) -> Any:
