@@ -49,7 +49,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--weights", type=Path, required=True, help="folder for the LoRA adapter")
     parser.add_argument("--output", type=Path, required=True, help="results.json to write")
     parser.add_argument("--base-model", default=DEFAULT_BASE_MODEL,
-                        help=f"Hub id, local folder, or 'tiny' / 'tiny-llama3' (offline CPU models); "
+                        help="Hub id, local folder, or an offline CPU model ('tiny', 'tiny-llama3', 'tiny-qwen2', "
+                             "'tiny-mistral', 'tiny-gemma', 'tiny-phi3'); "
                              f"default {DEFAULT_BASE_MODEL}")
     parser.add_argument("--seed", type=int, default=0, help="seed for training, folds and decoding (default 0)")
     parser.add_argument("--time-budget-s", type=float, default=1500.0,

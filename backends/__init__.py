@@ -3,6 +3,7 @@
     backend = get_backend("transformers", model="tiny")
     completions = backend.generate(prompts, schema=task.output_schema(), sampling=Sampling(max_new_tokens=64))
     logprobs = backend.score(prompts, choices=task.label_names)   # one row of log P(choice) per prompt
+    logprobs = backend.score(prompts, ["a", "b"], before='{"label": "', after='"}')   # inside an answer
 
 A prompt is either a list of chat messages (`[{"role": ..., "content": ...}]`, rendered with the
 model's own chat template, or sent as-is to a chat API) or a plain string (used verbatim).
@@ -66,7 +67,11 @@ class Backend(Protocol):
         seeds: list[int] | None = None,
     ) -> list[Completion]: ...
 
-    def score(self, prompts: list[Prompt], choices: list[str]) -> list[list[float]]: ...
+    def score(self, prompts: list[Prompt], choices: list[str], *, before: str = "",
+              after: str = "") -> list[list[float]]:
+        """log P(choice | prompt + before) of each choice's own tokens, per prompt; `after` is the text
+        that follows the choice in a trained answer (it shapes the tokens, is never scored)."""
+        ...
 
 
 def row_seeds(sampling: Sampling, n: int, seeds: list[int] | None) -> list[int]:

@@ -161,7 +161,9 @@ def decode(
             index = torch.tensor(keep, device=device)
             cache.batch_select_indices(index)
             seqs, tokens, position, mask = seqs[index], tokens[index], position[index], mask[index]
-            if padded:
+            # Only plain layers can lose columns: a sliding-window layer (Gemma 2) counts the tokens it has
+            # seen and would then build masks longer than its keys.
+            if padded and mergeable:
                 first = _trim(cache, mask)
                 mask, seqs = mask[:, first:], seqs[:, first:]
                 padded = not bool(mask.all())

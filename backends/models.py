@@ -1,10 +1,12 @@
-"""Load a causal LM and its tokenizer by Hub id, local path, or one of the two offline tiny models.
+"""Load a causal LM and its tokenizer by Hub id, local path, or one of the offline tiny models.
 
     model, tok = load_model("tiny")                          # built once from a seed, then cached
-    model, tok = load_model("tiny-llama3")                   # the Llama-3.2-shaped one (128,256 tokens)
+    model, tok = load_model("tiny-qwen2")                    # the zoo: a family's real tokenizer + template
     model, tok = load_model("unsloth/Llama-3.2-1B-Instruct") # any Hub id or local folder
 
 The tiny models' text is noise; everything around them (templates, training, decoding) is the real path.
+`TINY_MODELS` names them all: `tiny` (our own small tokenizer, the fast tests) and the zoo
+(`backends/zoo`: tiny-llama3, tiny-qwen2, tiny-mistral, tiny-gemma, tiny-phi3).
 What each tiny model is: docs/training.md#design-backendsmodelspy
 """
 
@@ -17,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from backends import tiny, tiny_llama3
+from backends import tiny, zoo
 from core.errors import UserError
 
 if TYPE_CHECKING:
@@ -26,14 +28,9 @@ if TYPE_CHECKING:
 REPO_ROOT = tiny.REPO_ROOT
 TINY = "tiny"
 TINY_LLAMA3 = "tiny-llama3"
-TINY_MODELS = (TINY, TINY_LLAMA3)  # the offline, randomly initialised models: built here, never downloaded
-
-
-# Llama 3.x templates write today's date into every system turn unless given one: a fixed date keeps
-# training, scoring and generation prompts byte-identical across days (determinism for a seed).
-# Templates that have no date ignore it. Passed to every `apply_chat_template` call, and to TRL
-# through each example's `chat_template_kwargs`.
-CHAT_TEMPLATE_KWARGS: dict[str, str] = {"date_string": "26 Jul 2024"}
+ZOO = tuple(zoo.FAMILIES)  # tiny-llama3, tiny-qwen2, tiny-mistral, tiny-gemma, tiny-phi3
+# The offline, randomly initialised models: built here, never downloaded.
+TINY_MODELS = (TINY, *ZOO)
 
 
 def cache_dir() -> Path:
@@ -41,27 +38,32 @@ def cache_dir() -> Path:
 
 
 def is_tiny(name: str) -> bool:
-    """True for the offline tiny models (`tiny`, `tiny-llama3`): random weights, built locally."""
+    """True for the offline tiny models (`TINY_MODELS`): random weights, built locally."""
     return name in TINY_MODELS
 
 
 def tiny_model_path(seed: int = 0, name: str = TINY) -> Path:
     """Folder of the tiny model `name` for `seed`, building it on first use (atomically: safe in parallel)."""
-    if name == TINY_LLAMA3:
-        prefix, version, builder = "tiny-llama3", tiny_llama3.VERSION, tiny_llama3.build_tiny_llama3
-    elif name == TINY:
-        prefix, version, builder = "tiny", tiny.TINY_VERSION, tiny.build_tiny_model
+    if name == TINY:
+        corpus = tiny.tiny_corpus()
+        digest = hashlib.sha256("\n".join(corpus).encode()).hexdigest()[:10]
+        target = cache_dir() / f"tiny-v{tiny.TINY_VERSION}-seed{seed}-{digest}"
+
+        def builder(out: Path) -> None:
+            tiny.build_tiny_model(out, seed=seed, corpus=corpus)
+    elif name in ZOO:
+        target = cache_dir() / f"{name}-{zoo.fingerprint(name)}-seed{seed}"
+
+        def builder(out: Path) -> None:
+            zoo.build(name, out, seed=seed)
     else:
         raise ValueError(f"not a tiny model: {name!r} (one of {', '.join(TINY_MODELS)})")
-    corpus = tiny.tiny_corpus()
-    digest = hashlib.sha256("\n".join(corpus).encode()).hexdigest()[:10]
-    target = cache_dir() / f"{prefix}-v{version}-seed{seed}-{digest}"
     if (target / "config.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{prefix}-", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
     try:
-        builder(tmp, seed=seed, corpus=corpus)
+        builder(tmp)
         try:
             tmp.rename(target)
         except OSError:  # another process finished first: theirs is identical, keep it
@@ -73,7 +75,7 @@ def tiny_model_path(seed: int = 0, name: str = TINY) -> Path:
 
 
 def resolve_model(name: str, seed: int = 0) -> str:
-    """`tiny` / `tiny-llama3` → the cached model's folder; anything else is passed through (Hub id or path)."""
+    """A tiny model's name → its cached folder; anything else is passed through (Hub id or path)."""
     return str(tiny_model_path(seed, name)) if is_tiny(name) else name
 
 

@@ -242,13 +242,19 @@ class OpenAIBackend:
         return last or Completion(text="", error="no attempt was made", finish_reason="error")
 
     # ---- score --------------------------------------------------------------------------------
-    def score(self, prompts: list[Prompt], choices: list[str]) -> list[list[float]]:
+    def score(self, prompts: list[Prompt], choices: list[str], *, before: str = "",
+              after: str = "") -> list[list[float]]:
         """log P(first token of each choice) from the server's top logprobs (-inf where absent).
 
         Exact only when each choice is a single token and the server returns enough top logprobs;
         it is the best a chat API offers, and costs one 1-token request per prompt. A row that
-        cannot be scored is a `FailedScores` row (NaN, with the reason), never an exception.
+        cannot be scored is a `FailedScores` row (NaN, with the reason), never an exception: so is
+        every row when the choices follow a fixed answer start (`before`), which a chat API cannot
+        be made to continue from. `after` only shapes tokenisation, which the server does: ignored.
         """
+        if before:
+            reason = f"a chat API scores an answer's first token only, not a choice after {before!r}"
+            return [FailedScores(len(choices), reason) for _ in prompts]
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             return list(pool.map(lambda prompt: self._score_one(prompt, choices), prompts))
 

@@ -243,8 +243,8 @@ class GenerationWorker(ShardWorker):
                  seeds: list[int] | None = None) -> list[Completion]:
         return self._backend().generate(prompts, schema, sampling, seeds=seeds)
 
-    def score(self, prompts: list[Prompt], choices: list[str]) -> list[list[float]]:
-        return self._backend().score(prompts, choices)
+    def score(self, prompts: list[Prompt], choices: list[str], **frame: str) -> list[list[float]]:
+        return self._backend().score(prompts, choices, **frame)
 
 
 class RayBackendPool(_ShardMap):
@@ -360,8 +360,8 @@ class RayBackendPool(_ShardMap):
                 for actor, (a, b) in zip(self.actors, self._chunks(len(prompts)), strict=False)]
         return [c for part in self._get(refs) for c in part]
 
-    def score(self, prompts: list[Prompt], choices: list[str]) -> list[list[float]]:
-        refs = [actor.score.remote(prompts[a:b], choices)
+    def score(self, prompts: list[Prompt], choices: list[str], **frame: str) -> list[list[float]]:
+        refs = [actor.score.remote(prompts[a:b], choices, **frame)
                 for actor, (a, b) in zip(self.actors, self._chunks(len(prompts)), strict=False)]
         return [row for part in self._get(refs) for row in part]
 

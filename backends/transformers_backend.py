@@ -4,8 +4,9 @@ Generation is greedy decoding of our own (backends/decode.py: rows leave the bat
 its KV cache as they stop, and queued prompts take their slots); with a schema, decoding is constrained by Outlines-core guides so every
 output parses. Sampling is per row: each row draws from its own `torch.Generator` (seeded with the
 row's seed), so a sample is a function of its seed alone, whatever else shares its batch. `score`
-returns log P(choice | prompt) per choice: one forward pass per prompt batch, kept as a KV cache,
-then only each multi-token choice's own tokens on top of it.
+returns log P(choice | prompt) per choice, on exactly the tokens the training text has there
+(`backends.chat.choice_tokens`): one forward pass per prompt batch, kept as a KV cache, then only each
+multi-token choice's own tokens on top of it.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from backends import Completion, Prompt, Sampling, parse_with_schema, row_seeds
+from backends import Completion, Prompt, Sampling, chat, parse_with_schema, row_seeds
 from backends.decode import decode
-from backends.models import CHAT_TEMPLATE_KWARGS, TINY, load_model
+from backends.models import TINY, load_model
 from backends.prefix import prefix_groups, shared_prefix
 from backends.processors import GuidedMask, RowSampler
 
@@ -57,8 +58,12 @@ class TransformersBackend:
         """A chat prompt through the model's own chat template (with the assistant header)."""
         if isinstance(prompt, str):
             return prompt
-        return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True,
-                                                  **CHAT_TEMPLATE_KWARGS)
+        return chat.render(self.tokenizer, prompt, add_generation_prompt=True)
+
+    def answer_prefix(self, prompt: Prompt) -> str:
+        """Where an answer starts in the training text of `prompt` (`chat.answer_prefix`); a string prompt
+        is used verbatim."""
+        return prompt if isinstance(prompt, str) else chat.answer_prefix(self.tokenizer, prompt)
 
     def _encode(self, texts: list[str]) -> dict[str, Any]:
         # Rendered chat text already holds BOS; add_special_tokens would double it.
@@ -173,6 +178,7 @@ class TransformersBackend:
             start = time.perf_counter()
             if self._outlines_model is None:
                 self._outlines_model = outlines.from_transformers(self.model, self.tokenizer)
+                _keep_decoder_spaces(self._outlines_model.tokenizer)
             # Compact JSON only: a free whitespace pattern lets a weak model pad forever.
             generator = outlines.Generator(self._outlines_model, JsonSchema(key, whitespace_pattern=""))
             eos = self.model.generation_config.eos_token_id
@@ -182,32 +188,44 @@ class TransformersBackend:
         return self._processors[key]
 
     # ---- score ----------------------------------------------------------------------------------
-    def score(self, prompts: list[Prompt], choices: list[str]) -> list[list[float]]:
-        """log P(choice | prompt) for every prompt and choice (natural log, summed over tokens).
+    def score(self, prompts: list[Prompt], choices: list[str], *, before: str = "",
+              after: str = "") -> list[list[float]]:
+        """log P(choice | prompt + before), the choice's tokens only (natural log, summed over them).
+
+        Each prompt continues where a training text's answer starts (`answer_prefix`), then `before`
+        (text every choice follows, e.g. '{"intent": "'), the choice, and `after` (text that follows it
+        in the trained answer, e.g. '", "reply": "': it fixes how the choice's edge tokenises and is
+        never scored). The whole string is tokenised at once and split by characters
+        (`chat.choice_tokens`), so every choice is scored on the tokens training taught there.
 
         Each prompt batch runs once and keeps its KV cache (the tokens all its prompts start with, such
         as a shared instruction, run once for the batch: `_prompt_pass`; a batch that mixes prompt
-        families runs as one group per family where that is less work: `prefix.prefix_groups`); each multi-token choice then
-        runs only its own tokens on top of that cache (single-token choices need no further pass), and
-        log-softmax is taken only where a choice token is predicted. Peak memory beyond the weights is bounded by
-        one forward pass over the prompt batch (its activations and KV cache, as in generation) + its
-        last-position logits (B × V) + one choice's logits (B × (n − 1) × V, n its token count), in
-        float32, ×2 inside logsumexp: never B × choices × sequence × V (bench/bench_scoring.py).
+        families runs as one group per family where that is less work: `prefix.prefix_groups`); each
+        multi-token choice then runs only its own tokens on top of that cache (single-token choices need
+        no further pass), and log-softmax is taken only where a choice token is predicted. Peak memory
+        beyond the weights is bounded by one forward pass over the prompt batch (its activations and KV
+        cache, as in generation) + its last-position logits (B × V) + one choice's logits
+        (B × (n − 1) × V, n its token count), in float32, ×2 inside logsumexp: never
+        B × choices × sequence × V (bench/bench_scoring.py).
         """
         import torch
 
-        choice_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in choices]
-        if any(not ids for ids in choice_ids):
+        if not choices or any(not c for c in choices):
             raise ValueError(f"a choice tokenises to nothing: {choices}")
-        texts = [self.render(p) for p in prompts]
-        passes = 1 + sum(len(ids) > 1 for ids in choice_ids)  # forward passes per group
         scores: list[list[float]] = []
         with torch.inference_mode():
-            for start in range(0, len(texts), self.batch_size):
-                ids = self.tokenizer(texts[start : start + self.batch_size], add_special_tokens=False)["input_ids"]
-                batch: list[list[float]] = [[] for _ in ids]
-                for group in prefix_groups(ids, passes):
-                    for i, row in zip(group, self._score_batch([ids[i] for i in group], choice_ids), strict=True):
+            for start in range(0, len(prompts), self.batch_size):
+                rows = [chat.choice_tokens(self.tokenizer, self.answer_prefix(p), choices, before=before, after=after)
+                        for p in prompts[start : start + self.batch_size]]
+                prompt_ids = [_prompt_part(row) for row in rows]
+                passes = 1 + sum(any(len(row[j][0]) - len(ids) > 1 for row, ids in zip(rows, prompt_ids, strict=True))
+                                 for j in range(len(choices)))  # forward passes per group
+                batch: list[list[float]] = [[] for _ in rows]
+                for group in prefix_groups(prompt_ids, passes):
+                    feeds = [[ids[len(prompt_ids[i]):] for ids, _ in rows[i]] for i in group]
+                    scored = [[n for _, n in rows[i]] for i in group]
+                    got = self._score_batch([prompt_ids[i] for i in group], feeds, scored)
+                    for i, row in zip(group, got, strict=True):
                         batch[i] = row
                 scores.extend(batch)
         return scores
@@ -240,30 +258,73 @@ class TransformersBackend:
                          position_ids=shared + (rest_mask.cumsum(-1) - 1).clamp(min=0), logits_to_keep=1)
         return out.logits[:, -1, :], out.past_key_values, mask
 
-    def _score_batch(self, ids: list[list[int]], choice_ids: list[list[int]]) -> list[list[float]]:
-        """Scores of every choice for one batch of tokenised prompts (see `score` for the memory bound)."""
+    def _score_batch(self, ids: list[list[int]], feeds: list[list[list[int]]],
+                     scored: list[list[int]]) -> list[list[float]]:
+        """Scores of every choice for one batch of tokenised prompts (see `score` for the memory bound).
+
+        ids[r]: row r's prompt tokens; feeds[r][j]: the tokens after them for choice j (at least one);
+        scored[r][j]: how many of those, at the end, are the choice's. The first feed token is predicted
+        by the prompt pass; the rest run on its KV cache, right-padded across rows (pads come after
+        every real token, so causal attention never lets a real token see one).
+        """
         import torch
 
         logits, cache, mask = self._prompt_pass(ids)
         rows, device = mask.shape[0], mask.device
-        first = torch.tensor([ids[0] for ids in choice_ids], device=device)
-        totals = _token_logprobs(logits, first.expand(rows, -1))  # [rows, choices]
+        n_choices = len(feeds[0])
+        first = torch.tensor([[feed[0] for feed in row] for row in feeds], device=device)
+        first_scored = torch.tensor([[len(f) == n for f, n in zip(row, ns, strict=True)]
+                                     for row, ns in zip(feeds, scored, strict=True)], device=device)
+        totals = _token_logprobs(logits, first) * first_scored  # [rows, choices]
         del logits
         lengths = mask.sum(-1, keepdim=True)
-        for j, ids in enumerate(choice_ids):
-            if len(ids) == 1:
+        pad = self.tokenizer.pad_token_id
+        for j in range(n_choices):
+            width = max(len(row[j]) for row in feeds) - 1  # the last token is only predicted, never fed
+            if width == 0:
                 continue
-            tokens = torch.tensor(ids, device=device).expand(rows, -1)
-            n = len(ids) - 1  # the last token is only predicted, never fed
+            tokens = torch.tensor([row[j] + [pad] * (width + 1 - len(row[j])) for row in feeds], device=device)
+            # Position i of the step predicts feed token i + 1: scored where it is one of the choice's last n.
+            take = torch.tensor([[len(row[j]) - ns[j] <= i + 1 < len(row[j]) for i in range(width)]
+                                 for row, ns in zip(feeds, scored, strict=True)], device=device)
             step = self.model(
                 input_ids=tokens[:, :-1], past_key_values=cache, use_cache=True,
-                attention_mask=torch.cat([mask, mask.new_ones(rows, n)], dim=1),
-                position_ids=lengths + torch.arange(n, device=device),
+                attention_mask=torch.cat([mask, mask.new_ones(rows, width)], dim=1),
+                position_ids=lengths + torch.arange(width, device=device),
             )
-            totals[:, j] += _token_logprobs(step.logits, tokens[:, 1:]).sum(-1)
+            totals[:, j] += (_token_logprobs(step.logits, tokens[:, 1:]) * take).sum(-1)
             del step
-            cache.crop(-n)  # back to the prompt alone for the next choice (negative: tokens removed)
+            cache.crop(-width)  # back to the prompt alone for the next choice (negative: tokens removed)
         return totals.tolist()
+
+
+def _prompt_part(row: list[tuple[list[int], int]]) -> list[int]:
+    """The tokens every choice's sequence of one prompt starts with, before any choice's scored tokens
+    (the prompt pass runs these once; what follows differs by choice)."""
+    first = min(len(ids) - n for ids, n in row)
+    ids0 = row[0][0]
+    common = next((k for k in range(first) if any(ids[k] != ids0[k] for ids, _ in row)), first)
+    if common == 0:
+        raise ValueError("nothing to score the choices after: the prompt tokenises to nothing before them")
+    return ids0[:common]
+
+
+def _keep_decoder_spaces(tokenizer: Any) -> None:
+    """Make Outlines' idea of the text a "▁" token writes the decoder's own.
+
+    Outlines adds a space to every "▁" token's string, for SentencePiece decoders that strip it (Llama 2,
+    Mistral: "▁the" decodes to "the"). Gemma's decoder keeps the space, so Outlines would believe
+    "▁the" writes "  the" and count string lengths wrong; where the decoder already gives the space,
+    its string is used as it is.
+    """
+    default = tokenizer.convert_token_to_string
+    to_string = tokenizer.tokenizer.convert_tokens_to_string
+
+    def convert(token: str) -> str:
+        text = to_string([token])
+        return text if token.startswith("\u2581") and text.startswith(" ") else default(token)
+
+    tokenizer.convert_token_to_string = convert
 
 
 def _token_logprobs(logits: Any, targets: Any) -> Any:

@@ -20,8 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from backends import Completion, Prompt, Sampling, parse_with_schema, row_seeds
-from backends.models import CHAT_TEMPLATE_KWARGS, resolve_model
+from backends import Completion, Prompt, Sampling, chat, parse_with_schema, row_seeds
+from backends.models import resolve_model
 from core.errors import fail
 from core.optional import require
 
@@ -155,8 +155,7 @@ class VLLMBackend:
     def render(self, prompt: Prompt) -> str:
         if isinstance(prompt, str):
             return prompt
-        return self.tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True,
-                                                  **CHAT_TEMPLATE_KWARGS)
+        return chat.render(self.tokenizer, prompt, add_generation_prompt=True)
 
     def _tokens(self, prompt: Prompt) -> Any:
         """Token ids of the rendered prompt: vLLM would add a second BOS to text that already has one."""
@@ -188,16 +187,21 @@ class VLLMBackend:
             ))
         return completions
 
-    def score(self, prompts: list[Prompt], choices: list[str]) -> list[list[float]]:
-        """log P(choice | prompt): prompt log-probabilities of the choice's tokens, summed."""
+    def score(self, prompts: list[Prompt], choices: list[str], *, before: str = "",
+              after: str = "") -> list[list[float]]:
+        """log P(choice | prompt + before): prompt log-probabilities of the choice's tokens, summed.
+
+        The same tokens as `TransformersBackend.score` (`chat.choice_tokens`: the whole text tokenised
+        at once, the choice's tokens found by character offsets).
+        """
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        choice_ids = [self.tokenizer(c, add_special_tokens=False)["input_ids"] for c in choices]
         requests = []
         for prompt in prompts:
-            prompt_ids = self._tokens(prompt)["prompt_token_ids"]
-            requests += [(len(prompt_ids), TokensPrompt(prompt_token_ids=prompt_ids + ids)) for ids in choice_ids]
+            context = prompt if isinstance(prompt, str) else chat.answer_prefix(self.tokenizer, prompt)
+            for ids, n in chat.choice_tokens(self.tokenizer, context, choices, before=before, after=after):
+                requests.append((len(ids) - n, TokensPrompt(prompt_token_ids=ids)))
         params = SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=0)
         outputs = self.llm.generate([r for _, r in requests], params, use_tqdm=False, lora_request=self.lora_request)
         totals = []

@@ -13,6 +13,7 @@ import re
 import time
 from pathlib import Path
 
+from backends import chat
 from backends.models import REPO_ROOT, TINY_LLAMA3, default_device, load_model
 from backends.transformers_backend import TransformersBackend
 from bench import BenchRow, ratio
@@ -60,7 +61,7 @@ def _long_tickets(task, tokenizer, n: int) -> list[list[dict[str, str]]]:
             parts.append(texts[j % len(texts)])
             j += n
             messages = task.classify_messages(" ".join(parts), "en")
-            rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            rendered = chat.render(tokenizer, messages, add_generation_prompt=True)
             if len(tokenizer(rendered, add_special_tokens=False)["input_ids"]) >= PROMPT_TOKENS:
                 break
         prompts.append(messages)
@@ -68,17 +69,17 @@ def _long_tickets(task, tokenizer, n: int) -> list[list[dict[str, str]]]:
 
 
 def full_logit_scores(backend: TransformersBackend, prompts, choices: list[str], batch: int) -> list[list[float]]:
-    """The replaced method (baseline only): prompt + choice for every pair, full float32 log-softmax."""
+    """The replaced method (baseline only): prompt + choice for every pair, full float32 log-softmax, on
+    the same tokens as `TransformersBackend.score` (`chat.choice_tokens`)."""
     import torch
 
     tok = backend.tokenizer
-    choice_ids = [tok(c, add_special_tokens=False)["input_ids"] for c in choices]
     scores: list[list[float]] = []
     with torch.inference_mode():
         for start in range(0, len(prompts), batch):
-            texts = [backend.render(p) for p in prompts[start : start + batch]]
-            prompt_ids = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
-            rows = [(p, c) for p in prompt_ids for c in choice_ids]
+            chunk = prompts[start : start + batch]
+            rows = [(ids[:-n], ids[-n:]) for p in chunk
+                    for ids, n in chat.choice_tokens(tok, backend.answer_prefix(p), choices)]
             width = max(len(p) + len(c) for p, c in rows)
             input_ids = torch.full((len(rows), width), tok.pad_token_id, dtype=torch.long)
             attention = torch.zeros((len(rows), width), dtype=torch.long)
@@ -91,7 +92,7 @@ def full_logit_scores(backend: TransformersBackend, prompts, choices: list[str],
             totals = [float(logprobs[i, torch.arange(len(p) - 1, len(p) + len(c) - 1), torch.tensor(c)].sum())
                       for i, (p, c) in enumerate(rows)]
             del logits, logprobs
-            scores.extend(totals[j * len(choices) : (j + 1) * len(choices)] for j in range(len(texts)))
+            scores.extend(totals[j * len(choices) : (j + 1) * len(choices)] for j in range(len(chunk)))
     return scores
 
 

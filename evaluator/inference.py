@@ -59,8 +59,9 @@ def predict(
 
 
 def _score(backend: Backend, task: Task, prompts: list[Messages]) -> list[Prediction]:
-    choices = score_choices(task)
-    rows = backend.score(prompts, choices)
+    scoring = score_choices(task)
+    rows = backend.score(prompts, scoring.choices, **scoring.frame())
+    choices = [scoring.before + c for c in scoring.choices]
     out = []
     for row in rows:
         failure = score_failure(row)

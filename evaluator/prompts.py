@@ -2,7 +2,7 @@
 
     prompts = tuned_prompts(task, records)                        # the training format (variant 0)
     prompts = base_prompts(task, records, shots=3, pool=train)    # same instruction + k examples as turns
-    choices = score_choices(task)                                  # what `Backend.score` is asked about
+    frame = score_choices(task)             # what `Backend.score` is asked about: frame.choices after frame.before
 
 Fairness: both models get the same system prompt and instruction (`task.classify_messages`, the
 first paraphrase). The base model never saw the trained answer format, so it may optionally get k
@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import random
 from collections import defaultdict
+from dataclasses import dataclass
 
 from core.errors import fail
 from core.records import Record, normalise_text
@@ -87,13 +88,35 @@ def base_prompts(
     return prompts
 
 
-def score_choices(task: Task) -> list[str]:
+@dataclass(frozen=True)
+class ScoreChoices:
+    """What choice scoring compares: each of `choices` after `before`, followed by `after` (the keywords
+    of `Backend.score`)."""
+
+    choices: list[str]
+    before: str = ""
+    after: str = ""
+
+    def frame(self) -> dict[str, str]:
+        """`before`/`after` as `Backend.score` keywords (none for a bare label: any backend takes that)."""
+        return {k: v for k, v in (("before", self.before), ("after", self.after)) if v}
+
+
+_LABEL = "LABEL7q"  # stands for the label inside the answer format
+
+
+def score_choices(task: Task) -> ScoreChoices:
     """The strings whose log-probability choice scoring compares, one per label, in label order.
 
-    Label-only tasks: the bare label (exactly the trained answer). Tasks that answer in JSON: the
-    answer's prefix up to and including the label value, e.g. ``{"intent": "billing.refund_request"``,
-    which is how `task.answer` starts, so the tuned model is scored on its own format.
+    Label-only tasks: the bare label (exactly the trained answer). Tasks that answer in JSON: the label
+    value and its closing quote, after the answer's start (``{"intent": "``) and before the rest of it
+    (``, "reply": ""}``), so the tuned model is scored on the tokens of its own format: the closing
+    quote's token is the one training has there (``",`` in byte-level BPE), not a lone ``"``.
     """
     if not task.outputs:
-        return list(task.label_names)
-    return [json.dumps({task.label_name: label}, ensure_ascii=False)[:-1] for label in task.label_names]
+        return ScoreChoices(list(task.label_names))
+    answer = task.answer({task.label_name: _LABEL})
+    at = answer.index(_LABEL)
+    before, rest = answer[:at], answer[at + len(_LABEL):]  # rest: '", "reply": ""}'
+    return ScoreChoices([json.dumps(label, ensure_ascii=False)[1:-1] + rest[0] for label in task.label_names],
+                        before=before, after=rest[1:])

@@ -17,13 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from backends import Sampling
+from backends import Sampling, chat
 from backends.models import is_tiny
 from backends.transformers_backend import TransformersBackend
 from core.records import Record
 from core.tasks import load_task
 from oneshot.contract import TrainRow
-from oneshot.prompts import Messages, intent_prefix, parse_reply, reply_prefix, training_example
+from oneshot.prompts import Messages, intent_choices, parse_reply, reply_prefix, training_example
 from trainer.config import TrainConfig
 
 TASK = "support_intent"
@@ -76,12 +76,14 @@ def load_backend(base_model: str, adapter: Path | None, batch_size: int = 8) -> 
 def score_intents(backend: Any, prompts: list[Messages], intents: list[str]) -> tuple[np.ndarray, list[int]]:
     """log P(intent | prompt) normalised over the taxonomy, and the prompt tokens each row cost.
 
-    Each choice is the answer's prefix up to the intent's closing quote, so every intent is scored as
-    a whole string in the trained format.
+    Each choice is the intent and its closing quote inside the answer's start, scored on the tokens the
+    training text has there (`oneshot.prompts.intent_choices`), so every intent is scored as a whole
+    string in the trained format.
     """
     if not prompts:
         return np.zeros((0, len(intents))), []
-    raw = np.asarray(backend.score(prompts, [intent_prefix(i) for i in intents]), dtype=np.float64)
+    before, choices, after = intent_choices(intents)
+    raw = np.asarray(backend.score(prompts, choices, before=before, after=after), dtype=np.float64)
     normalised = raw - np.logaddexp.reduce(raw, axis=1, keepdims=True)
     tokens = [len(backend.tokenizer(backend.render(p), add_special_tokens=False)["input_ids"]) for p in prompts]
     return normalised, tokens
@@ -89,9 +91,13 @@ def score_intents(backend: Any, prompts: list[Messages], intents: list[str]) -> 
 
 def generate_replies(backend: Any, prompts: list[Messages], intents: list[str], *, max_new_tokens: int,
                      seed: int) -> list[tuple[str, int]]:
-    """Greedy reply after the decided intent, in the trained JSON format: (reply, tokens used) per row."""
+    """Greedy reply after the decided intent, in the trained JSON format: (reply, tokens used) per row.
 
-    texts = [backend.render(p) + reply_prefix(intent) for p, intent in zip(prompts, intents, strict=True)]
+    Each prompt is the training text up to the reply (`chat.answer_prefix` + `reply_prefix`), tokenised
+    whole, so the model continues from the very tokens it was trained on.
+    """
+    texts = [chat.answer_prefix(backend.tokenizer, p) + reply_prefix(intent)
+             for p, intent in zip(prompts, intents, strict=True)]
     completions = backend.generate(texts, None, Sampling(temperature=0.0, max_new_tokens=max_new_tokens, seed=seed))
     return [(parse_reply(c.text), c.prompt_tokens + c.completion_tokens) for c in completions]
 

@@ -2,11 +2,13 @@
 
     messages = ticket_messages(ticket, neighbours, intents)      # system, k × (user, assistant), user
     answer(intent, reply)                                         # '{"intent": "...", "reply": "..."}'
-    intent_prefix(intent)                                         # '{"intent": "..."' (choice scoring)
+    intent_prefix(intent)                                         # '{"intent": "..."' (the answer's start)
+    before, choices, after = intent_choices(intents)              # what choice scoring compares
     reply_prefix(intent)                                          # '{"intent": "...", "reply": "' (generation)
 
 Training targets, scored choices and generation prefixes are the same bytes (`json.dumps`, default
-separators). Why the neighbours are turns: docs/oneshot.md#design-oneshotpromptspy
+separators), and choices are scored on the tokens of the training text (`Backend.score`'s `before` /
+`after`). Why the neighbours are turns: docs/oneshot.md#design-oneshotpromptspy
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from backends.models import CHAT_TEMPLATE_KWARGS
 from oneshot.contract import TrainRow
 
 Messages = list[dict[str, str]]
@@ -36,6 +37,15 @@ def intent_prefix(intent: str) -> str:
     return answer(intent, "")[: -len(', "reply": ""}')]
 
 
+def intent_choices(intents: list[str]) -> tuple[str, list[str], str]:
+    """(before, choices, after) for `Backend.score`: each intent with its closing quote, after the answer's
+    start and before the reply's key, so the scored tokens are the training answer's own there (with
+    byte-level BPE the quote is part of '",', never a lone '"')."""
+    before = answer("", "")[: -len('", "reply": ""}')]  # '{"intent": "'
+    after = reply_prefix("")[len(before) + 1 :]  # ', "reply": "'
+    return before, [intent_prefix(i)[len(before):] for i in intents], after
+
+
 def reply_prefix(intent: str) -> str:
     """The answer up to the reply's opening quote: generation continues the reply from here."""
     return answer(intent, "")[: -len('"}')]
@@ -54,8 +64,7 @@ def ticket_messages(ticket: str, neighbours: list[TrainRow], intents: list[str])
 def training_example(row: TrainRow, neighbours: list[TrainRow], intents: list[str]) -> dict[str, Any]:
     """TRL's prompt-completion form: the loss falls on this row's answer only."""
     return {"prompt": ticket_messages(row.ticket, neighbours, intents),
-            "completion": [{"role": "assistant", "content": answer(row.intent, row.reply)}],
-            "chat_template_kwargs": CHAT_TEMPLATE_KWARGS}
+            "completion": [{"role": "assistant", "content": answer(row.intent, row.reply)}]}
 
 
 def parse_reply(continuation: str) -> str:

@@ -21,7 +21,9 @@ from backends.models import TINY, is_tiny
 
 Method = Literal["lora", "qlora", "full"]
 Size = Literal["tiny", "1b", "3b", "8b"]
-ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+# PEFT's name for every linear layer but the output head, whatever a family calls them: Llama's q/k/v/o and
+# gate/up/down projections, Phi-3's fused qkv_proj and gate_up_proj (which a list of Llama names misses).
+ALL_LINEAR = "all-linear"
 
 # Model-dependent defaults, filled in where a field is None. One row per size.
 SIZE_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -80,8 +82,8 @@ class TrainConfig:
     lora_r: int | None = field(default=None, metadata={"help": "LoRA rank"})
     lora_alpha: int | None = field(default=None, metadata={"help": "LoRA alpha (scale = alpha / r)"})
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
-    target_modules: list[str] = field(default_factory=lambda: list(ALL_LINEAR),
-                                      metadata={"help": "modules that get LoRA adapters"})
+    target_modules: list[str] = field(default_factory=lambda: [ALL_LINEAR], metadata={
+        "help": "modules that get LoRA adapters ('all-linear': every linear layer but the output head)"})
     modules_to_save: list[str] | None = field(default=None, metadata={
         "help": "modules trained in full and saved with the adapter (tiny: embed_tokens lm_head; "
                 "the flag alone: none)"})

@@ -1,11 +1,14 @@
-"""Records → messages → the model's own chat template: exactly what the model is trained on.
+"""Records → messages → the model's own chat template → tokens and loss mask: exactly what is trained on.
 
     rows = to_examples(records, task, seed=0)      # [{"prompt": [system, user], "completion": [assistant]}]
     text = render(tokenizer, row)                  # the chat template's string, special tokens included
+    row = tokenize(tokenizer, rows[0])             # {"input_ids", "completion_mask"}: what SFTTrainer gets
 
-The prompt-completion conversational form is what TRL's `SFTTrainer` turns into a `completion_mask`,
-so the loss falls on the assistant turn only. The instruction paraphrase of each record is picked
-from the seed and the record id: stable across runs, varied across records.
+The loss falls on the assistant answer and its end-of-turn token only (`backends.chat.loss_mask`: found
+by character offsets in the rendered text, whatever the template adds around it). Messages go through
+`backends.chat`, which adapts them to the template (a system turn merged into the first user turn where
+the template refuses one). The instruction paraphrase of each record is picked from the seed and the
+record id: stable across runs, varied across records.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from backends.models import CHAT_TEMPLATE_KWARGS
+from backends import chat
 from core.records import Record
 from core.task_spec import Task
 
@@ -30,7 +33,7 @@ def to_messages(record: Record, task: Task, seed: int = 0) -> list[dict[str, str
 
 def to_example(record: Record, task: Task, seed: int = 0) -> dict[str, Any]:
     messages = to_messages(record, task, seed)
-    return {"prompt": messages[:-1], "completion": messages[-1:], "chat_template_kwargs": CHAT_TEMPLATE_KWARGS}
+    return {"prompt": messages[:-1], "completion": messages[-1:]}
 
 
 def to_examples(records: list[Record], task: Task, seed: int = 0) -> list[dict[str, Any]]:
@@ -38,22 +41,21 @@ def to_examples(records: list[Record], task: Task, seed: int = 0) -> list[dict[s
 
 
 def render(tokenizer: Any, example: dict[str, Any]) -> str:
-    """The full training string through `tokenizer.apply_chat_template` (no tokenisation)."""
-    return tokenizer.apply_chat_template(example["prompt"] + example["completion"], tokenize=False,
-                                         **CHAT_TEMPLATE_KWARGS)
+    """The full training string through the model's chat template (no tokenisation)."""
+    return chat.render(tokenizer, example["prompt"] + example["completion"])
 
 
-def loss_split(tokenizer: Any, example: dict[str, Any]) -> tuple[list[int], list[int]]:
-    """(prompt ids, completion ids) the way TRL splits them: the completion starts where the prompt
-    rendered with a generation header stops being a prefix of the whole conversation."""
-    prompt = tokenizer.apply_chat_template(example["prompt"], tokenize=True, add_generation_prompt=True,
-                                           return_dict=True, **CHAT_TEMPLATE_KWARGS)["input_ids"]
-    full = tokenizer.apply_chat_template(example["prompt"] + example["completion"], tokenize=True,
-                                         return_dict=True, **CHAT_TEMPLATE_KWARGS)["input_ids"]
-    cut = 0
-    while cut < min(len(prompt), len(full)) and prompt[cut] == full[cut]:
-        cut += 1
-    return full[:cut], full[cut:]
+def loss_tokens(tokenizer: Any, example: dict[str, Any]) -> tuple[list[int], list[int]]:
+    """(token ids of the training text, 1 where the loss falls): the completion's answer and the
+    end-of-turn token after it."""
+    [answer] = example["completion"]  # one assistant turn: the answer trained on
+    return chat.loss_mask(tokenizer, chat.answer_span(tokenizer, example["prompt"], answer["content"]))
+
+
+def tokenize(tokenizer: Any, example: dict[str, Any]) -> dict[str, list[int]]:
+    """A tokenised training row for TRL's `SFTTrainer` (it builds the labels from `completion_mask`)."""
+    ids, mask = loss_tokens(tokenizer, example)
+    return {"input_ids": ids, "completion_mask": mask}
 
 
 def show(records: list[Record], task: Task, tokenizer: Any, n: int = 3, seed: int = 0) -> str:
@@ -66,10 +68,10 @@ def show(records: list[Record], task: Task, tokenizer: Any, n: int = 3, seed: in
                  "--- messages"]
         for msg in example["prompt"] + example["completion"]:
             lines.append(f"[{msg['role']}] {msg['content']}")
-        prompt_ids, completion_ids = loss_split(tokenizer, example)
-        lines.append(f"--- chat template ({len(prompt_ids) + len(completion_ids)} tokens; "
-                     f"loss on the last {len(completion_ids)})")
+        ids, mask = loss_tokens(tokenizer, example)
+        lines.append(f"--- chat template ({len(ids)} tokens; loss on {sum(mask)})")
         lines.append(render(tokenizer, example))
-        lines.append("--- loss on: " + repr(tokenizer.decode(completion_ids, skip_special_tokens=False)))
+        trained = [i for i, on in zip(ids, mask, strict=True) if on]
+        lines.append("--- loss on: " + repr(tokenizer.decode(trained, skip_special_tokens=False)))
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)

@@ -4,8 +4,8 @@
 
 TRL truncates a tokenised example to `max_length` from the end (`truncation_mode="keep_start"`), and the
 answer is at the end: an example over the limit would train on a cut answer, with no end-of-turn token.
-Each example is tokenised the way TRL does it (the chat template over prompt + completion, with the
-example's `chat_template_kwargs`). An example may come as a list of candidates, longest first (run.py's
+Each example is tokenised as it is trained on (`trainer.formatting.loss_tokens`: the family's chat
+template over prompt + completion). An example may come as a list of candidates, longest first (run.py's
 prompt with k solved neighbours, then k - 1, ... 0): the first that fits is trained on, with a warning
 when it is not the first; an example of which nothing fits is skipped with a warning naming it.
 A candidate's optional "shortened" entry says what its shortening dropped (for the warning).
@@ -16,6 +16,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from trainer.formatting import loss_tokens
+
 Example = dict[str, Any]
 
 
@@ -24,11 +26,8 @@ def warn(message: str) -> None:
 
 
 def token_length(tokenizer: Any, example: Example) -> int:
-    """Tokens of prompt + completion through the chat template, as TRL tokenises a conversational example."""
-    messages = example["prompt"] + example["completion"]
-    ids = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True,
-                                        **example.get("chat_template_kwargs", {}))["input_ids"]
-    return len(ids)
+    """Tokens of the example exactly as it is trained on (`trainer.formatting.loss_tokens`)."""
+    return len(loss_tokens(tokenizer, example)[0])
 
 
 def fit_lengths(tokenizer: Any, examples: list[Example | list[Example]], names: list[str], max_length: int,

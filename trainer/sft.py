@@ -27,8 +27,8 @@ from core.io import write_json_atomic
 from core.records import Record
 from core.task_spec import Task
 from core.tasks import load_task
-from trainer.config import TrainConfig
-from trainer.formatting import to_examples
+from trainer.config import ALL_LINEAR, TrainConfig
+from trainer.formatting import to_examples, tokenize
 from trainer.lengths import fit_lengths
 from trainer.memory import free_bytes
 from trainer.plan import fit
@@ -104,7 +104,8 @@ def build_trainer(cfg: TrainConfig, task: Task, train_records: list[Record], val
     if cfg.method in {"lora", "qlora"}:
         peft_config = LoraConfig(
             r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, task_type="CAUSAL_LM",
-            target_modules=list(cfg.target_modules), modules_to_save=list(cfg.modules_to_save) or None,
+            target_modules=ALL_LINEAR if list(cfg.target_modules) == [ALL_LINEAR] else list(cfg.target_modules),
+            modules_to_save=list(cfg.modules_to_save) or None,
             # Tied input/output embeddings (Llama 3.2, tiny-llama3) stay one trained matrix, saved once.
             ensure_weight_tying=bool(getattr(model.config, "tie_word_embeddings", False) and cfg.modules_to_save),
         )
@@ -134,8 +135,10 @@ def build_trainer(cfg: TrainConfig, task: Task, train_records: list[Record], val
         include_num_input_tokens_seen="non_padding", dataloader_num_workers=0,
         gradient_checkpointing=cfg.method == "qlora" or bool(cfg.gradient_checkpointing), disable_tqdm=False,
     )
-    train_ds = Dataset.from_list(train_examples)
-    val_ds = Dataset.from_list(val_examples) if val_examples else None
+    # Tokenised here, not by TRL: the loss mask is the answer + its end-of-turn token, found by offsets
+    # (formatting.tokenize), whatever the template renders after it; TRL builds labels from the mask.
+    train_ds = Dataset.from_list([tokenize(tokenizer, e) for e in train_examples])
+    val_ds = Dataset.from_list([tokenize(tokenizer, e) for e in val_examples]) if val_examples else None
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
                          processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks or [])
     trainer.length_check = {"train": train_lengths, "eval": val_lengths}

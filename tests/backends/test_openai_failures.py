@@ -155,3 +155,11 @@ def test_spend_never_exceeds_the_cap_across_a_kill_and_a_resume(seeds_file, tmp_
     assert manifest["cost_usd"] >= billed - 1e-9  # the record never forgets what the server billed
     rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert 0 < len(rows) < 40 and len({r["provenance"]["index"] for r in rows}) == len(rows)
+
+
+def test_choices_after_an_answer_start_are_refused_without_a_request():
+    """A chat API cannot be made to continue from '{"label": "': every row says so, and nothing is sent."""
+    with MeteringProxy("nologprobs") as proxy:
+        rows = _backend(proxy).score(["a", "b"], CHOICES, before='{"label": "', after='"}')
+        asked = len(proxy.requests)
+    assert all("not a choice after" in score_failure(r) for r in rows) and asked == 0

@@ -149,9 +149,10 @@ def test_queued_prompts_get_the_tokens_model_generate_gives_each_alone(backends,
     `model.generate` gives that prompt alone, with its seed."""
     backend = backends[name]
     sampling = SAMPLINGS[how]
-    schema = load_task("fin_sentiment").generation_schema() if mode == "constrained" else None
-    if schema is not None:  # room for every JSON to close, each at its own step
-        sampling = dataclasses.replace(sampling, max_new_tokens=120)
+    task = load_task("fin_sentiment")
+    schema = task.generation_schema() if mode == "constrained" else None
+    if schema is not None:  # the task's bound: room for every JSON to close, each at its own step
+        sampling = dataclasses.replace(sampling, max_new_tokens=task.max_new_tokens(with_input=True))
     seeds = [40 + i for i in range(len(QUEUED))]
     if schema is None:
         _stop_midway(backend, sampling, monkeypatch, QUEUED, seeds)

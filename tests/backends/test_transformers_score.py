@@ -1,11 +1,13 @@
 """`TransformersBackend.score` (prompt once + KV cache, then only the choice tokens) against the
-straightforward definition: one unpadded forward pass per prompt + choice, full log-softmax, summed."""
+straightforward definition: the prompt's answer start + choice tokenised whole, one unpadded forward
+pass per prompt + choice, full log-softmax, summed over the tokens that overlap the choice."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from backends import chat
 from backends.models import TINY, TINY_LLAMA3, load_model
 from backends.transformers_backend import TransformersBackend
 
@@ -22,20 +24,23 @@ CHOICES = ["positive", "negative", "neutral", "billing.refund_request", "billing
            " a much longer answer with several words in it"]
 
 
-def reference_scores(model, tokenizer, backend: TransformersBackend, prompts, choices) -> list[list[float]]:
+def reference_scores(model, tokenizer, backend: TransformersBackend, prompts, choices, before: str = "",
+                     after: str = "") -> list[list[float]]:
     import torch
 
     out = []
     with torch.inference_mode():
         for prompt in prompts:
-            prompt_ids = tokenizer(backend.render(prompt), add_special_tokens=False)["input_ids"]
+            context = backend.answer_prefix(prompt) + before
             row = []
             for choice in choices:
-                choice_ids = tokenizer(choice, add_special_tokens=False)["input_ids"]
-                ids = torch.tensor([prompt_ids + choice_ids])
+                enc = tokenizer(context + choice + after, add_special_tokens=False, return_offsets_mapping=True)
+                start, end = len(context), len(context) + len(choice)
+                scored = [i for i, (a, b) in enumerate(enc["offset_mapping"]) if a < end and b > start]
+                ids = torch.tensor([enc["input_ids"][: scored[-1] + 1]])
                 logprobs = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)
-                positions = torch.arange(len(prompt_ids) - 1, len(prompt_ids) + len(choice_ids) - 1)
-                row.append(float(logprobs[positions, torch.tensor(choice_ids)].sum()))
+                targets = torch.tensor([enc["input_ids"][i] for i in scored])
+                row.append(float(logprobs[torch.tensor(scored) - 1, targets].sum()))
             out.append(row)
     return out
 
@@ -79,6 +84,36 @@ def test_score_single_token_choices_and_batch_independence(tiny):
     alone = [backend.score([p], single)[0] for p in PROMPTS]  # no padding at all
     np.testing.assert_allclose(together, alone, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(together, reference_scores(model, tokenizer, backend, PROMPTS, single), atol=1e-4)
+
+
+@pytest.mark.parametrize("name", [TINY, TINY_LLAMA3])
+def test_choices_inside_an_answer_score_the_tokens_around_them(name, tiny, tiny_llama3):
+    """`before`/`after` put each choice inside an answer. After 'label(' Llama 3's pre-tokenizer fuses
+    the parenthesis with the label ('(n', 'egative'), so scored tokens straddle the choice's start and
+    the prompt part differs by choice; the scores are still the straightforward ones."""
+    loaded = tiny if name == TINY else tiny_llama3
+    model, tokenizer = loaded
+    backend = TransformersBackend(name, loaded=loaded, batch_size=3)
+    if name == TINY_LLAMA3:
+        rows = chat.choice_tokens(tokenizer, backend.answer_prefix(PROMPTS[0]), CHOICES[:5], before="label(")
+        assert len({len(ids) - n for ids, n in rows}) > 1, "some choices' tokens start inside the context"
+    for before, after in (('{"label": "', '", "why": ""}'), ("label(", ")")):
+        got = backend.score(PROMPTS, CHOICES[:5], before=before, after=after)
+        want = reference_scores(model, tokenizer, backend, PROMPTS, CHOICES[:5], before, after)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_choice_tokens_are_those_of_the_whole_text(tiny_llama3):
+    """Encoding prompt + choice together (lm-eval's _encode_pair) where encoding the choice alone gives
+    other tokens: Llama 3 merges '"' with the text after it."""
+    _, tokenizer = tiny_llama3
+    head = chat.answer_prefix(tokenizer, PROMPTS[0])
+    [(ids, n)] = chat.choice_tokens(tokenizer, head, ['RefundRequest"'], before='{"intent": "', after=', "reply": "')
+    assert tokenizer.convert_ids_to_tokens(ids[-n:]) == ["Ref", "und", "Request", '",']
+    alone = tokenizer('RefundRequest"', add_special_tokens=False)["input_ids"]
+    assert tokenizer.convert_ids_to_tokens(alone)[-1] == '"', "alone, the quote is a token training never has there"
+    whole = tokenizer(head + '{"intent": "RefundRequest", "reply": "', add_special_tokens=False)["input_ids"]
+    assert ids == whole[: len(ids)]
 
 
 def test_score_rejects_an_empty_choice(tiny):

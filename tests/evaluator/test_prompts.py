@@ -62,9 +62,12 @@ def test_shots_need_a_pool(fin_task, split):
 
 
 def test_score_choices():
-    assert score_choices(load_task("fin_sentiment")) == ["positive", "negative", "neutral"]
+    fin = score_choices(load_task("fin_sentiment"))
+    assert (fin.choices, fin.before, fin.after, fin.frame()) == (["positive", "negative", "neutral"], "", "", {})
     support = load_task("support_intent")
-    choices = score_choices(support)
-    assert choices[0] == '{"intent": "billing.seat_question"'
-    # Each choice is a prefix of the answer the tuned model was trained to write.
-    assert support.answer({"intent": "billing.seat_question", "reply": "Hi"}).startswith(choices[0])
+    scoring = score_choices(support)
+    assert (scoring.before, scoring.choices[0], scoring.after) == ('{"intent": "', 'billing.seat_question"',
+                                                                 ', "reply": ""}')
+    # before + choice is a prefix of the answer the tuned model was trained to write, and after follows it.
+    answer = support.answer({"intent": "billing.seat_question", "reply": ""})
+    assert answer == scoring.before + scoring.choices[0] + scoring.after

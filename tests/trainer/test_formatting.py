@@ -11,7 +11,7 @@ from backends.models import load_tokenizer
 from core.errors import UserError
 from core.inputs import ColumnMap, load_inputs
 from trainer.cli import main
-from trainer.formatting import loss_split, render, to_example, to_examples
+from trainer.formatting import loss_tokens, render, to_example, to_examples, tokenize
 
 
 def test_format_command_shows_messages_and_chat_template(fin_files, capsys):
@@ -36,12 +36,14 @@ def test_examples_are_prompt_completion_and_rotate_instructions(fin_records, fin
     assert to_examples(fin_records, fin_task, seed=1) != rows
 
 
-def test_loss_split_is_the_assistant_answer(fin_records, fin_task):
+def test_the_loss_falls_on_the_answer_and_its_end_of_turn_token(fin_records, fin_task):
     tok = load_tokenizer("tiny")
     example = to_example(fin_records[0], fin_task)
-    prompt, completion = loss_split(tok, example)
-    assert tok.decode(completion) == fin_records[0].labels["label"] + "<|eot_id|>"
-    assert tok.decode(prompt + completion) == render(tok, example)
+    ids, mask = loss_tokens(tok, example)
+    assert tok.decode([i for i, on in zip(ids, mask, strict=True) if on]) == fin_records[0].labels["label"] + "<|eot_id|>"
+    assert tok.decode(ids) == render(tok, example)
+    assert mask == sorted(mask) and mask[-1] == 1, "the masked tokens are the text's last ones here"
+    assert tokenize(tok, example) == {"input_ids": ids, "completion_mask": mask}
 
 
 def test_support_task_answers_json(samples_dir):
