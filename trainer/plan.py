@@ -28,6 +28,7 @@ from typing import Any
 
 from backends.models import is_tiny, resolve_model
 from core.errors import UserError
+from trainer.config import ALL_LINEAR
 
 GIB = 2**30
 
@@ -123,6 +124,13 @@ class Shape:
         """(leaf name, in, out) of the decoder layer 0's Linear modules that `targets` names."""
         return [(n.rsplit(".", 1)[-1], i, o) for n, i, o in self.linears
                 if _in_layer0(n) and n.rsplit(".", 1)[-1] in targets]
+
+    def lora_targets(self, targets: list[str]) -> list[str]:
+        """`targets` with PEFT's 'all-linear' spelled out: every Linear of the decoder layers (not the head)."""
+        if ALL_LINEAR not in targets:
+            return targets
+        leaves = dict.fromkeys(n.rsplit(".", 1)[-1] for n, _, _ in self.linears if ".layers." in f".{n}")
+        return [*leaves, *(t for t in targets if t != ALL_LINEAR)]
 
     def lora_params(self, targets: list[str], r: int) -> int:
         """Parameters of rank-`r` LoRA adapters on every Linear named in `targets` (PEFT matches the leaf)."""
@@ -276,6 +284,9 @@ def layer_bytes_per_token(shape: Shape, regime: Regime, *, method: str, targets:
     # transformers' repeat_kv), and the log-sum-exp per head in fp32.
     kv_kept = q if (padded and kv != q) else kv
     total += a * (2 * q + 2 * kv_kept) + 4 * shape.heads
+    if any(n.endswith(".qkv_proj") for n, _, _ in shape.linears) and not (padded and kv != q):
+        # A fused qkv projection (Phi-3): v is a view of its output, so the whole q|k|v tensor stays alive.
+        total += a * (q + kv)
     if padded:  # the boolean padding mask, converted by SDPA into an additive (B, 1, S, S) mask per layer
         total += a * seq
     if shape.attention == "eager":  # softmax in fp32 and its bf16 copy: (B, heads, S, S) each
@@ -326,7 +337,7 @@ def estimate(cfg: Any, device: str = "cuda", *, checkpointing: bool | None = Non
     b, s = cfg.batch_size, cfg.max_length
     tokens = b * s
     padded = b > 1 or cfg.packing
-    targets, r = list(cfg.target_modules), cfg.lora_r
+    targets, r = shape.lora_targets(list(cfg.target_modules)), cfg.lora_r
     lora = cfg.method in {"lora", "qlora"}
     a = regime.act
     parts: dict[str, int] = {}
@@ -471,7 +482,7 @@ def report(cfg: Any, device: str = "cuda", memory_gib: float = 24.0, reserved_gi
         f"  shape: {shape.model_type}, {shape.layers} layers, hidden {shape.hidden}, heads {shape.heads}/"
         f"{shape.kv_heads} kv x {shape.head_dim}, MLP {shape.intermediate}, vocab {shape.vocab:,}"
         f"{', tied embeddings' if shape.tied else ''}; {shape.params / 1e9:.3f} B parameters",
-        f"  run: {cfg.method}" + (f" r={cfg.lora_r} dropout {cfg.lora_dropout} on {','.join(cfg.target_modules)}"
+        f"  run: {cfg.method}" + (f" r={cfg.lora_r} dropout {cfg.lora_dropout} on {','.join(shape.lora_targets(list(cfg.target_modules)))}"
                                   if lora else "")
         + f"; batch {cfg.batch_size} x max_length {cfg.max_length}, grad_accum {cfg.grad_accum}; {regime.name}"
         + f"; trainable {off.trainable / 1e6:.2f} M ({off.trainable / shape.params:.2%})",
