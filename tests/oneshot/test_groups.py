@@ -97,8 +97,8 @@ def test_the_cross_fit_shows_retrieval_only_the_fit_fold(planted, views):
     held_real = [r for r in held if not r.is_paraphrase]
     position = {r.id: i for i, r in enumerate(view.rows)}
     labels = np.array([view.intents.index(r.intent) for r in held_real])
-    probs, replies, info = fold_retrieval(view, [position[r.id] for r in fit], [position[r.id] for r in held_real],
-                                          labels)
+    held_idx = [position[r.id] for r in held_real]
+    probs, replies, similarity, info = fold_retrieval(view, [position[r.id] for r in fit], held_idx, labels)
     assert info["rows"] == sum(not r.is_paraphrase for r in fit)
     fit_replies = {r.reply for r in fit}
     assert all(reply in fit_replies for reply in replies)
@@ -106,6 +106,8 @@ def test_the_cross_fit_shows_retrieval_only_the_fit_fold(planted, views):
     # the fit fold's nearest row of its intent, never its own (identical) reply.
     assert all(reply != row.reply for reply, row in zip(replies, held_real, strict=True))
     assert probs.shape == (len(held_real), len(view.intents))
+    expected = (view.embed(replies) * view.replies[held_idx]).sum(axis=1)
+    assert np.allclose(similarity, expected, atol=1e-4), "the stored reply embeddings are the embeddings"
     prompts = fold_prompts(Neighbours(view, k=2), fit, held_real)
     fit_ids = {r.id for r in fit}
     assert all(n.id in fit_ids for r in held_real for n in prompts[r.id])
