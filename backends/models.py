@@ -115,6 +115,8 @@ def load_model(
         model = AutoModelForCausalLM.from_pretrained(resolve_model(name), dtype=dtype)
     except OSError as exc:
         raise UserError(f"cannot load model '{name}': {str(exc).splitlines()[0]}") from None
+    if is_tiny(name):
+        tiny.slow_down(model, tiny.slowdown())  # 1 (no-op) unless a test or bench asks for a slowed stand-in
     if adapter is not None:
         from peft import PeftModel
 

@@ -131,6 +131,10 @@ class OpenAIBackend:
         return self.spent_before + self.cost_usd + self.reserved_usd
 
     # ---- accounting ---------------------------------------------------------------------------
+    def most_cost_usd(self, prompt: Prompt, max_new_tokens: int) -> float:
+        """The most one request for `prompt` can cost (what is reserved under the cap before it is sent)."""
+        return self._most(_messages(prompt), max_new_tokens)
+
     def _most(self, messages: list[dict[str, str]], max_tokens: int) -> float:
         """An upper bound on one request's cost: a token is at least one byte of text."""
         prompt = sum(len(str(m.get("content", "")).encode()) + TEMPLATE_TOKENS for m in messages) + TEMPLATE_TOKENS

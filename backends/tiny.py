@@ -4,12 +4,18 @@
 
 A randomly initialised Llama-architecture LM (~3M parameters) with a Llama-3-style chat template and its
 special tokens. `backends.models.load_model("tiny")` builds it once per seed and caches it.
+
+Test and bench device: `SEEDLOOP_TINY_SLOWDOWN=N` makes every forward pass of a loaded tiny model
+take N times as long (training steps too), a stand-in for a big model's speed on a CPU.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TINY_VERSION = 1
@@ -28,6 +34,36 @@ TINY_SHAPE = {
     "num_key_value_heads": 4, "max_position_embeddings": 2048,
 }
 TINY_VOCAB = 4096
+SLOWDOWN_ENV = "SEEDLOOP_TINY_SLOWDOWN"
+
+
+def slowdown() -> float:
+    """The factor of `SEEDLOOP_TINY_SLOWDOWN` (1: the tiny model at its own speed)."""
+    try:
+        return max(1.0, float(os.environ.get(SLOWDOWN_ENV) or 1))
+    except ValueError:
+        return 1.0
+
+
+def slow_down(model: Any, factor: float) -> None:
+    """TEST/BENCH DEVICE: each forward pass of `model` sleeps until it took `factor` times as long.
+
+    In training mode the sleep stands for the backward pass too (about twice the forward's work),
+    so a training step is slowed by about the same factor as a scoring or decoding step.
+    """
+    if factor <= 1:
+        return
+    started: list[float] = []
+
+    def before(module: Any, args: Any) -> None:
+        started.append(time.perf_counter())
+
+    def after(module: Any, args: Any, output: Any) -> None:
+        took = time.perf_counter() - started.pop()
+        time.sleep((factor - 1) * took * (3 if module.training else 1))
+
+    model.register_forward_pre_hook(before)
+    model.register_forward_hook(after)
 
 
 def tiny_corpus() -> list[str]:

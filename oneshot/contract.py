@@ -10,6 +10,7 @@ Everything else is a warning on stderr and a result: one bad row never costs the
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from core.io import iter_jsonl
 
 TRAIN_FIELDS = ("id", "ticket", "intent", "ideal_reply")
 LABEL_FIELDS = ("intent", "ideal_reply", "reply", "label")
+# A paraphrase of training row `x` is row `x~p` (`x~p2`, ... for more): one group with its source.
+PARAPHRASE_ID = re.compile(r"~p\d*$")
 
 
 def warn(message: str) -> None:
@@ -33,6 +36,24 @@ class TrainRow:
     ticket: str
     intent: str  # exactly as spelled in the file: predictions must use this spelling
     reply: str
+
+    @property
+    def group(self) -> str:
+        """The source row's id: a paraphrase is never evidence about, or a neighbour of, its own source."""
+        return PARAPHRASE_ID.sub("", self.id)
+
+    @property
+    def is_paraphrase(self) -> bool:
+        return self.group != self.id
+
+
+def paraphrase_id(source_id: str, taken: set[str]) -> str:
+    """`<source>~p`, or `~p2`, `~p3`, ... when that id is taken."""
+    candidate, n = f"{source_id}~p", 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{source_id}~p{n}"
+    return candidate
 
 
 @dataclass(frozen=True)

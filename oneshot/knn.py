@@ -2,22 +2,25 @@
 
     view = RetrievalView.build(train_rows, intents, encoder=BUNDLED)
     probs = view.intent_probs(view.embed(tickets), settings)         # (tickets, intents)
-    loo = view.leave_one_out(settings)                               # each training row scored without itself
+    loo = view.leave_one_out(settings)                               # each real row scored without its group
+    fit = view.subset([0, 2, 5])                                     # the same embeddings, fewer rows (folds)
 
 A ticket's score for an intent starts from its cosine similarity to that intent's closest training
 ticket (1-nearest-neighbour); the optional terms and the temperature: docs/oneshot.md#design-oneshotknnpy
+Hiding a row hides its group (the row and its paraphrases: `oneshot.groups`); evidence is real rows only.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from itertools import product
 
 import numpy as np
 
 from backends.embeddings import BUNDLED, embed
 from oneshot.contract import TrainRow
+from oneshot.groups import group_codes, same_group
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,11 @@ class RetrievalView:
     names: np.ndarray  # unit embeddings of the intent names as words
     members: np.ndarray  # (intents, rows) 1 where the row carries the intent
     encoder: str = BUNDLED
+    groups: np.ndarray = field(default=None)  # type: ignore[assignment]  # group code per row (from the ids)
+
+    def __post_init__(self) -> None:
+        if self.groups is None:
+            self.groups = group_codes(self.rows)
 
     @classmethod
     def build(cls, rows: list[TrainRow], intents: list[str], encoder: str = BUNDLED) -> RetrievalView:
@@ -63,18 +71,34 @@ class RetrievalView:
     def embed(self, texts: list[str]) -> np.ndarray:
         return embed(texts, self.encoder)
 
+    def subset(self, indices: list[int] | np.ndarray) -> RetrievalView:
+        """The view of some of the rows (a cross-fit's fit fold), reusing their embeddings."""
+        idx = np.asarray(indices, dtype=np.int64)
+        return RetrievalView([self.rows[i] for i in idx], self.intents, self.tickets[idx], self.replies[idx],
+                             self.names, self.members[:, idx], self.encoder, self.groups[idx])
+
+    def evidence(self) -> np.ndarray:
+        """Indices of the real rows: paraphrases are neighbours, never evidence (they are not val-like)."""
+        return np.array([i for i, r in enumerate(self.rows) if not r.is_paraphrase], dtype=np.int64)
+
+    def _hidden(self, n_queries: int, exclude: np.ndarray | None) -> np.ndarray:
+        """(queries, rows) True where query q must not see row j: every row of `exclude[q]`'s group."""
+        if exclude is None:
+            return np.zeros((n_queries, len(self.rows)), dtype=bool)
+        exclude = np.asarray(exclude)
+        query_groups = np.where(exclude >= 0, self.groups[np.maximum(exclude, 0)], -1)
+        return same_group(self.groups, query_groups)
+
     def similarities(self, queries: np.ndarray) -> np.ndarray:
         return queries @ self.tickets.T
 
     def intent_scores(self, queries: np.ndarray, settings: KnnSettings, *, exclude: np.ndarray | None = None
                       ) -> np.ndarray:
-        """(queries, intents) scores; `exclude[q]` = index of a training row query q must not see (-1: none)."""
+        """(queries, intents) scores; `exclude[q]` = index of a training row whose whole group query q must
+        not see (-1: none)."""
         ticket_sims = queries @ self.tickets.T
         reply_sims = queries @ self.replies.T
-        visible = np.ones_like(ticket_sims, dtype=bool)
-        if exclude is not None:
-            rows = np.arange(len(queries))[exclude >= 0]
-            visible[rows, exclude[exclude >= 0]] = False
+        visible = ~self._hidden(len(queries), exclude)
         # (queries, intents, rows) masks of the training rows each intent may use for each query.
         mask = visible[:, None, :] & (self.members[None, :, :] > 0)
         has_rows = mask.any(axis=2)
@@ -96,10 +120,12 @@ class RetrievalView:
         return softmax(self.intent_scores(queries, settings, exclude=exclude) / settings.temperature)
 
     def leave_one_out(self, settings: KnnSettings) -> np.ndarray:
-        """Each training row's intent probabilities with that row hidden."""
-        return self.intent_probs(self.tickets, settings, exclude=np.arange(len(self.rows)))
+        """Each real row's intent probabilities with its group hidden (rows of `evidence()`, in order)."""
+        rows = self.evidence()
+        return self.intent_probs(self.tickets[rows], settings, exclude=rows)
 
     def labels(self) -> np.ndarray:
+        """The intent index of every row."""
         return np.array([self.intents.index(r.intent) for r in self.rows])
 
     def nearest_reply(self, queries: np.ndarray, intent_ids: np.ndarray, *, exclude: np.ndarray | None = None
@@ -108,10 +134,7 @@ class RetrievalView:
 
         Falls back to the most similar row of any intent when the intent has no visible row.
         """
-        sims = self.similarities(queries)
-        if exclude is not None:
-            rows = np.arange(len(queries))[exclude >= 0]
-            sims[rows, exclude[exclude >= 0]] = -np.inf
+        sims = np.where(self._hidden(len(queries), exclude), -np.inf, self.similarities(queries))
         chosen = []
         for q, intent in enumerate(intent_ids):
             in_intent = np.where(self.members[intent] > 0, sims[q], -np.inf)
@@ -137,13 +160,13 @@ GRID_TEMPERATURE = (0.02, 0.05, 0.1, 0.2)
 
 
 def choose_settings(view: RetrievalView, *, margin_rows: int = 1) -> tuple[KnnSettings, dict]:
-    """The retrieval settings with the best leave-one-out accuracy on the training rows.
+    """The retrieval settings with the best leave-one-out accuracy on the real training rows.
 
     Plain 1-NN is the default; another setting replaces it only when it gets at least `margin_rows`
     more training rows right (a one-row difference out of 30 is noise), then the temperature is
     chosen by leave-one-out log-loss. Deterministic: the grid is walked in a fixed order.
     """
-    labels = view.labels()
+    labels = view.labels()[view.evidence()]
     n = len(labels)
     if n < 3 or len(view.intents) < 2:
         return ONE_NN, {"chosen": ONE_NN.as_dict(), "reason": "too few rows or intents to choose", "rows": n}

