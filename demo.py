@@ -18,12 +18,13 @@ import argparse
 
 from backends.models import TINY
 from core.errors import run_cli
+from core.help import DefaultsHelpFormatter
 from loop.demo import run_demo
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python demo.py", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=DefaultsHelpFormatter)
     p.add_argument("--out", default="runs/demo", help="folder for every artifact")
     p.add_argument("--model", default=TINY, help="'tiny' (offline) or a Hub id / local folder")
     p.add_argument("--backend", default="transformers", choices=["transformers", "vllm"],

@@ -26,6 +26,7 @@ from pathlib import Path  # noqa: E402
 
 from core.errors import UserError, run_cli  # noqa: E402
 from oneshot import pin_environment  # noqa: E402
+from oneshot.contract import read_train, read_val  # noqa: E402
 
 DEFAULT_BASE_MODEL = "unsloth/Llama-3.2-3B-Instruct"
 # TrainConfig fields run.py sets itself: a config cannot move them (and must not clash with them).
@@ -95,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.neighbours is not None and args.neighbours < 0:
         raise UserError(f"--neighbours must be 0 or more, got {args.neighbours}")
     overrides = load_config(args.config)  # a bad config is refused before anything runs
+    # A bad file fails here, in a second: the rows are read before torch and the models are imported.
+    rows = read_train(args.train), read_val(args.val)
     from oneshot import pin_determinism
     from oneshot.pipeline import Options, run
 
@@ -102,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     run(Options(train=args.train, val=args.val, weights=args.weights, output=args.output,
                 base_model=args.base_model, seed=args.seed, time_budget_s=args.time_budget_s,
                 retrieval=args.retrieval, neighbours=args.neighbours, encoder=args.encoder, folds=args.folds,
-                overrides=overrides, max_cost_usd=args.max_cost_usd, started=STARTED))
+                overrides=overrides, max_cost_usd=args.max_cost_usd, started=STARTED), rows)
     return 0
 
 

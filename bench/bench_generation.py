@@ -28,9 +28,8 @@ N_PROMPTS = 64  # queued prompts for the constrained vs free rows: 8x the batch 
 BATCH = 8
 
 
-def _prompts(task):
-
-
+def seed_plans(task, n: int) -> list:
+    """The first `n` plans of our Planner over the bundled English fin_sentiment seeds (run seed 0)."""
     rows = [json.loads(line) for line in (REPO_ROOT / "data/samples/fin_sentiment/en.jsonl").read_text().splitlines()]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "seeds.jsonl"
@@ -38,7 +37,11 @@ def _prompts(task):
                                            labels={"label": task.normalise_label(r["label"])}).model_dump_json() + "\n"
                                 for r in rows))
         planner = Planner(task, "en", load_seeds(path, task, "en"), PlanConfig(seed=0))
-    return [planner.plan(i).messages for i in range(N_PROMPTS)]
+        return [planner.plan(i) for i in range(n)]
+
+
+def _prompts(task):
+    return [plan.messages for plan in seed_plans(task, N_PROMPTS)]
 
 
 class _StopAt:

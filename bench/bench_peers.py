@@ -24,7 +24,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -33,11 +32,9 @@ from backends import parse_with_schema
 from backends.models import REPO_ROOT, TINY, TINY_LLAMA3, load_tokenizer, tiny_model_path
 from bench import BenchRow, ratio
 from bench.bench_evaluator import _records
-from core.records import Record
+from bench.bench_generation import seed_plans
 from core.tasks import load_task
 from evaluator.prompts import score_choices, tuned_prompts
-from generator.prompts import PlanConfig, Planner
-from generator.seeds import load_seeds
 
 SLOW = True  # builds a 2 GB virtual environment on first use, then minutes of peer runs
 HERE = Path(__file__).resolve().parent
@@ -188,14 +185,7 @@ def _load() -> str:
 # ---- inputs ------------------------------------------------------------------------------------
 def generation_inputs(task) -> tuple[list[list[dict]], list[int], dict]:
     """The first N_GEN plans of our Planner (en, run seed 0): messages, per-row seeds, sampling."""
-    rows = [json.loads(line) for line in (REPO_ROOT / "data/samples/fin_sentiment/en.jsonl").read_text().splitlines()]
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "seeds.jsonl"
-        path.write_text("".join(Record.new(task=task.name, lang="en", text=r["text"],
-                                           labels={"label": task.normalise_label(r["label"])}).model_dump_json() + "\n"
-                                for r in rows))
-        planner = Planner(task, "en", load_seeds(path, task, "en"), PlanConfig(seed=0))
-        plans = [planner.plan(i) for i in range(N_GEN)]
+    plans = seed_plans(task, N_GEN)
     samplings = {(p.sampling.temperature, p.sampling.top_p, p.sampling.max_new_tokens) for p in plans}
     assert len(samplings) == 1, samplings
     temperature, top_p, max_new_tokens = samplings.pop()

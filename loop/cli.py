@@ -10,6 +10,7 @@ from pathlib import Path
 
 from backends import BACKENDS
 from core.errors import fail
+from core.help import DefaultsHelpFormatter
 from core.tasks import load_task
 from generator.diversity import format_report
 from loop.generate import generate
@@ -27,7 +28,7 @@ def _floats(text: str) -> tuple[float, ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="generate.py", description=DESCRIPTION,
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=DefaultsHelpFormatter)
     p.add_argument("--task", required=True, help="task name in tasks/ or a path to a task YAML")
     p.add_argument("--lang", required=True, help="language code of the samples (one of the task's)")
     p.add_argument("--n", type=int, required=True, help="number of samples (a re-run with a larger n extends)")

@@ -65,11 +65,11 @@ def prediction_batch_size(base_model: str) -> int:
     return 8 if is_tiny(base_model) else 16
 
 
-def run(opts: Options) -> dict[str, Any]:
+def run(opts: Options, rows: tuple[list[TrainRow], list[ValRow]] | None = None) -> dict[str, Any]:
+    """The whole call; `rows`: opts.train's and opts.val's rows when already read (None: read them here)."""
     clock = Clock(opts.started if opts.started is not None else time.monotonic(), opts.time_budget_s)
     _STARTED[0] = clock.started
-    train_rows = read_train(opts.train)
-    val_rows = read_val(opts.val)
+    train_rows, val_rows = rows if rows is not None else (read_train(opts.train), read_val(opts.val))
     intents = list(dict.fromkeys(r.intent for r in train_rows))
     log(f"{len(train_rows)} training tickets, {len(intents)} intents, {len(val_rows)} to predict")
 

@@ -21,6 +21,17 @@ SAMPLES = REPO / "data" / "samples"
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op thread: on 2 shared cores, OpenMP threads spinning against each other are slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO

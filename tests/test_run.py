@@ -158,7 +158,7 @@ FAST = ("--folds", "0", "--config")  # followed by a config file: tests of the c
 
 
 def fast_config(tmp: Path) -> Path:
-    return write(tmp / "fast.json", '{"max_steps": 2}')
+    return write(tmp / "fast.json", '{"max_steps": 2, "batch_size": 2}')
 
 
 def test_bad_rows_cost_only_themselves(tmp_path):
@@ -199,7 +199,7 @@ def test_what_can_work_warns_and_still_predicts(tmp_path):
     """Val rows carrying labels, and a train set with a single intent: a warning and a sensible result."""
     one_intent = [dict(r, intent="bug.report") for r in rows(NORTHSTAR / "train.jsonl")[:6]]
     val = [dict(r, intent="billing.refund_request") for r in rows(NORTHSTAR / "val.jsonl")[:3]]
-    config = write(tmp_path / "cfg.json", '{"max_steps": 2}')
+    config = write(tmp_path / "cfg.json", '{"max_steps": 2, "batch_size": 2}')
     proc, results = run_contract(tmp_path, write(tmp_path / "t.jsonl", one_intent), write(tmp_path / "v.jsonl", val),
                                  "--folds", "0", "--config", str(config))
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -208,6 +208,7 @@ def test_what_can_work_warns_and_still_predicts(tmp_path):
     assert [p["predicted_intent"] for p in results["predictions"]] == ["bug.report"] * 3
 
 
+@pytest.mark.slow  # the 10x test below stops training early too, on the same clock
 def test_time_budget_stops_training_early(tmp_path):
     config = write(tmp_path / "cfg.json", '{"epochs": 200}')
     proc, results = run_contract(tmp_path, NORTHSTAR / "train.jsonl", NORTHSTAR / "val.jsonl",
@@ -248,6 +249,7 @@ def test_a_config_that_breaks_training_still_writes_complete_results(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow  # tests/zoo/test_run_zoo.py asserts the same on tiny-gemma and tiny-qwen2
 def test_a_model_that_decides_spends_tokens_and_says_so(tmp_path):
     """--retrieval off: the model scores every intent and writes every reply; tokens_used counts them."""
     proc, results = run_contract(tmp_path, NORTHSTAR / "train.jsonl", NORTHSTAR / "val.jsonl",
@@ -305,7 +307,7 @@ def test_at_10x_the_rows_a_slow_model_predicting_every_row_stays_inside_the_budg
     a slowed stand-in: training stops early, prediction runs in batches and drops generation, then the
     model's scores, for the rows it has no time left for; the run ends inside its budget."""
     train, val = scaled_set(tmp_path)
-    budget = 240  # a loaded 2-core test machine needs about 150 s for the parts no plan can cut
+    budget = 90  # idle 2 cores: ~17 s before training, ~7 s a step; the plan must cut training and prediction
     began = time.monotonic()
     proc, results = run_contract(tmp_path, train, val, "--retrieval", "off", "--time-budget-s", str(budget),
                                  env=SLOWED)

@@ -12,35 +12,13 @@ gives the process's peak RSS during it, so the driver alternates the two sides w
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import sys
 import time
-import traceback
 from importlib.metadata import version
-from pathlib import Path
 from typing import Any
 
+from protocol import serve, timed  # beside this file (python puts a script's folder on sys.path)
+
 STATE: dict[str, Any] = {}
-
-
-# ---- measurement ------------------------------------------------------------------------------
-def _status_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
-
-
-def timed(fn) -> tuple[float, float, Any]:
-    """(seconds, peak RSS in MB of this process while `fn` ran, result)."""
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
-    start = time.perf_counter()
-    result = fn()
-    seconds = time.perf_counter() - start
-    return seconds, _status_kb("VmHWM") / 1024, result
 
 
 # ---- distilabel: TransformersLLM with structured output through Outlines ------------------------
@@ -259,20 +237,7 @@ OPS = {f.__name__: f for f in (imports, distilabel_load, distilabel_inputs, dist
 
 
 def main() -> None:
-    # The protocol owns the real stdout; anything printed by a library (C code included) goes to stderr.
-    proto = os.fdopen(os.dup(1), "w", encoding="utf-8")
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
-    for line in sys.stdin:
-        request = json.loads(line)
-        op = request.pop("op")
-        try:
-            reply = {"ok": True, "result": OPS[op](**request)}
-        except Exception as exc:
-            traceback.print_exc()
-            reply = {"ok": False, "error": f"{op}: {type(exc).__name__}: {exc}"}
-        proto.write(json.dumps(reply, ensure_ascii=False) + "\n")
-        proto.flush()
+    serve(OPS)
 
 
 if __name__ == "__main__":

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from backends import Sampling
 from backends.models import TINY_LLAMA3
 from backends.transformers_backend import TransformersBackend
 from core.tasks import load_task
+
+# tests/zoo/test_evaluator_generation.py decodes under the schema on every family, tiny-llama3 among them.
+pytestmark = pytest.mark.slow
 
 
 def test_every_constrained_output_parses_on_tiny_llama3(tiny_llama3):

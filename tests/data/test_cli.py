@@ -71,6 +71,7 @@ def test_too_few_rows_and_bad_files_are_one_line_errors(tmp_path, samples_dir, c
     assert "mine.csv:1: missing column 'text'" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # ~10 s: a kernel starts and runs every cell; `pytest -m slow` or `make test-all`
 def test_notebook_executes(tmp_path, monkeypatch):
     import nbformat
     from nbclient import NotebookClient

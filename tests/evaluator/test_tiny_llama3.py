@@ -22,8 +22,12 @@ def few_items(split, tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("mode", ["score", pytest.param("free", marks=pytest.mark.slow),
-                                  pytest.param("constrained", marks=pytest.mark.slow)])
+# The CLI end to end on tiny-llama3; the same three modes run in-process on every family in make test
+# (tests/zoo/test_evaluator_generation.py), so these are `slow`.
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize("mode", ["score", "free", "constrained"])
 def test_evaluator_modes_on_tiny_llama3(mode, few_items, tmp_path):
     out = tmp_path / mode
     result = subprocess.run(

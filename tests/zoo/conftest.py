@@ -35,14 +35,8 @@ def family(request) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """One intra-op thread: on 2 shared cores, OpenMP threads spinning against each other are slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_torch_thread(one_torch_thread):
+    """Every zoo test on one intra-op thread (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """`python run.py ... --base-model tiny-gemma` and `tiny-qwen2` write complete results on the Northstar sample
-(cross-fit off and one training step: the point is every stage on the family's template and vocabulary)."""
+(cross-fit off, retrieval off and one training step: the point is every stage on the family's template and
+vocabulary, so the tuned model itself scores every intent and writes every reply)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ pytestmark = [pytest.mark.zoo, pytest.mark.timeout(RUN_TIMEOUT_S)]
 def test_run_py_writes_complete_results(model, tmp_path):
     config = write(tmp_path / "cfg.json", '{"max_steps": 1, "batch_size": 2}')
     proc, results = run_contract(tmp_path, NORTHSTAR / "train.jsonl", NORTHSTAR / "val.jsonl", "--folds", "0",
-                                 "--config", str(config), model=model)
+                                 "--retrieval", "off", "--config", str(config), model=model)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "System role" not in proc.stderr
     assert set(results["training"]) >= TRAINING_KEYS and results["training"]["steps"] == 1
@@ -27,4 +28,6 @@ def test_run_py_writes_complete_results(model, tmp_path):
     for prediction in results["predictions"]:
         assert set(prediction) == PREDICTION_KEYS and prediction["predicted_intent"] in taxonomy
         assert prediction["prediction"] and prediction["tokens_used"] > 0
+    plan = results["training"]["prediction"]
+    assert plan["model_loaded"] and plan["model_scored_rows"] == plan["generated_rows"] == len(val_ids)
     assert (tmp_path / "w" / "adapter_config.json").is_file()
