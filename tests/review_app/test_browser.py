@@ -111,12 +111,14 @@ def shown(page, text: str):
 
 
 def settle(page) -> None:
-    """Wait until the rerun has finished: no running indicator and no stale (faded) elements left,
-    so a click or a key reaches the new item's buttons, not the previous item's."""
+    """Wait until the rerun has finished: no running indicator, no stale (faded) elements and one Approve
+    button (while a rerun swaps items, the previous item's buttons and the new one's can both be on the
+    page), so a click or a key reaches the new item's buttons, not the previous item's."""
     from playwright.sync_api import expect
 
+    busy = page.locator("[data-testid='stStatusWidgetRunningIcon'], [data-stale='true']")
+    wait_for(lambda: busy.count() == 0 and page.get_by_role("button", name="Approve").count() == 1)
     expect(page.get_by_role("button", name="Approve")).to_be_visible()
-    wait_for(lambda: page.locator("[data-testid='stStatusWidgetRunningIcon'], [data-stale='true']").count() == 0)
 
 
 def press(page, key: str, done) -> None:
