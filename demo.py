@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-from backends.models import TINY
+from backends.models import DEFAULT_MODEL
 from core.errors import run_cli
 from core.help import DefaultsHelpFormatter
 from loop.demo import run_demo
@@ -26,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python demo.py", description=__doc__.split("\n\n")[0],
                                 formatter_class=DefaultsHelpFormatter)
     p.add_argument("--out", default="runs/demo", help="folder for every artifact")
-    p.add_argument("--model", default=TINY, help="'tiny' (offline) or a Hub id / local folder")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help="smollm2-135m or gemma3-270m (real weights, offline), tiny (random: fast runs), or a Hub id / "
+                        "local folder")
     p.add_argument("--backend", default="transformers", choices=["transformers", "vllm"],
                    help="generation and evaluation backend (training always uses transformers)")
     p.add_argument("--full", action="store_true",

@@ -1,12 +1,14 @@
-"""Load a causal LM and its tokenizer by Hub id, local path, or one of the offline tiny models.
+"""Load a causal LM and its tokenizer by Hub id, local path, or one of the offline models.
 
+    model, tok = load_model("smollm2-135m")                  # real weights from a registry package, converted once
     model, tok = load_model("tiny")                          # built once from a seed, then cached
     model, tok = load_model("tiny-qwen2")                    # the zoo: a family's real tokenizer + template
     model, tok = load_model("unsloth/Llama-3.2-1B-Instruct") # any Hub id or local folder
 
 The tiny models' text is noise; everything around them (templates, training, decoding) is the real path.
 `TINY_MODELS` names them all: `tiny` (our own small tokenizer, the fast tests) and the zoo
-(`backends/zoo`: tiny-llama3, tiny-qwen2, tiny-mistral, tiny-gemma, tiny-phi3).
+(`backends/zoo`: tiny-llama3, tiny-qwen2, tiny-mistral, tiny-gemma, tiny-phi3). `PACKAGED_MODELS` are the
+real pretrained ones (`backends/packaged.py`: smollm2-135m, gemma3-270m); `OFFLINE_MODELS` is both.
 What each tiny model is: docs/training.md#design-backendsmodelspy
 """
 
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backends import tiny, zoo
+from backends.packaged import PACKAGED_MODELS, is_packaged, packaged_model_path
 from core.errors import UserError
 
 if TYPE_CHECKING:
@@ -31,6 +34,10 @@ TINY_LLAMA3 = "tiny-llama3"
 ZOO = tuple(zoo.FAMILIES)  # tiny-llama3, tiny-qwen2, tiny-mistral, tiny-gemma, tiny-phi3
 # The offline, randomly initialised models: built here, never downloaded.
 TINY_MODELS = (TINY, *ZOO)
+SMOLLM2 = "smollm2-135m"  # SmolLM2-135M-Instruct: real weights, the default model of every command
+DEFAULT_MODEL = SMOLLM2
+# Every model name that resolves without a hub: real weights from packages, then the random tiny ones.
+OFFLINE_MODELS = (*PACKAGED_MODELS, *TINY_MODELS)
 
 
 def cache_dir() -> Path:
@@ -75,7 +82,9 @@ def tiny_model_path(seed: int = 0, name: str = TINY) -> Path:
 
 
 def resolve_model(name: str, seed: int = 0) -> str:
-    """A tiny model's name → its cached folder; anything else is passed through (Hub id or path)."""
+    """An offline model's name → its cached folder; anything else is passed through (Hub id or path)."""
+    if is_packaged(name):
+        return str(packaged_model_path(name))
     return str(tiny_model_path(seed, name)) if is_tiny(name) else name
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from backends.models import DEFAULT_MODEL
 from core.errors import run_cli
 from data.clean import CleanConfig
 from data.prepare import prepare, run_eda  # heavy imports only after --help
@@ -20,7 +21,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hub", action="store_true",
                    help="load FinGPT/fingpt-sentiment-train and uitnlp/vietnamese_students_feedback from the Hub")
     p.add_argument("--out", required=True, help="output folder (gets eda/ and, for prepare, data/)")
-    p.add_argument("--model", default="tiny", help="tokenizer for token lengths: 'tiny' or a Hub id / local path")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="tokenizer for token lengths: an offline model or a Hub id / local path")
     p.add_argument("--text-col", default="text", help="text column of your own file")
     p.add_argument("--label-col", default="label", help="label column of your own file")
     p.add_argument("--lang", help="language of your own file (e.g. en)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from backends.models import DEFAULT_MODEL
 from core.errors import fail
 from core.inputs import add_input_args, columns_from_args, is_record_file, load_inputs
 from core.tasks import load_task
@@ -28,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="held-out records (Record JSONL with labels and lang, e.g. runs/fin/data/eval.jsonl), "
                              "or a CSV / TSV / Parquet / JSONL-rows file or hub:NAME[:SPLIT] with --text-col ...")
     parser.add_argument("--out", required=True, help="output folder for metrics.json, predictions.jsonl, report.md")
-    parser.add_argument("--model", default="tiny", help="base model: Hub id, local folder or 'tiny' (default)")
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help="base model: smollm2-135m / gemma3-270m (offline, real), tiny (random), Hub id or folder")
     parser.add_argument("--adapter", help="PEFT adapter folder (from python -m trainer); omit to evaluate the base only")
     parser.add_argument("--no-base", action="store_true", help="with --adapter: skip the base model and paired stats")
     parser.add_argument("--mode", choices=MODES, default="score",

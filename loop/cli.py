@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from backends import BACKENDS
+from backends.models import DEFAULT_MODEL
 from core.errors import fail
 from core.help import DefaultsHelpFormatter
 from core.tasks import load_task
@@ -35,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", required=True, help="seed records (JSONL, e.g. the data stage's train.jsonl)")
     p.add_argument("--out", required=True, help="run folder: samples.jsonl, manifest.json, ...")
     p.add_argument("--backend", default="transformers", help=f"one of: {', '.join(BACKENDS)}")
-    p.add_argument("--model", default="tiny", help="'tiny' (offline), a Hub id or local folder, or an API model name")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help="smollm2-135m / gemma3-270m (real weights, offline), tiny (random, fast), a Hub id or local "
+                        "folder, or an API model name")
     p.add_argument("--device", default=None, help="transformers device, e.g. cpu or cuda (default: auto)")
     p.add_argument("--seed", type=int, default=0, help="run seed: every draw (labels, seeds, attributes) derives from it")
     p.add_argument("--k", type=int, default=3, help="seed examples per prompt")

@@ -27,7 +27,8 @@ from core.errors import run_cli
 from core.records import Record
 from trainer.config import TrainConfig
 from trainer.memory import TensorPeak
-from trainer.plan import estimate, model_shape
+from trainer.plan import estimate
+from trainer.shapes import model_shape
 
 # (label, overrides) of the settings `python -m trainer.calibrate` measures on every tiny model.
 SETTINGS: list[tuple[str, dict[str, Any]]] = [

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from backends.models import TINY, load_tokenizer
+from backends.models import DEFAULT_MODEL, load_tokenizer
 from core.errors import UserError
 from core.inputs import add_input_args, columns_from_args, load_inputs
 from core.tasks import load_task
@@ -23,7 +23,7 @@ def format_parser() -> argparse.ArgumentParser:
         "Show training examples as task messages and as the model's chat template, special tokens "
         "included, with the part the loss is computed on."))
     p.add_argument("--task", required=True, help="task name (tasks/<name>.yaml) or a path to a task YAML")
-    p.add_argument("--model", default=TINY, help="model whose chat template to use (default: tiny)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="model whose chat template to use")
     p.add_argument("--in", dest="inputs", nargs="+", required=True, metavar="FILE", help="input file(s)")
     p.add_argument("--show", type=int, default=3, help="how many examples to print (default: 3)")
     p.add_argument("--seed", type=int, default=0, help="seed of the instruction-paraphrase choice")
@@ -80,7 +80,8 @@ def plan_parser() -> argparse.ArgumentParser:
     p.prog = "python -m trainer plan"
     p.description = (
         "Memory plan of a training run, before loading any weight (no download): parameters, trainable state "
-        "and AdamW moments, activations at full --max-length with and without gradient checkpointing, TRL's "
+        "and AdamW moments, activations with and without gradient checkpointing at full --max-length, or at the "
+        "longest example of --train FILE when given (its tokens counted with the model's template), TRL's "
         "chunked LM head, and whether it fits a card. Without --task it plans run.py's training "
         "(support_intent with its task defaults); with --task, the trainer command's.")
     next(a for a in p._actions if a.dest == "train").required = False
@@ -95,7 +96,7 @@ def plan_parser() -> argparse.ArgumentParser:
 
 
 def run_plan(argv: list[str]) -> int:
-    from trainer.plan import config_file, plan_json, report
+    from trainer.plan_report import config_file, plan_json, report
 
     p = plan_parser()
     config_arg = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--config"), None)
@@ -110,8 +111,21 @@ def run_plan(argv: list[str]) -> int:
     cfg = config.resolved()
     regime = args.regime or ("cpu" if (cfg.device or "").startswith("cpu") else "cuda")
     text = plan_json if args.json else report
-    print(text(cfg, regime, memory_gib=args.memory_gib, reserved_gib=args.reserved_gib))
+    print(text(cfg, regime, memory_gib=args.memory_gib, reserved_gib=args.reserved_gib,
+               longest=longest_example(cfg) if cfg.train else None))
     return 0
+
+
+def longest_example(cfg: TrainConfig) -> int:
+    """Tokens of the longest example of `cfg.train` that fits max_length, as the trainer would format it."""
+    from trainer.formatting import to_examples
+    from trainer.lengths import fit_lengths
+
+    task = load_task(cfg.task)
+    records = [r for r in load_inputs(cfg.train, task) if task.label_name in r.labels]
+    _kept, lengths = fit_lengths(load_tokenizer(cfg.model), to_examples(records, task, cfg.seed),
+                                 [r.id for r in records], cfg.max_length)
+    return lengths["max_tokens"]
 
 
 def main(argv: list[str] | None = None) -> int:

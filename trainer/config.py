@@ -17,10 +17,10 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from functools import lru_cache
 from typing import Any, Literal
 
-from backends.models import TINY, is_tiny
+from backends.models import DEFAULT_MODEL, is_packaged, is_tiny, resolve_model
 
 Method = Literal["lora", "qlora", "full"]
-Size = Literal["tiny", "1b", "3b", "8b"]
+Size = Literal["tiny", "small", "1b", "3b", "8b"]
 # PEFT's name for every linear layer but the output head, whatever a family calls them: Llama's q/k/v/o and
 # gate/up/down projections, Phi-3's fused qkv_proj and gate_up_proj (which a list of Llama names misses).
 ALL_LINEAR = "all-linear"
@@ -34,6 +34,10 @@ SIZE_DEFAULTS: dict[str, dict[str, Any]] = {
         "learning_rate": 1e-3, "epochs": 1.0, "batch_size": 16, "grad_accum": 1, "max_length": 256,
         "lora_r": 16, "lora_alpha": 32, "modules_to_save": ["embed_tokens", "lm_head"],
     },
+    # Real models under 0.5B parameters (smollm2-135m, gemma3-270m) on a CPU: LoRA only, a larger step than
+    # 1B (few, short runs), the batch the CPU runs fastest per token. Tuned on a dev split: docs/findings.md.
+    "small": {"learning_rate": 5e-4, "epochs": 2.0, "batch_size": 8, "grad_accum": 1, "max_length": 512,
+              "lora_r": 16, "lora_alpha": 32, "modules_to_save": []},
     "1b": {"learning_rate": 2e-4, "epochs": 2.0, "batch_size": 8, "grad_accum": 2, "max_length": 512,
            "lora_r": 16, "lora_alpha": 32, "modules_to_save": []},
     "3b": {"learning_rate": 2e-4, "epochs": 2.0, "batch_size": 4, "grad_accum": 4, "max_length": 512,
@@ -42,7 +46,7 @@ SIZE_DEFAULTS: dict[str, dict[str, Any]] = {
            "lora_r": 16, "lora_alpha": 32, "modules_to_save": []},
 }
 # Full fine-tuning wants a smaller step than LoRA.
-FULL_LR: dict[str, float] = {"tiny": 1e-3, "1b": 2e-5, "3b": 1e-5, "8b": 1e-5}
+FULL_LR: dict[str, float] = {"tiny": 1e-3, "small": 5e-5, "1b": 2e-5, "3b": 1e-5, "8b": 1e-5}
 # Task-specific overrides on top of SIZE_DEFAULTS: task -> size -> settings ("*" for every non-tiny size).
 TASK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     # Support tickets are few (about 30) and run.py's prompts hold k solved neighbours: more epochs than
@@ -58,8 +62,8 @@ TASK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 # Upper bounds (parameters) of the non-tiny sizes; anything larger is "8b".
-_SIZE_BOUNDS = (("1b", 2.0e9), ("3b", 5.0e9))
-_NAME_SIZE = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)[bB](?![a-zA-Z])")
+_SIZE_BOUNDS = (("small", 0.5e9), ("1b", 2.0e9), ("3b", 5.0e9))
+_NAME_SIZE = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)([bBmM])(?![a-zA-Z])")
 
 
 @dataclass
@@ -67,7 +71,8 @@ class TrainConfig:
     """Everything one training run needs; `train(config)` writes to `out`."""
 
     task: str = field(default="fin_sentiment", metadata={"help": "task name or path to a task YAML"})
-    model: str = field(default=TINY, metadata={"help": "'tiny' (offline) or a Hub id / local folder"})
+    model: str = field(default=DEFAULT_MODEL, metadata={
+        "help": "an offline model (smollm2-135m, gemma3-270m: real weights; tiny*: random) or a Hub id / local folder"})
     train: list[str] = field(default_factory=list, metadata={
         "help": "training file(s), concatenated", "required": True, "metavar": "FILE"})
     out: str = field(default="runs/adapter", metadata={"help": "output folder (adapter, summary, loss curve)"})
@@ -137,19 +142,19 @@ def defaults_for(model: str, *, method: str = "lora", task: str | None = None) -
 
 
 def model_size(model: str) -> Size:
-    """"tiny", "1b", "3b" or "8b": the row of `SIZE_DEFAULTS` a model gets.
+    """"tiny", "small", "1b", "3b" or "8b": the row of `SIZE_DEFAULTS` a model gets.
 
-    The offline models (`backends.models.TINY_MODELS`: "tiny", "tiny-llama3") are "tiny". Any
-    other model is sized by its parameter count: from its config.json when that is on this machine (a
-    local folder or the Hub cache; nothing is downloaded), else from a size in its name ("-1B-",
-    "-3B-", "Qwen2.5-7B"). A model with neither gets the 1B defaults.
+    The random offline models (`backends.models.TINY_MODELS`) are "tiny". Any other model is sized by its
+    parameter count: from its config.json when that is on this machine (a packaged model's converted
+    folder, a local folder or the Hub cache; nothing is downloaded), else from a size in its name ("-1B-",
+    "-3B-", "Qwen2.5-7B", "-135M-"). A model with neither gets the 1B defaults.
     """
     if is_tiny(model):
         return "tiny"
-    params = parameter_count(model)
+    params = parameter_count(resolve_model(model) if is_packaged(model) else model)
     if params is None:
         found = _NAME_SIZE.findall(model.rstrip("/").rsplit("/", 1)[-1])
-        params = float(found[-1]) * 1e9 if found else None
+        params = float(found[-1][0]) * (1e9 if found[-1][1] in "bB" else 1e6) if found else None
     if params is None:
         return "1b"
     return next((size for size, bound in _SIZE_BOUNDS if params < bound), "8b")  # type: ignore[return-value]

@@ -1,74 +1,29 @@
 """Memory plan of a training run, before any weight is loaded: `python -m trainer plan --model ID [--config FILE]`.
 
-    shape = model_shape("unsloth/Llama-3.2-3B-Instruct")       # config numbers on the meta device, no download
     est = estimate(TrainConfig(model=..., task="support_intent", task_defaults=True).resolved(), "cuda")
     est.peak, est.parts                                        # bytes: total and what it is made of
-    cfg, decision = fit(cfg, "cuda", free_bytes("cuda"))       # smaller batch (+ accumulation) or checkpointing
+    est = estimate(cfg, "cpu", longest=151)                    # the data's longest example, not max_length
+    cfg, decision = fit(cfg, "cuda", free_bytes("cuda"), longest=151)   # smaller batch or checkpointing
 
-The shape comes from the model's config built on the meta device (accelerate's `init_empty_weights`): a
-tiny model's own config.json, a config already on this machine (a local folder or the Hub cache), or the
-config numbers of the models in `KNOWN_CONFIGS` (Llama 3.2 1B/3B, Qwen2.5 1.5B/3B/7B, Mistral 7B v0.3),
-written here as data. The estimate adds, in bytes: the frozen weights; the trainable parameters with their
+The model's shape comes from `trainer/shapes.py` (config numbers on the meta device, nothing downloaded);
+the printed report from `trainer/plan_report.py`. The estimate adds, in bytes: the frozen weights; the trainable parameters with their
 gradients and two AdamW moments; the activations autograd keeps for backward (counted tensor by tensor
 for a decoder layer: RMSNorm inputs in fp32, SDPA's q/k/v/output, the padding mask SDPA converts per
 layer, the gated MLP's three intermediates, each LoRA module's dropout mask and input copy), for the
-configured batch at full `max_length`, with and without gradient checkpointing; TRL's chunked LM head (a
+configured batch at the longest example's token count where the data is known (else at full `max_length`), with and without gradient checkpointing; TRL's chunked LM head (a
 4096 × 32768 tile, never the full logits); and the gradients in flight during backward. How it is counted,
 calibrated and how far to trust it: docs/training.md#memory-plan.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field, replace
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-from backends.models import is_tiny, resolve_model
-from core.errors import UserError
-from trainer.config import ALL_LINEAR
+from trainer.shapes import Shape, model_shape
 
 GIB = 2**30
-
-# config.json numbers of the models users bring most (public facts of their model cards' config files).
-# Each shape is listed once; `KNOWN_IDS` maps every Hub id that carries it (base, Instruct, unsloth's copies).
-_LLAMA32 = {"model_type": "llama", "vocab_size": 128256, "tie_word_embeddings": True,
-            "max_position_embeddings": 131072, "rms_norm_eps": 1e-5, "hidden_act": "silu",
-            "num_key_value_heads": 8}
-_QWEN25 = {"model_type": "qwen2", "max_position_embeddings": 32768, "rms_norm_eps": 1e-6, "hidden_act": "silu"}
-KNOWN_CONFIGS: dict[str, dict[str, Any]] = {
-    "Llama-3.2-1B": {**_LLAMA32, "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 16,
-                     "num_attention_heads": 32, "head_dim": 64},
-    "Llama-3.2-3B": {**_LLAMA32, "hidden_size": 3072, "intermediate_size": 8192, "num_hidden_layers": 28,
-                     "num_attention_heads": 24, "head_dim": 128},
-    "Qwen2.5-1.5B": {**_QWEN25, "hidden_size": 1536, "intermediate_size": 8960, "num_hidden_layers": 28,
-                     "num_attention_heads": 12, "num_key_value_heads": 2, "vocab_size": 151936,
-                     "tie_word_embeddings": True},
-    "Qwen2.5-3B": {**_QWEN25, "hidden_size": 2048, "intermediate_size": 11008, "num_hidden_layers": 36,
-                   "num_attention_heads": 16, "num_key_value_heads": 2, "vocab_size": 151936,
-                   "tie_word_embeddings": True},
-    "Qwen2.5-7B": {**_QWEN25, "hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,
-                   "num_attention_heads": 28, "num_key_value_heads": 4, "vocab_size": 152064,
-                   "tie_word_embeddings": False},
-    "Mistral-7B-v0.3": {"model_type": "mistral", "hidden_size": 4096, "intermediate_size": 14336,
-                        "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
-                        "head_dim": 128, "vocab_size": 32768, "tie_word_embeddings": False,
-                        "max_position_embeddings": 32768, "rms_norm_eps": 1e-5, "hidden_act": "silu",
-                        "sliding_window": None},
-}
-# Published parameter counts (model cards), which the meta-device count of each shape must reproduce.
-PUBLISHED_PARAMS = {"Llama-3.2-1B": 1.24e9, "Llama-3.2-3B": 3.21e9, "Qwen2.5-1.5B": 1.54e9,
-                    "Qwen2.5-3B": 3.09e9, "Qwen2.5-7B": 7.61e9, "Mistral-7B-v0.3": 7.25e9}
-KNOWN_IDS: dict[str, str] = {
-    **{f"{org}/Llama-3.2-{s}{v}": f"Llama-3.2-{s}" for org in ("meta-llama", "unsloth") for s in ("1B", "3B")
-       for v in ("", "-Instruct")},
-    **{f"{org}/Qwen2.5-{s}{v}": f"Qwen2.5-{s}" for org in ("Qwen", "unsloth") for s in ("1.5B", "3B", "7B")
-       for v in ("", "-Instruct")},
-    **{f"mistralai/Mistral-7B{v}-v0.3": "Mistral-7B-v0.3" for v in ("", "-Instruct")},
-    **{f"unsloth/mistral-7b{v}-v0.3": "Mistral-7B-v0.3" for v in ("", "-instruct")},
-}
 
 # TRL's fused LM head (trl/kernels/chunked_logprob.py) projects at most this many tokens × vocabulary
 # columns at a time; on CUDA only the positions with a label are projected, elsewhere every position.
@@ -85,124 +40,6 @@ MARGIN = 1.15
 # Bytes per parameter of an NF4 base with double quantisation (4 bits, an 8-bit absmax per 64 weights and
 # an fp32 scale per 256 absmax blocks).
 NF4_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)
-
-
-# ---- model shape -------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Shape:
-    """What the estimate needs to know of a model, read off its config and its modules on the meta device."""
-
-    model: str
-    source: str
-    model_type: str
-    layers: int
-    hidden: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-    intermediate: int
-    vocab: int
-    tied: bool
-    max_positions: int | None
-    attention: str
-    params: int
-    embed_params: int
-    head_params: int  # 0 when tied to the input embeddings
-    linears: tuple[tuple[str, int, int], ...]  # (qualified name, in_features, out_features) of every Linear
-    norms_per_layer: int
-    norms_outside: int
-
-    @property
-    def q_dim(self) -> int:
-        return self.heads * self.head_dim
-
-    @property
-    def kv_dim(self) -> int:
-        return self.kv_heads * self.head_dim
-
-    def layer_linears(self, targets: list[str]) -> list[tuple[str, int, int]]:
-        """(leaf name, in, out) of the decoder layer 0's Linear modules that `targets` names."""
-        return [(n.rsplit(".", 1)[-1], i, o) for n, i, o in self.linears
-                if _in_layer0(n) and n.rsplit(".", 1)[-1] in targets]
-
-    def lora_targets(self, targets: list[str]) -> list[str]:
-        """`targets` with PEFT's 'all-linear' spelled out: every Linear of the decoder layers (not the head)."""
-        if ALL_LINEAR not in targets:
-            return targets
-        leaves = dict.fromkeys(n.rsplit(".", 1)[-1] for n, _, _ in self.linears if ".layers." in f".{n}")
-        return [*leaves, *(t for t in targets if t != ALL_LINEAR)]
-
-    def lora_params(self, targets: list[str], r: int) -> int:
-        """Parameters of rank-`r` LoRA adapters on every Linear named in `targets` (PEFT matches the leaf)."""
-        return sum(r * (i + o) for n, i, o in self.linears if n.rsplit(".", 1)[-1] in targets)
-
-    def linear_params(self) -> int:
-        """Weights of the decoder layers' Linear modules: what QLoRA stores in 4 bits."""
-        return sum(i * o for n, i, o in self.linears if ".layers." in f".{n}")
-
-
-def _in_layer0(name: str) -> bool:
-    return ".layers.0." in f".{name}"
-
-
-def known_config(model: str) -> dict[str, Any] | None:
-    """The config numbers written in `KNOWN_CONFIGS` for a Hub id of `KNOWN_IDS` (case-insensitive)."""
-    by_lower = {k.lower(): v for k, v in KNOWN_IDS.items()}
-    name = by_lower.get(model.strip().rstrip("/").lower())
-    return None if name is None else dict(KNOWN_CONFIGS[name])
-
-
-def load_config(model: str) -> tuple[Any, str]:
-    """(transformers config, where it came from) without downloading: a tiny model's folder, `KNOWN_CONFIGS`,
-    or a config.json already on this machine (a local folder or the Hub cache)."""
-    from transformers import AutoConfig
-
-    if is_tiny(model):
-        path = resolve_model(model)
-        return AutoConfig.from_pretrained(path), f"the tiny model's config.json ({path})"
-    numbers = known_config(model)
-    if numbers is not None:
-        model_type = numbers.pop("model_type")
-        return AutoConfig.for_model(model_type, **numbers), "config numbers written in trainer/plan.py"
-    try:
-        return AutoConfig.from_pretrained(model, local_files_only=True), "config.json on this machine"
-    except (OSError, ValueError):
-        known = ", ".join(sorted(KNOWN_IDS))
-        raise UserError(f"--model {model}: no config for it on this machine and not one of the known shapes "
-                        f"({known}); pass a local model folder, or a Hub id whose config is cached") from None
-
-
-@lru_cache(maxsize=32)
-def model_shape(model: str) -> Shape:
-    """The shape of `model`, from its config instantiated on the meta device (no memory, no weights)."""
-    import torch
-    from accelerate import init_empty_weights
-    from transformers import AutoModelForCausalLM
-
-    config, source = load_config(model)
-    with init_empty_weights():
-        net = AutoModelForCausalLM.from_config(config)
-    net.tie_weights()  # from_config under init_empty_weights leaves tied embeddings as two matrices
-    text = config.get_text_config()
-    heads = text.num_attention_heads
-    head_dim = getattr(text, "head_dim", None) or text.hidden_size // heads
-    embed = net.get_input_embeddings()
-    head = net.get_output_embeddings()
-    tied = head is not None and head.weight is embed.weight
-    linears = tuple((n, m.in_features, m.out_features) for n, m in net.named_modules()
-                    if isinstance(m, torch.nn.Linear))
-    norms = [n for n, m in net.named_modules() if type(m).__name__.endswith(("RMSNorm", "LayerNorm"))]
-    return Shape(
-        model=model, source=source, model_type=text.model_type, layers=text.num_hidden_layers,
-        hidden=text.hidden_size, heads=heads, kv_heads=getattr(text, "num_key_value_heads", None) or heads,
-        head_dim=head_dim, intermediate=text.intermediate_size, vocab=text.vocab_size, tied=tied,
-        max_positions=getattr(text, "max_position_embeddings", None),
-        attention=getattr(net.config, "_attn_implementation", None) or "sdpa",
-        params=sum(p.numel() for p in net.parameters()), embed_params=embed.weight.numel(),
-        head_params=0 if tied or head is None else head.weight.numel(), linears=linears,
-        norms_per_layer=sum(_in_layer0(n) for n in norms),
-        norms_outside=sum(".layers." not in f".{n}" for n in norms),
-    )
 
 
 # ---- how a device trains -----------------------------------------------------------------------------------
@@ -322,19 +159,21 @@ def layer_bytes_per_token(shape: Shape, regime: Regime, *, method: str, targets:
 
 
 def estimate(cfg: Any, device: str = "cuda", *, checkpointing: bool | None = None,
-             shape: Shape | None = None) -> Estimate:
+             shape: Shape | None = None, longest: int | None = None) -> Estimate:
     """The peak memory of training `cfg` (a resolved `TrainConfig`) on `device` ("cuda", "cpu", "cpu-bf16").
 
     Args:
         checkpointing: gradient checkpointing on or off; default: `cfg.gradient_checkpointing` (None: off),
             always on for QLoRA (sft.py turns it on there).
         shape: the model's shape, when already known (default: `model_shape(cfg.model)`).
+        longest: tokens of the longest training example, where the data is known: no batch is padded
+            beyond it, so the activations are counted at it rather than at `cfg.max_length`.
     """
     shape = shape or model_shape(cfg.model)
     regime = regime_for(device)
     if checkpointing is None:
         checkpointing = bool(getattr(cfg, "gradient_checkpointing", None)) or cfg.method == "qlora"
-    b, s = cfg.batch_size, cfg.max_length
+    b, s = cfg.batch_size, cfg.max_length if longest is None else max(1, min(cfg.max_length, longest))
     tokens = b * s
     padded = b > 1 or cfg.packing
     targets, r = shape.lora_targets(list(cfg.target_modules)), cfg.lora_r
@@ -424,16 +263,18 @@ class Decision:
     required: int
     fits: bool
     changed: str  # "" when the configured run fits as it is
+    tokens_counted: int = 0  # the sequence length the activations were counted at (the data's longest, or max_length)
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "free_gib": round(self.free / GIB, 2), "required_gib": round(self.required / GIB, 2)}
 
 
-def fit(cfg: Any, device: str, free: int, *, shape: Shape | None = None) -> tuple[Any, Decision]:
+def fit(cfg: Any, device: str, free: int, *, shape: Shape | None = None,
+        longest: int | None = None) -> tuple[Any, Decision]:
     """`cfg` adapted so that its estimate fits `free` bytes: smaller device batches first (grad_accum grows
     so that the effective batch stays; no recomputation), then gradient checkpointing at the largest batch
     that fits. An explicit `gradient_checkpointing` True/False is kept; QLoRA always checkpoints.
-    A run that fits nowhere is returned at its smallest setting with `fits=False`."""
+    A run that fits nowhere is returned at its smallest setting with `fits=False`. `longest`: as in `estimate`."""
     shape = shape or model_shape(cfg.model)
     forced = True if cfg.method == "qlora" else getattr(cfg, "gradient_checkpointing", None)
     effective = cfg.batch_size * cfg.grad_accum
@@ -445,14 +286,15 @@ def fit(cfg: Any, device: str, free: int, *, shape: Shape | None = None) -> tupl
         options += [(True, b) for b in batches]
     chosen = None
     for ckpt, b in options:
-        est = estimate(replace(cfg, batch_size=b), device, checkpointing=ckpt, shape=shape)
+        est = estimate(replace(cfg, batch_size=b), device, checkpointing=ckpt, shape=shape, longest=longest)
         if est.required <= free:
             chosen = (ckpt, b, est)
             break
     fits = chosen is not None
     if chosen is None:  # nothing fits: the smallest option, and say so
         ckpt, b = options[-1]
-        chosen = (ckpt, b, estimate(replace(cfg, batch_size=b), device, checkpointing=ckpt, shape=shape))
+        chosen = (ckpt, b, estimate(replace(cfg, batch_size=b), device, checkpointing=ckpt, shape=shape,
+                                      longest=longest))
     ckpt, b, est = chosen
     accum = max(1, math.ceil(effective / b))
     changes = []
@@ -462,77 +304,5 @@ def fit(cfg: Any, device: str, free: int, *, shape: Shape | None = None) -> tupl
         changes.append("gradient checkpointing on")
     adapted = replace(cfg, batch_size=b, grad_accum=accum, gradient_checkpointing=ckpt)
     return adapted, Decision(device=device, free=free, batch_size=b, grad_accum=accum, checkpointing=ckpt,
-                             required=est.required, fits=fits, changed="; ".join(changes))
-
-
-# ---- printing ---------------------------------------------------------------------------------------------
-def gib(n: float) -> str:
-    return f"{n / GIB:.2f} GiB"
-
-
-def report(cfg: Any, device: str = "cuda", memory_gib: float = 24.0, reserved_gib: float = 1.0) -> str:
-    """The plan as text: the shape, every term with and without checkpointing, and the fit to a card."""
-    shape = model_shape(cfg.model)
-    regime = regime_for(device)
-    off = estimate(cfg, device, checkpointing=False, shape=shape)
-    on = estimate(cfg, device, checkpointing=True, shape=shape)
-    lora = cfg.method in {"lora", "qlora"}
-    lines = [
-        f"memory plan: {cfg.model}  ({shape.source}; nothing downloaded)",
-        f"  shape: {shape.model_type}, {shape.layers} layers, hidden {shape.hidden}, heads {shape.heads}/"
-        f"{shape.kv_heads} kv x {shape.head_dim}, MLP {shape.intermediate}, vocab {shape.vocab:,}"
-        f"{', tied embeddings' if shape.tied else ''}; {shape.params / 1e9:.3f} B parameters",
-        f"  run: {cfg.method}" + (f" r={cfg.lora_r} dropout {cfg.lora_dropout} on {','.join(shape.lora_targets(list(cfg.target_modules)))}"
-                                  if lora else "")
-        + f"; batch {cfg.batch_size} x max_length {cfg.max_length}, grad_accum {cfg.grad_accum}; {regime.name}"
-        + f"; trainable {off.trainable / 1e6:.2f} M ({off.trainable / shape.params:.2%})",
-        f"  {'term':<58}{'no checkpointing':>18}{'checkpointing':>16}",
-    ]
-    for key in off.parts:
-        lines.append(f"  {key:<58}{gib(off.parts[key]):>18}{gib(on.parts[key]):>16}")
-        if key.startswith("backward peak"):
-            for note in ("LM head tile", "one layer in backward"):
-                lines.append(f"  {'  ' + note:<58}{gib(off.notes[note]):>18}{gib(on.notes[note]):>16}")
-    lines.append(f"  {'peak estimate':<58}{gib(off.peak):>18}{gib(on.peak):>16}")
-    lines.append(f"  {f'needs free (x{MARGIN} margin)':<58}{gib(off.required):>18}{gib(on.required):>16}")
-    for key, value in off.notes.items():
-        if key.startswith("full fp32 logits"):
-            lines.append(f"  ({key}: {gib(value)})")
-    usable = int((memory_gib - reserved_gib) * GIB)
-    configured = getattr(cfg, "gradient_checkpointing", None)
-    as_set = {True: on, False: off, None: off}[configured if cfg.method != "qlora" else True]
-    lines.append(f"  on a {memory_gib:g} GiB card ({reserved_gib:g} GiB kept for the CUDA context): as configured "
-                 f"(checkpointing {'on' if as_set.checkpointing else 'off'}) "
-                 + ("fits" if as_set.required <= usable else "does NOT fit"))
-    _adapted, decision = fit(cfg, device, usable, shape=shape)
-    lines.append("  training would run " + (decision.changed if decision.changed else "as configured")
-                 + f": needs {gib(decision.required)} of {gib(usable)}"
-                 + ("" if decision.fits else "  (does not fit even so)"))
-    lines.append("  how far to trust it: on the CPU within -2%..+12% of the measured peak (activations within 2%, "
-                 "bf16 autocast included);\n  on CUDA the kernels' own terms are modelled, expected within "
-                 "±15%, not yet measured on a card (docs/training.md#memory-plan)")
-    return "\n".join(lines)
-
-
-def plan_json(cfg: Any, device: str = "cuda", memory_gib: float = 24.0, reserved_gib: float = 1.0) -> str:
-    shape = model_shape(cfg.model)
-    usable = int((memory_gib - reserved_gib) * GIB)
-    _adapted, decision = fit(cfg, device, usable, shape=shape)
-    out = {"shape": {k: v for k, v in asdict(shape).items() if k != "linears"},
-           "no_checkpointing": estimate(cfg, device, checkpointing=False, shape=shape).as_dict(),
-           "checkpointing": estimate(cfg, device, checkpointing=True, shape=shape).as_dict(),
-           "fit": decision.as_dict(), "memory_gib": memory_gib, "reserved_gib": reserved_gib, "margin": MARGIN}
-    return json.dumps(out, indent=2)
-
-
-def config_file(path: Path | None) -> dict[str, Any]:
-    """A JSON object of TrainConfig fields (run.py's --config), or {} without a path."""
-    if path is None:
-        return {}
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: cannot read the JSON config ({exc})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: the config must be a JSON object of TrainConfig fields")
-    return data
+                             required=est.required, fits=fits, changed="; ".join(changes),
+                             tokens_counted=est.max_length)

@@ -90,6 +90,9 @@ def build_trainer(cfg: TrainConfig, task: Task, train_records: list[Record], val
     """An `SFTTrainer` ready to `.train()`: the model (LoRA-wrapped unless full), datasets tokenised and masked.
 
     `format_example` turns a record into TRL's prompt-completion form; default: the task's own prompt.
+    With `cfg.memory_plan`, the device batch and checkpointing are fitted to the free memory once the
+    examples' token counts are known (`plan_memory`); the trainer carries the fitted config as
+    `trainer.fitted_config` and the decision as `trainer.memory_plan`.
     """
     import torch
     from datasets import Dataset
@@ -98,6 +101,19 @@ def build_trainer(cfg: TrainConfig, task: Task, train_records: list[Record], val
     from trl import SFTConfig, SFTTrainer
 
     device = cfg.device or default_device()
+    tokenizer = load_tokenizer(cfg.model)
+
+    def examples(records: list[Record], split: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        # Never train on a truncated answer: every example is length-checked (trainer/lengths.py).
+        made = [format_example(r) for r in records] if format_example else to_examples(records, task, cfg.seed)
+        return fit_lengths(tokenizer, made, [record_name(r) for r in records], cfg.max_length, split=split)
+
+    train_examples, train_lengths = examples(train_records, "train")
+    if not train_examples:
+        fail(f"no training example fits --max-length {cfg.max_length} (each would have its answer truncated)")
+    val_examples, val_lengths = examples(val_records, "eval") if val_records else ([], None)
+    longest = max(train_lengths["max_tokens"], (val_lengths or {}).get("max_tokens", 0))
+    cfg, memory_plan = plan_memory(cfg, longest=longest)
     set_seed(cfg.seed)  # before the model and the LoRA init, which SFTTrainer does before its own seeding
     model, tokenizer = _load_for_training(cfg, device)
     peft_config = None
@@ -109,16 +125,6 @@ def build_trainer(cfg: TrainConfig, task: Task, train_records: list[Record], val
             # Tied input/output embeddings (Llama 3.2, tiny-llama3) stay one trained matrix, saved once.
             ensure_weight_tying=bool(getattr(model.config, "tie_word_embeddings", False) and cfg.modules_to_save),
         )
-
-    def examples(records: list[Record], split: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        # Never train on a truncated answer: every example is length-checked (trainer/lengths.py).
-        made = [format_example(r) for r in records] if format_example else to_examples(records, task, cfg.seed)
-        return fit_lengths(tokenizer, made, [record_name(r) for r in records], cfg.max_length, split=split)
-
-    train_examples, train_lengths = examples(train_records, "train")
-    if not train_examples:
-        fail(f"no training example fits --max-length {cfg.max_length} (each would have its answer truncated)")
-    val_examples, val_lengths = examples(val_records, "eval") if val_records else ([], None)
     on_gpu = device.startswith("cuda")
     args = SFTConfig(
         output_dir=str(Path(cfg.out) / "checkpoints"), save_strategy="no", report_to="none",
@@ -142,6 +148,7 @@ def build_trainer(cfg: TrainConfig, task: Task, train_records: list[Record], val
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
                          processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks or [])
     trainer.length_check = {"train": train_lengths, "eval": val_lengths}
+    trainer.fitted_config, trainer.memory_plan = cfg, memory_plan
     return trainer
 
 
@@ -185,9 +192,9 @@ def train(config: TrainConfig, records: list[Record] | None = None, task: Task |
         train_records = records
 
     start = time.perf_counter()
-    cfg, memory_plan = plan_memory(cfg)
     budget = TimeBudget(cfg.time_budget_s, start) if cfg.time_budget_s else None
     trainer = build_trainer(cfg, task, train_records, val_records, [budget] if budget else None, format_example)
+    cfg, memory_plan = trainer.fitted_config, trainer.memory_plan
     result = trainer.train()
     train_wall = time.perf_counter() - start
     val_loss = None
@@ -231,15 +238,16 @@ def train(config: TrainConfig, records: list[Record] | None = None, task: Task |
     return summary
 
 
-def plan_memory(cfg: TrainConfig) -> tuple[TrainConfig, dict[str, Any]]:
+def plan_memory(cfg: TrainConfig, longest: int | None = None) -> tuple[TrainConfig, dict[str, Any]]:
     """`cfg` fitted to the device's free memory by `trainer.plan` (smaller device batch with more accumulation,
-    then gradient checkpointing), and what was decided (the summary's `memory_plan`)."""
+    then gradient checkpointing), and what was decided (the summary's `memory_plan`). `longest`: the
+    longest example's tokens (activations are counted at it, not at max_length)."""
     device = cfg.device or default_device()
     if not cfg.memory_plan:
         return cfg, {"used": False, "reason": "--no-memory-plan"}
     try:
         free = free_bytes(device)
-        fitted, decision = fit(cfg, device, free)
+        fitted, decision = fit(cfg, device, free, longest=longest)
     except UserError as exc:  # no config of the model on this machine: train as configured
         return cfg, {"used": False, "reason": str(exc)}
     if decision.changed:

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from backends import get_backend
+from backends.models import DEFAULT_MODEL
 from core.errors import fail
 from core.io import write_json_atomic, write_jsonl_atomic, write_text_atomic
 from core.tasks import load_task
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lang", help="language of plain rows that have no 'lang' field")
     p.add_argument("--backend", help="model backend for self_consistency (e.g. transformers); "
                                      "without one, self_consistency is skipped with a notice")
-    p.add_argument("--model", default="tiny", help="model for --backend (default: tiny, the offline model)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="model for --backend (smollm2-135m: real, offline; tiny: random)")
     p.add_argument("--device", help="device for the transformers backend (cpu, cuda)")
     p.add_argument("--redis-url", help="keep the MinHash LSH index in Redis, e.g. redis://localhost:6379/0")
     p.add_argument("--only", help="comma-separated validators to run (default: the task's chain)")

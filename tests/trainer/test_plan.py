@@ -16,7 +16,8 @@ from tests.cli_helpers import REPO, child_env
 from trainer.calibrate import measure
 from trainer.cli import main
 from trainer.config import TrainConfig
-from trainer.plan import GIB, KNOWN_CONFIGS, KNOWN_IDS, PUBLISHED_PARAMS, estimate, fit, model_shape
+from trainer.plan import GIB, estimate, fit
+from trainer.shapes import KNOWN_CONFIGS, KNOWN_IDS, PUBLISHED_PARAMS, model_shape
 
 RUN_PY_MODELS = ["unsloth/Llama-3.2-1B-Instruct", "unsloth/Llama-3.2-3B-Instruct", "Qwen/Qwen2.5-1.5B-Instruct",
                  "Qwen/Qwen2.5-3B-Instruct", "Qwen/Qwen2.5-7B-Instruct", "mistralai/Mistral-7B-Instruct-v0.3"]
@@ -33,7 +34,7 @@ def test_known_shapes_reproduce_the_published_parameter_counts():
         model = next(i for i, n in KNOWN_IDS.items() if n == name)
         shape = model_shape(model)
         assert shape.params == pytest.approx(PUBLISHED_PARAMS[name], rel=0.005), name
-        assert shape.source == "config numbers written in trainer/plan.py"
+        assert shape.source == "config numbers written in trainer/shapes.py"
     llama3b = model_shape("unsloth/Llama-3.2-3B-Instruct")
     assert (llama3b.layers, llama3b.hidden, llama3b.vocab, llama3b.tied) == (28, 3072, 128256, True)
     assert model_shape("meta-llama/llama-3.2-3b-instruct").params == llama3b.params  # ids are case-insensitive
@@ -93,7 +94,7 @@ def test_plan_command_prints_the_estimate_without_downloading(tmp_path):
     cmd = [sys.executable, "-m", "trainer", "plan", "--model", "unsloth/Llama-3.2-3B-Instruct"]
     env = child_env(HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "no-hub-cache"))
     text = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, check=True).stdout
-    assert "config numbers written in trainer/plan.py; nothing downloaded" in text
+    assert "config numbers written in trainer/shapes.py; nothing downloaded" in text
     assert "batch 1 x max_length 2048, grad_accum 4" in text  # run.py's config
     for term in ("weights", "AdamW moments", "activations kept for backward", "peak estimate", "full fp32 logits"):
         assert term in text

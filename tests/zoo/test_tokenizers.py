@@ -39,18 +39,18 @@ FACTS = {
     "tiny-mistral": (32_768, 32_768, "<s>", "</s>", "</s>", {
         "<unk>": 0, "<s>": 1, "</s>": 2, "[INST]": 3, "[/INST]": 4, "[TOOL_CALLS]": 5, "[control_8]": 10,
         "[control_768]": 770}),
-    # Pairing: Gemma's strings and roles, not its ids (real: <bos> 2, <start_of_turn> 106, <end_of_turn> 107).
-    "tiny-gemma": (32_005, 32_005, "<bos>", "<eos>", "<pad>", {
-        "<pad>": 32000, "<eos>": 32001, "<bos>": 32002, "<start_of_turn>": 32003, "<end_of_turn>": 32004}),
+    # Gemma 3's own tokenizer (from the gemma3-270m package's GGUF): its real ids.
+    "tiny-gemma": (262_144, 262_144, "<bos>", "<eos>", "<pad>", {
+        "<pad>": 0, "<eos>": 1, "<bos>": 2, "<unk>": 3, "<start_of_turn>": 105, "<end_of_turn>": 106}),
     # Pairing: Phi-3's added tokens at their real ids; ordinary text has Mistral v0.1's ids.
     "tiny-phi3": (32_011, 32_064, "<s>", "<|endoftext|>", "<|endoftext|>", {
         "<s>": 1, "</s>": 2, "<|endoftext|>": 32000, "<|assistant|>": 32001, "<|system|>": 32006,
         "<|end|>": 32007, "<|user|>": 32010}),
 }
 GENERATION_EOS = {"tiny-llama3": [128001, 128008, 128009], "tiny-qwen2": [151645, 151643], "tiny-mistral": 2,
-                  "tiny-gemma": [32001, 32004], "tiny-phi3": [32000, 32001, 32007]}
+                  "tiny-gemma": [1, 106], "tiny-phi3": [32000, 32001, 32007]}
 ARCHITECTURE = {"tiny-llama3": ("LlamaForCausalLM", True), "tiny-qwen2": ("Qwen2ForCausalLM", True),
-                "tiny-mistral": ("MistralForCausalLM", False), "tiny-gemma": ("Gemma2ForCausalLM", True),
+                "tiny-mistral": ("MistralForCausalLM", False), "tiny-gemma": ("Gemma3ForCausalLM", True),
                 "tiny-phi3": ("Phi3ForCausalLM", False)}
 
 
@@ -120,7 +120,7 @@ def test_sentencepiece_ids_are_sentencepieces(family):
             assert tok(text, add_special_tokens=False)["input_ids"] == sp.encode(text), text
 
 
-def test_gemma_pairing_has_no_dummy_prefix():
+def test_gemma_has_no_dummy_prefix():
     """Gemma's SentencePiece writes spaces as "▁" in place and adds none before the text (Mistral's does)."""
     _, gemma = loaded("tiny-gemma")
     _, mistral = loaded("tiny-mistral")
