@@ -16,7 +16,7 @@ STAGES = ["data", "generate", "review", "export", "train", "evaluate", "ablation
 
 def run_demo(repo, out, *extra: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "demo.py", "--out", str(out), "--source", "data/samples", "--n-synthetic", "6",
-           "--train-per-lang", "30", "--eval-per-lang", "8", "--max-steps", "2", *extra]
+           "--model", "tiny", "--train-per-lang", "30", "--eval-per-lang", "8", "--max-steps", "2", *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
            **(env or {})}
     return subprocess.run(cmd, cwd=repo, capture_output=True, text=True, env=env, timeout=600)

@@ -17,7 +17,10 @@ MODEL_KEYS = {"accuracy", "macro_f1", "by_lang"}
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "evaluator", *args], capture_output=True, text=True, timeout=300)
+    """`python -m evaluator ARGS` on the tiny model unless ARGS name another (the default is a real model)."""
+    model = [] if "--model" in args or (args and args[0] == "data-value") else ["--model", "tiny"]
+    return subprocess.run([sys.executable, "-m", "evaluator", *args, *model], capture_output=True, text=True,
+                          timeout=300)
 
 
 def test_cli_base_vs_tuned_writes_the_report(adapter, data_files, tmp_path):

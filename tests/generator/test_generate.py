@@ -72,7 +72,7 @@ def test_sigkill_mid_run_then_rerun_gives_exactly_n_distinct_samples(seeds_file,
     out = tmp_path / "killed"
     # A tiny token budget keeps this fast: rows cut at the budget are still written (with their error),
     # which is all the resume logic needs.
-    args = ["--task", "fin_sentiment", "--lang", "en", "--n", "14", "--seeds", str(seeds_file), "--out", str(out),
+    args = ["--task", "fin_sentiment", "--lang", "en", "--n", "14", "--model", "tiny", "--seeds", str(seeds_file), "--out", str(out),
             "--no-validate", "--quiet", "--batch-size", "2", "--max-new-tokens", "12"]
     samples = out / "samples.jsonl"
     _kill_after_lines(args, samples, 4)
@@ -94,7 +94,7 @@ def test_sigkill_mid_run_then_rerun_gives_exactly_n_distinct_samples(seeds_file,
     ({"--seeds": "missing.jsonl"}, "missing.jsonl: seed file not found"),
 ])
 def test_bad_input_is_one_clear_line(seeds_file, tmp_path, change, message):
-    args = {"--task": "fin_sentiment", "--lang": "en", "--n": "5", "--seeds": str(seeds_file),
+    args = {"--task": "fin_sentiment", "--lang": "en", "--n": "5", "--model": "tiny", "--seeds": str(seeds_file),
             "--out": str(tmp_path / "o")}
     args.update(change)
     result = _cli(*[x for kv in args.items() for x in kv])
@@ -112,7 +112,7 @@ def _by_index(out):
 def test_a_killed_and_resumed_run_draws_the_same_samples_as_an_uninterrupted_one(seeds_file, tmp_path):
     """Sample i's randomness is a function of (run seed, i): neither a SIGKILL + resume nor another batch size
     changes what it draws; and samples of one prompt (--samples-per-prompt 2) differ."""
-    common = ["--task", "fin_sentiment", "--lang", "en", "--n", "10", "--seeds", str(seeds_file), "--no-validate",
+    common = ["--task", "fin_sentiment", "--lang", "en", "--n", "10", "--model", "tiny", "--seeds", str(seeds_file), "--no-validate",
               "--quiet", "--no-constrain", "--max-new-tokens", "12", "--temperature", "1.0",
               "--samples-per-prompt", "2", "--seed", "3"]
     whole = tmp_path / "whole"

@@ -54,7 +54,7 @@ def test_sigkill_of_the_driver_then_rerun_loses_and_duplicates_nothing(seeds_fil
     import subprocess
 
     out = tmp_path / "killed"
-    args = ["--task", "fin_sentiment", "--lang", "en", "--n", "12", "--seeds", str(seeds_file), "--out", str(out),
+    args = ["--task", "fin_sentiment", "--lang", "en", "--n", "12", "--model", "tiny", "--seeds", str(seeds_file), "--out", str(out),
             "--seed", "5", "--batch-size", "2", "--no-validate", "--quiet", "--ray", "--ray-workers", "2"]
     _kill_after_lines(args, out / "samples.jsonl", 4)
     assert 4 <= len(_rows(out)) < 12  # killed mid-run, for real

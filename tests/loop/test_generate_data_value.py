@@ -43,7 +43,7 @@ def test_generate_writes_the_data_value_report_of_the_accepted_samples(samples_d
 
 
 def test_a_missing_data_value_file_fails_before_generating(tmp_path):
-    done = subprocess.run([PY, "generate.py", "--task", "fin_sentiment", "--lang", "en", "--n", "2", "--seeds",
+    done = subprocess.run([PY, "generate.py", "--task", "fin_sentiment", "--lang", "en", "--n", "2", "--model", "tiny", "--seeds",
                            "data/samples/fin_sentiment/en.jsonl", "--out", str(tmp_path / "run"), "--data-value",
                            str(tmp_path / "nope.jsonl")], cwd=REPO, env=child_env(), capture_output=True, text=True,
                           timeout=300)

@@ -53,6 +53,7 @@ def test_bad_values_are_refused(capsys):
 
 @pytest.mark.parametrize(("model", "size"), [
     ("tiny", "tiny"), ("tiny-llama3", "tiny"), ("unsloth/Llama-3.2-1B-Instruct", "1b"),
+    ("HuggingFaceTB/SmolLM2-135M-Instruct", "small"), ("google/gemma-3-270m", "small"),
     ("unsloth/Llama-3.2-3B-Instruct", "3b"), ("meta-llama/Llama-3.1-8B-Instruct", "8b"), ("Qwen/Qwen2.5-7B", "8b"),
     ("Qwen/Qwen2.5-0.5B-Instruct", "1b"), ("TinyLlama/TinyLlama-1.1B-Chat", "1b"), ("some/unsized-model", "1b"),
 ])
@@ -69,7 +70,7 @@ def test_model_size_from_a_local_config(tmp_path):
     assert model_size(str(tmp_path / "m")) == "3b"
     LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
                 vocab_size=1000).save_pretrained(tmp_path / "big-70B")  # the config wins over the name
-    assert model_size(str(tmp_path / "big-70B")) == "1b"
+    assert model_size(str(tmp_path / "big-70B")) == "small"
 
 
 def test_defaults_by_size_method_and_task():
@@ -80,8 +81,9 @@ def test_defaults_by_size_method_and_task():
     assert TrainConfig(model="org/Llama-3.1-8B", method="full").resolved().learning_rate == 1e-5
     assert TrainConfig(model="tiny", batch_size=3).resolved().batch_size == 3  # a given value wins
     # Task rows apply only when asked for, on top of the size's row.
-    assert TrainConfig(task="support_intent").resolved().max_length == SIZE_DEFAULTS["tiny"]["max_length"]
-    asked = TrainConfig(task="support_intent", task_defaults=True).resolved()
+    assert TrainConfig(model="tiny", task="support_intent").resolved().max_length == SIZE_DEFAULTS["tiny"][
+        "max_length"]
+    asked = TrainConfig(model="tiny", task="support_intent", task_defaults=True).resolved()
     assert (asked.max_length, asked.epochs) == (1024, 2.0)  # TASK_DEFAULTS["support_intent"]["tiny"]
     assert defaults_for("org/Llama-3.1-8B", task="support_intent")["max_length"] == TASK_DEFAULTS[
         "support_intent"]["*"]["max_length"]

@@ -13,7 +13,7 @@ from oneshot.adapter import train_adapter
 from oneshot.contract import TrainRow, read_train
 from oneshot.prompts import training_example
 from trainer.config import TrainConfig
-from trainer.formatting import to_example
+from trainer.formatting import to_example, to_examples
 from trainer.lengths import fit_lengths, token_length
 from trainer.sft import build_trainer, train
 
@@ -91,11 +91,19 @@ def test_training_follows_the_memory_plan_on_a_small_device(fin_task, fin_record
 
     cfg = TrainConfig(task="fin_sentiment", model="tiny", out=str(tmp_path / "a"), device="cpu", batch_size=8,
                       grad_accum=1, max_length=192, max_steps=1, val_fraction=0.0).resolved()
-    free = estimate(TrainConfig(**{**cfg.as_dict(), "batch_size": 2}), "cpu", checkpointing=False).required
+    records = fin_records[:32]
+    _kept, lengths = fit_lengths(load_tokenizer("tiny"), to_examples(records, fin_task, cfg.seed),
+                                 [r.id for r in records], cfg.max_length)
+    longest = lengths["max_tokens"]
+    free = estimate(TrainConfig(**{**cfg.as_dict(), "batch_size": 2}), "cpu", checkpointing=False,
+                    longest=longest).required
     monkeypatch.setattr(sft, "free_bytes", lambda device: free)
-    summary = train(cfg, records=fin_records[:32])
+    summary = train(cfg, records=records)
     plan = summary["memory_plan"]
     assert plan["used"] and plan["fits"] and (plan["batch_size"], plan["grad_accum"]) == (2, 4)
+    # Activations are counted at the data's longest example, not at max_length (no batch is padded beyond it).
+    assert plan["tokens_counted"] == longest == summary["length_check"]["train"]["max_tokens"] < cfg.max_length
+    assert free < estimate(TrainConfig(**{**cfg.as_dict(), "batch_size": 2}), "cpu", checkpointing=False).required
     assert plan["changed"] == "batch 8 -> 2 with grad_accum 1 -> 4"
     assert (summary["config"]["batch_size"], summary["config"]["grad_accum"]) == (2, 4)
     monkeypatch.setattr(sft, "free_bytes", lambda device: 10**12)
