@@ -43,9 +43,10 @@ def _input_limit(task: str) -> int | None:
         return None
 
 
-def long_text(text: str, task: str, *, height: int = 260) -> None:
-    """`text` literally; a long one in a scroll box of fixed height, with a warning above the task's limit."""
-    limit = _input_limit(task)
+def long_text(text: str, task: str | None, *, height: int = 260) -> None:
+    """`text` literally; a long one in a scroll box of fixed height, with a warning above the task's limit
+    (`task` None: no limit to warn about, e.g. for a diff)."""
+    limit = _input_limit(task) if task else None
     if limit is not None and len(text) > limit:
         st.warning(f"This text is {len(text):,} characters; the task allows {limit:,}. Shown in a scroll box; "
                    "reject it or shorten it in the edit box.")

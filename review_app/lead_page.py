@@ -6,7 +6,7 @@ reasons and notes, what it changed from the original word by word, and a button 
 What a tie-breaker, or the lead (an annotator with the `adjudicator` role), decides on. Titles are
 "Original", "Edit by ana", "Reject", never hash ids; every value is data and is drawn as text. The
 differences are shown wdiff-style (`[-12%-] {+15%+}`), so two versions that differ by one number show
-that number. The phase line above says what the vote will be logged as (`review_app.review_page`).
+that number; an edit is shown as its changes (the original is beside it in full). The phase line above says what the vote will be logged as (`review_app.review_page`).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def changes(original: dict[str, Any], version: dict[str, Any], name: str) -> lis
 
 def show_versions(store: ReviewStore, item: Item, name: str) -> None:
     """Each version in a column: title, voters, each vote's reason and note, the version itself (the
-    original in full; an edit as its changes, then in full) and a choose button."""
+    original in full, an edit as its changes from it) and a choose button."""
     versions = store.versions(item.id)
     original = versions[0]
     st.caption("The versions and who voted for them, with their reasons and notes; changes from the original "
@@ -57,16 +57,16 @@ def show_versions(store: ReviewStore, item: Item, name: str) -> None:
             st.text(f"votes: {', '.join(v['votes']) or 'none'}")
             for line in ballot_lines(v["ballots"]):
                 st.text(line)
-            if v["version"] not in ("reject", original["version"]):
-                st.caption("changes from the original")
-                for line in changes(original, v, name):
-                    st.text(line)
-            if v["version"] != "reject":
+            if v["version"] == original["version"]:
                 st.caption(f"{name}: {v['labels'].get(name, '')}")
                 long_text(v["text"], item.record.task, height=160)
                 for key, value in v["labels"].items():
                     if key != name:
                         st.caption(key)
                         st.text(value)
+            elif v["version"] != "reject":
+                st.caption("changes from the original")
+                for line in changes(original, v, name):
+                    long_text(line, None, height=160)  # a diff of a long text scrolls like the text
             st.button("Choose reject" if v["version"] == "reject" else "Choose this version",
                       key=f"choose_{i}_{item.id}", on_click=on_choose, args=(store, item, v["version"]))

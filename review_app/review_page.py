@@ -7,7 +7,7 @@ Laid out for a laptop (1366 x 768): the phase line, the sample, the claimed labe
 without scrolling; the reason and note boxes, the edit form and then the evidence (validators,
 self-consistency, seeds: `review_app.evidence`) follow. A split or disputed item shows the lead's
 view of its versions (`review_app.lead_page`) above the buttons. The sidebar holds the queue filters,
-undo and progress: what is left in the queue, my decisions today and the team's.
+progress (what is left in the queue, my decisions today and the team's), undo and the queue filters.
 """
 
 from __future__ import annotations
@@ -135,10 +135,10 @@ def edit_form(store: ReviewStore, item: Item, labels: list[str], name: str, curr
 
 
 def review_page(store: ReviewStore, annotator: str) -> None:
-    chosen = filters(store)
-    st.sidebar.button("Undo my last decision", key="undo", shortcut="U", on_click=on_undo, args=(store,))
-    item = store.claim(annotator, exclude=st.session_state.get("skipped", []), **chosen)
     show_progress(store, annotator)
+    st.sidebar.button("Undo my last decision", key="undo", shortcut="U", on_click=on_undo, args=(store,))
+    chosen = filters(store)
+    item = store.claim(annotator, exclude=st.session_state.get("skipped", []), **chosen)
     if item is None:
         if st.session_state.get("skipped"):
             st.info(f"Only items you skipped are left ({len(st.session_state.skipped)}).")
