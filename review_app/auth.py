@@ -161,10 +161,10 @@ class SignInLimiter:
         longest = 0.0
         with self._lock:
             for key, limit in self._keys(name, address):
-                times = self._failed[key]
+                times = self._failed.get(key)  # .get: a name that never failed adds no entry
                 while times and times[0] <= now - self.window_s:
                     times.popleft()
-                if len(times) >= limit:
+                if times and len(times) >= limit:
                     longest = max(longest, times[-limit] + self.window_s - now)
         return longest
 

@@ -242,7 +242,7 @@ def dataset_card(store: ReviewStore, records: list[Record]) -> str:
     models = Counter(str(r.provenance.get("model", "")) for r in records if r.provenance.get("model"))
     strategies = Counter(json.dumps(r.provenance.get("sampling"), sort_keys=True) for r in records
                          if r.provenance.get("sampling"))
-    ia, mh = s["inter_annotator"], s["model_vs_human"]
+    ia, mh, third = s["inter_annotator"], s["model_vs_human"], s["third_vote"]
     return "\n".join([
         "---", f"language: [{', '.join(sorted(langs))}]", "tags: [synthetic, human-reviewed, seedloop]", "---", "",
         f"# Curated data: {', '.join(tasks)}", "",
@@ -268,7 +268,8 @@ def dataset_card(store: ReviewStore, records: list[Record]) -> str:
         "## Agreement", "",
         f"- inter-annotator (Krippendorff's alpha, nominal, `krippendorff` package) on {ia['items']} items "
         f"decided by two or more of {ia['raters']} reviewers: {ia['alpha']} (raw pairwise agreement "
-        f"{ia['raw_agreement']})",
+        f"{ia['raw_agreement']}); raw agreement on the decision (reject, or the exact version voted for): "
+        f"{ia['decision']['raw_agreement']}; items that needed a third vote: {third['items']} of {third['of']}",
         *[f"  - Cohen's kappa (scikit-learn) {p['a']} vs {p['b']} on {p['items']} items: {p['kappa']}"
           for p in ia["pairs"]],
         f"- model (self-consistency majority) vs human on {mh['items']} items: agreement {mh['agreement']}, "

@@ -76,8 +76,10 @@ def end_sign_in(why: str) -> None:
 def still_signed_in() -> bool:
     """True unless this session signed in with a users file that no longer holds its name with the
     same password hash; then the sign-in ends, with one line saying why."""
-    if st.session_state.get("auth_mode") != "users" or "signed_hash" not in st.session_state:
+    if st.session_state.get("auth_mode") != "users":
         return "annotator" in st.session_state
+    if "signed_hash" not in st.session_state or "annotator" not in st.session_state:
+        return False  # never signed in with the users file in this session
     name = st.session_state.annotator
     try:
         hashed = users_file(st.session_state.users_path).hashes.get(name)
