@@ -6,6 +6,7 @@ Streamlit's OIDC sign-in (`st.login`). No Streamlit import here; the app asks.
     users.verify("ana", password)                  # True only for ana's own password
     header_identity(st.context.headers, "X-Forwarded-User")   # the name a trusted proxy vouches for
     choose_mode(users_file=..., header=..., oidc=...)          # "users" | "header" | "oidc" | "open"
+    limiter = SignInLimiter(); limiter.wait("ana", "10.0.0.7", now)  # seconds until another try is allowed
 
 The users file: one `name:hash` per line (`#` comments and blank lines allowed), the hash from
 argon2-cffi (argon2id, its default cost). It holds no password; still, keep it readable by the app
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
+from collections import defaultdict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,3 +137,42 @@ def choose_mode(*, users_file: str | None, header: str | None, oidc: bool) -> st
     if header:
         return "header"
     return "oidc" if oidc else "open"
+
+
+@dataclass
+class SignInLimiter:
+    """Failed sign-ins counted per name and per address over a sliding window: after `per_name`
+    failures for one name, or `per_address` from one address, within `window_s` seconds, further tries
+    are refused (without checking the password) until the oldest failure leaves the window. A
+    successful sign-in clears its name's failures. One per app process, shared by its sessions
+    (Streamlit runs each in a thread, hence the lock)."""
+
+    per_name: int = 5
+    per_address: int = 20
+    window_s: float = 900.0
+    _failed: dict[tuple[str, str], deque[float]] = field(default_factory=lambda: defaultdict(deque))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _keys(self, name: str, address: str | None) -> list[tuple[tuple[str, str], int]]:
+        return [(("name", name.strip()), self.per_name), (("address", address or "local"), self.per_address)]
+
+    def wait(self, name: str, address: str | None, now: float) -> float:
+        """Seconds until `name` may try again from `address`; 0 when a try is allowed now."""
+        longest = 0.0
+        with self._lock:
+            for key, limit in self._keys(name, address):
+                times = self._failed.get(key)  # .get: a name that never failed adds no entry
+                while times and times[0] <= now - self.window_s:
+                    times.popleft()
+                if times and len(times) >= limit:
+                    longest = max(longest, times[-limit] + self.window_s - now)
+        return longest
+
+    def failed(self, name: str, address: str | None, now: float) -> None:
+        with self._lock:
+            for key, _ in self._keys(name, address):
+                self._failed[key].append(now)
+
+    def succeeded(self, name: str) -> None:
+        with self._lock:
+            self._failed.pop(("name", name.strip()), None)

@@ -1,8 +1,9 @@
 """`python -m review_app {enqueue,export,role,stats,users}`: fill the queue, export, roles, numbers, sign-ins.
 
     python -m review_app enqueue --db runs/fin/review.db --in runs/fin/accepted.jsonl [--reviews 2]
+    python -m review_app enqueue --db runs/fin/review.db --in samples.csv --task fin_sentiment [--lang en]
     streamlit run review_app/app.py -- --db runs/fin/review.db [--users review_users.txt]
-    python -m review_app export --db runs/fin/review.db --out runs/fin/curated.jsonl [--format hf]
+    python -m review_app export --db runs/fin/review.db --out runs/fin/curated.jsonl [--format hf] [--require-complete]
     python -m review_app export --db runs/fin/review.db --out runs/fin/dpo.jsonl --format dpo
     python -m review_app role --db runs/fin/review.db --annotator chris --role adjudicator
     python -m review_app stats --db runs/fin/review.db
@@ -22,6 +23,7 @@ import os
 import sys
 
 from core.errors import fail
+from core.inputs import ColumnMap, add_input_args, columns_from_args
 from review_app.auth import UsersFile
 from review_app.export import enqueue_file, export_curated
 from review_app.metrics import summary
@@ -37,14 +39,19 @@ def _parser() -> argparse.ArgumentParser:
                "(default $SEEDLOOP_REVIEW_DB: keeps a password out of the process list)")
     env_db = os.environ.get("SEEDLOOP_REVIEW_DB") or None
 
-    enq = sub.add_parser("enqueue", help="add accepted records to the review queue (loading a file twice adds nothing)")
+    enq = sub.add_parser("enqueue", help="add records or plain rows to the review queue (a file twice adds nothing)")
     enq.add_argument("--db", required=env_db is None, default=env_db, help=db_help)
-    enq.add_argument("--in", dest="inp", required=True, help="JSONL of records (the validators' accepted.jsonl)")
+    enq.add_argument("--in", dest="inp", required=True,
+                     help="records (the validators' accepted.jsonl), or with --task plain rows: JSONL, CSV, TSV or "
+                          "Parquet with text and label columns")
+    enq.add_argument("--task", help="task of plain rows (tasks/<name>.yaml or a path): their labels are checked "
+                                    "against it; records already name their task")
     enq.add_argument("--reviews", type=int, default=1, choices=(1, 2),
                      help="independent decisions needed per item (2: every item is reviewed twice)")
     enq.add_argument("--double-fraction", type=float, default=0.0,
                      help="fraction of items (seeded) that need two decisions, for agreement (default 0)")
     enq.add_argument("--seed", type=int, default=0, help="seed for the random audit order and the double sample")
+    add_input_args(enq)
 
     exp = sub.add_parser("export", help="write approved and edited records as the curated JSONL")
     exp.add_argument("--db", required=env_db is None, default=env_db, help=db_help)
@@ -54,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
                           "dpo: preference pairs from human edits (generation pairs from text edits, "
                           "classification pairs from relabels; TRL DPOTrainer's format)")
     exp.add_argument("--hf-dir", help="folder for --format hf (default: <out stem>_hf next to --out)")
+    exp.add_argument("--require-complete", action="store_true",
+                     help="refuse (exit 2, nothing written) while any item is still pending or disputed")
 
     role = sub.add_parser("role", help="give an annotator a role: adjudicator (settles split items) or annotator")
     role.add_argument("--db", required=env_db is None, default=env_db, help=db_help)
@@ -105,6 +114,16 @@ def users_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def plain_columns(args: argparse.Namespace) -> ColumnMap:
+    """The column mapping of plain rows, from `core.inputs`' flags; the text in `text` unless --text-col."""
+    return columns_from_args(argparse.Namespace(**{**vars(args), "text_col": args.text_col or "text"}))
+
+
+def left_out(res: dict) -> str:
+    """What an export did not write because nobody has settled it yet."""
+    return f"; not exported: {res['pending']} items still pending, {res['disputed']} disputed"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "users":
@@ -112,20 +131,22 @@ def main(argv: list[str] | None = None) -> int:
     store = ReviewStore(args.db, create=args.command == "enqueue")
     try:
         if args.command == "enqueue":
-            res = enqueue_file(store, args.inp, reviews=args.reviews, double_fraction=args.double_fraction,
-                               seed=args.seed)
+            res = enqueue_file(store, args.inp, task=args.task, columns=plain_columns(args), reviews=args.reviews,
+                               double_fraction=args.double_fraction, seed=args.seed)
             print(f"enqueued {res.added} new items ({res.skipped} already queued) into {store.safe_url}")
         elif args.command == "export":
-            res = export_curated(store, args.out, fmt=args.format, hf_dir=args.hf_dir)
+            res = export_curated(store, args.out, fmt=args.format, hf_dir=args.hf_dir,
+                                 require_complete=args.require_complete)
             if args.format == "dpo":
                 print(f"wrote {res['records']} preference pairs to {res['out']}: {res['generation']} generation "
                       f"(text edits: generation prompt, edited vs original sample), {res['classification']} "
                       f"classification (relabels: classification prompt, corrected vs claimed label); left out: "
                       f"{res['skipped_no_prompt']} text edits without a generation prompt, "
-                      f"{res['skipped_unknown_task']} relabels of tasks that are not built in")
+                      f"{res['skipped_unknown_task']} relabels of tasks that are not built in{left_out(res)}")
                 return 0
             extra = f"; datasets folder {res['hf_dir']}" if "hf_dir" in res else ""
-            print(f"wrote {res['records']} curated records ({res['edited']} edited) to {res['out']}{extra}")
+            print(f"wrote {res['records']} curated records ({res['edited']} edited) to {res['out']}{extra}"
+                  f"{left_out(res)}")
         elif args.command == "role":
             store.set_role(args.annotator, args.role)
             print(f"{args.annotator}: {args.role}")

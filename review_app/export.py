@@ -1,12 +1,16 @@
-"""Into the queue and out of it: enqueue a JSONL of accepted records, export the curated ones.
+"""Into the queue and out of it: enqueue records or plain rows, export the curated ones.
 
     enqueue_file(store, "runs/fin/accepted.jsonl")            # twice -> added 0 the second time
+    enqueue_file(store, "samples.csv", task="fin_sentiment", columns=ColumnMap(lang="en"))  # plain rows
     export_curated(store, "runs/fin/curated.jsonl")           # approved + edited records, atomically
     export_curated(store, "runs/fin/curated.jsonl", fmt="hf") # + runs/fin/curated_hf/ (datasets + card)
     export_curated(store, "runs/fin/dpo.jsonl", fmt="dpo")    # preference pairs from human edits (TRL DPO):
                                                               # generation pairs and classification pairs
 
-Every exported record is its item's resolved version (see `review_app.resolve`).
+Plain rows (`{text, label}` JSONL, CSV, TSV, Parquet) are read by `core.inputs`, the table reader of
+every stage, so a row it cannot use is the same `file:line: field ...` error. Every exported record
+is its item's resolved version (see `review_app.resolve`), with the reasons of the votes for that
+version only; the result says how many items were left out because they are still pending or disputed.
 What an exported record holds: docs/review.md#export-exportpy
 """
 
@@ -23,7 +27,8 @@ from typing import Any
 from tqdm import tqdm
 
 from core.errors import UserError, fail
-from core.io import read_records, write_jsonl_atomic, write_text_atomic
+from core.inputs import ColumnMap, is_record_file, load_inputs
+from core.io import iter_jsonl, read_records, write_jsonl_atomic, write_text_atomic
 from core.records import Record, Review, record_id
 from core.task_spec import Task
 from core.tasks import load_task
@@ -35,9 +40,29 @@ FORMATS = ("jsonl", "hf", "dpo")
 _MARKER = ".seedloop_export"
 
 
-def enqueue_file(store: ReviewStore, path: str | Path, *, reviews: int = 1, double_fraction: float = 0.0,
-                 seed: int = 0) -> EnqueueResult:
-    records = read_records(path)
+def _plain_rows(path: Path) -> bool:
+    """True when the first row of a JSONL file is a plain row, not a Record (no `task`, no `labels`)."""
+    first = next(iter_jsonl(path), None)
+    return first is not None and "task" not in first[1] and "labels" not in first[1]
+
+
+def queue_input(path: str | Path, *, task: str | None = None, columns: ColumnMap | None = None) -> list[Record]:
+    """The records to queue from `path`: Record JSONL (the validators' accepted.jsonl) as it is, or,
+    given `task`, plain rows through `core.inputs.load_inputs` with `columns` (default: `text` and
+    `label` columns, language 'en')."""
+    name = str(path)
+    if is_record_file(name) and not _plain_rows(Path(name)):
+        return load_inputs([name], load_task(task)) if task else read_records(name)
+    if task is None:
+        fail(f"{name}: plain rows, not records: pass --task NAME (and --lang, or --text-col / --label-col "
+             "when the columns have other names)")
+    return load_inputs([name], load_task(task), columns or ColumnMap())
+
+
+def enqueue_file(store: ReviewStore, path: str | Path, *, task: str | None = None, columns: ColumnMap | None = None,
+                 reviews: int = 1, double_fraction: float = 0.0, seed: int = 0) -> EnqueueResult:
+    """Queue the records of `path` (see `queue_input`); records already queued are skipped."""
+    records = queue_input(path, task=task, columns=columns)
     return store.enqueue(tqdm(records, desc="enqueue", unit="rec", disable=len(records) < 5000),
                          reviews=reviews, double_fraction=double_fraction, seed=seed, source_file=str(path))
 
@@ -50,7 +75,10 @@ def curated_records(store: ReviewStore) -> list[Record]:
         text, labels, counted = store.final_state(item.id)
         last = counted[-1]
         reviewers = sorted({d["annotator"] for d in counted})
-        reasons = "; ".join(d["reason"] for d in counted if d["reason"])
+        # Only the votes for the winning version say why it is right; a losing reject's "wrong label"
+        # stays on its own vote in the log, never on the record that was kept.
+        reasons = "; ".join(dict.fromkeys(d["reason"] for d in counted
+                                          if d["reason"] and d["action"] != "reject" and d["version"] == item.version))
         review = Review(status=item.status, reviewer=",".join(reviewers),
                         time=datetime.fromtimestamp(last["created_at"], UTC), reason=reasons)
         rec = item.record
@@ -63,19 +91,30 @@ def curated_records(store: ReviewStore) -> list[Record]:
     return out
 
 
-def export_curated(store: ReviewStore, out: str | Path, *, fmt: str = "jsonl",
-                   hf_dir: str | Path | None = None) -> dict[str, Any]:
+def unfinished(store: ReviewStore) -> dict[str, int]:
+    """Items an export leaves out because nobody has settled them yet: `pending` and `disputed`."""
+    status = store.counts("status")
+    return {"pending": status.get("pending", 0), "disputed": status.get("disputed", 0)}
+
+
+def export_curated(store: ReviewStore, out: str | Path, *, fmt: str = "jsonl", hf_dir: str | Path | None = None,
+                   require_complete: bool = False) -> dict[str, Any]:
     """Write the curated JSONL (and for `fmt="hf"` a `datasets` folder with a dataset card).
-    Returns what was written: counts and paths."""
+    Returns what was written (counts and paths) and how many items are still `pending` or `disputed`;
+    `require_complete` refuses, writing nothing, while any are."""
     if fmt not in FORMATS:
         fail(f"unknown export format '{fmt}' (choose from: {', '.join(FORMATS)})")
     out_path = check_output_file(out)
+    left = unfinished(store)
+    if require_complete and any(left.values()):
+        fail(f"the review is not finished: {left['pending']} items still pending, {left['disputed']} disputed; "
+             f"nothing written (without --require-complete the export writes the resolved items only)")
     if fmt == "dpo":
-        return export_dpo(store, out_path)
+        return {**export_dpo(store, out_path), **left}
     records = curated_records(store)
     write_jsonl_atomic(out_path, records)
     result: dict[str, Any] = {"out": str(out_path), "records": len(records),
-                              "edited": sum(r.source == "edited" for r in records)}
+                              "edited": sum(r.source == "edited" for r in records), **left}
     if fmt == "hf":
         folder = check_output_folder(hf_dir or out_path.with_name(out_path.stem + "_hf"))
         write_hf(store, records, folder)
@@ -203,7 +242,7 @@ def dataset_card(store: ReviewStore, records: list[Record]) -> str:
     models = Counter(str(r.provenance.get("model", "")) for r in records if r.provenance.get("model"))
     strategies = Counter(json.dumps(r.provenance.get("sampling"), sort_keys=True) for r in records
                          if r.provenance.get("sampling"))
-    ia, mh = s["inter_annotator"], s["model_vs_human"]
+    ia, mh, third = s["inter_annotator"], s["model_vs_human"], s["third_vote"]
     return "\n".join([
         "---", f"language: [{', '.join(sorted(langs))}]", "tags: [synthetic, human-reviewed, seedloop]", "---", "",
         f"# Curated data: {', '.join(tasks)}", "",
@@ -229,7 +268,8 @@ def dataset_card(store: ReviewStore, records: list[Record]) -> str:
         "## Agreement", "",
         f"- inter-annotator (Krippendorff's alpha, nominal, `krippendorff` package) on {ia['items']} items "
         f"decided by two or more of {ia['raters']} reviewers: {ia['alpha']} (raw pairwise agreement "
-        f"{ia['raw_agreement']})",
+        f"{ia['raw_agreement']}); raw agreement on the decision (reject, or the exact version voted for): "
+        f"{ia['decision']['raw_agreement']}; items that needed a third vote: {third['items']} of {third['of']}",
         *[f"  - Cohen's kappa (scikit-learn) {p['a']} vs {p['b']} on {p['items']} items: {p['kappa']}"
           for p in ia["pairs"]],
         f"- model (self-consistency majority) vs human on {mh['items']} items: agreement {mh['agreement']}, "

@@ -1,8 +1,9 @@
 """Quality numbers over the decision log: throughput, acceptance by generation setting, agreement.
 
     summary(store)   # dict: counts, per-annotator throughput, acceptance per template / strategy,
-                     # inter-annotator Krippendorff's alpha (all raters) and Cohen's kappa per pair
-                     # (scikit-learn), model-vs-human agreement
+                     # inter-annotator agreement on the label (Krippendorff's alpha over all raters,
+                     # Cohen's kappa per pair from scikit-learn) and on the decision, items that needed
+                     # a third vote, reject reasons, model-vs-human agreement
 
 A decision's *outcome* is what it says about the item: "reject", or the label it ends with
 (approve keeps the claimed label, edit may change it). Agreement compares outcomes of independent
@@ -109,15 +110,9 @@ def acceptance(outcomes: list[dict[str, Any]], key: str) -> list[dict[str, Any]]
     return rows
 
 
-def inter_annotator(decided: list[dict[str, Any]]) -> dict[str, Any]:
-    """Agreement between people on items that two or more of them decided independently (tie-breaks
-    and adjudicators' rulings left out: they saw the other votes). `alpha`: Krippendorff's alpha over all raters;
-    `pairs`: Cohen's kappa for each two annotators who decided two or more of the same items;
-    `raw_agreement`: the share of agreeing pairs of decisions on the same item."""
-    ratings: dict[int, dict[str, str]] = defaultdict(dict)
-    for d in decided:
-        if d.get("phase") == "independent":
-            ratings[d["item_id"]][d["annotator"]] = outcome(d)
+def _agreement(ratings: dict[int, dict[str, str]]) -> dict[str, Any]:
+    """Raw pairwise agreement, Krippendorff's alpha and Cohen's kappa per pair over `{item: {annotator:
+    outcome}}`, on the items two or more people rated."""
     shared = {i: r for i, r in ratings.items() if len(r) >= 2}
     agree = total = 0
     for r in shared.values():
@@ -134,6 +129,38 @@ def inter_annotator(decided: list[dict[str, Any]]) -> dict[str, Any]:
     alpha = krippendorff_alpha(shared)
     return {"items": len(shared), "raters": len(names), "raw_agreement": round(agree / total, 3) if total else None,
             "alpha": None if alpha is None else round(alpha, 3), "pairs": pairs}
+
+
+def inter_annotator(decided: list[dict[str, Any]]) -> dict[str, Any]:
+    """Agreement between people on items that two or more of them decided independently (tie-breaks
+    and adjudicators' rulings left out: they saw the other votes), on the **label** (reject, or the label
+    voted for: `alpha`, Krippendorff's over all raters; `pairs`, Cohen's kappa for each two annotators
+    who decided two or more of the same items; `raw_agreement`, the share of agreeing pairs of votes)
+    and on the **decision** (`decision`: reject, or the exact version voted for, which is what resolves
+    an item: an approval and an edit that keeps the label agree on the label, not on the decision)."""
+    labels: dict[int, dict[str, str]] = defaultdict(dict)
+    versions: dict[int, dict[str, str]] = defaultdict(dict)
+    for d in decided:
+        if d.get("phase") == "independent":
+            labels[d["item_id"]][d["annotator"]] = outcome(d)
+            versions[d["item_id"]][d["annotator"]] = "reject" if d["action"] == "reject" else d["version"]
+    decision = _agreement(versions)
+    return {**_agreement(labels), "decision": {k: decision[k] for k in ("raw_agreement", "alpha")}}
+
+
+def third_votes(outcomes: list[dict[str, Any]], decided: list[dict[str, Any]]) -> dict[str, int]:
+    """Items whose independent votes did not settle them: settled by a tie-break or a ruling, or
+    still waiting for one (`items`), out of the items that asked for two or more votes (`of`)."""
+    ruled = {d["item_id"] for d in decided if d.get("phase") in ("tiebreak", "adjudication")}
+    waiting = {o["id"] for o in outcomes if o["status"] == "disputed"
+               or (o["status"] == "pending" and o["needed"] > o["base_needed"])}
+    return {"items": len(ruled | waiting), "of": sum(o["base_needed"] >= 2 for o in outcomes)}
+
+
+def reject_reasons(decided: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """How often each reason was given for a reject vote that counts; '(none given)' when it was not."""
+    counts = Counter(d["reason"] or "(none given)" for d in decided if d["action"] == "reject")
+    return [{"reason": r, "votes": n} for r, n in counts.most_common()]
 
 
 def model_vs_human(decided: list[dict[str, Any]]) -> dict[str, Any]:
@@ -168,5 +195,7 @@ def summary(store: ReviewStore) -> dict[str, Any]:
         "acceptance_by_template": acceptance(outcomes, "template_id"),
         "acceptance_by_strategy": acceptance(outcomes, "strategy"),
         "inter_annotator": inter_annotator(decided),
+        "third_vote": third_votes(outcomes, decided),
+        "reject_reasons": reject_reasons(decided),
         "model_vs_human": model_vs_human(decided),
     }

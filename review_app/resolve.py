@@ -71,6 +71,12 @@ def phase_of(status: str, decided: int, base_needed: int) -> str:
     return "independent" if decided < base_needed else "tiebreak"
 
 
+def ruling_phase(phase: str, is_adjudicator: bool) -> str:
+    """The phase a vote is logged with: an adjudicator who takes a split item rules on it
+    ('adjudication', not 'tiebreak'); the page says the same (`review_app.review_page`)."""
+    return "adjudication" if phase == "tiebreak" and is_adjudicator else phase
+
+
 def view_of(status: str, decided: int, base_needed: int, revision: int) -> str:
     """A token for what an annotator is shown: the same for every independent vote on an item (they
     all see the original alone), otherwise tied to the item's revision (the votes in view)."""
@@ -96,7 +102,8 @@ def role_of(conn: Connection, annotator: str) -> str:
 
 def record_decision(conn: Connection, row: Any, annotator: str, action: str, *, label_name: str,
                     version: str | None, view: str | None, label: str | None, text: str | None,
-                    labels: dict[str, str] | None, reason: str, now: float, others_leasing: int) -> int:
+                    labels: dict[str, str] | None, reason: str, now: float, others_leasing: int,
+                    note: str = "") -> int:
     """Append one decision on the (locked) item `row` and its vote; returns the decision id.
 
     `version`: for approve, the version voted for (None: the original); for edit, the version edited
@@ -121,8 +128,7 @@ def record_decision(conn: Connection, row: Any, annotator: str, action: str, *, 
                         "your vote was not counted; look at it again")
     if phase != "adjudication" and row["decided"] + others_leasing >= row["needed"]:
         raise SlotsTaken(f"item {item_id}: claimed by another annotator")
-    if phase == "tiebreak" and is_adjudicator:
-        phase = "adjudication"  # an adjudicator on a split rules on it
+    phase = ruling_phase(phase, is_adjudicator)
     base = version or row["original_version"]
     if phase == "independent" and base != row["original_version"]:
         raise DecisionError(f"item {item_id}: still waiting for independent votes; approve the original or "
@@ -147,7 +153,7 @@ def record_decision(conn: Connection, row: Any, annotator: str, action: str, *, 
         item_id=item_id, annotator=annotator, action=action,
         label_before=shown.labels.get(label_name, row["label"]), label_after=new_labels.get(label_name, row["label"]),
         labels_after_json=json.dumps(new_labels, ensure_ascii=False),
-        text_before=shown.text, text_after=new_text, reason=reason, created_at=now,
+        text_before=shown.text, text_after=new_text, reason=reason, note=note, created_at=now,
         version_shown=row["original_version"] if phase == "independent" else shown.id, version=voted,
         adjudication=int(phase == "adjudication"), phase=phase,
     )).inserted_primary_key[0]
@@ -156,12 +162,18 @@ def record_decision(conn: Connection, row: Any, annotator: str, action: str, *, 
     return int(decision_id)
 
 
-def remove_vote(conn: Connection, annotator: str, now: float) -> int | None:
-    """Undo `annotator`'s latest vote that still counts (an 'undo' row is appended); the item id."""
+def latest_vote(conn: Connection, annotator: str) -> tuple[int, int] | None:
+    """(item id, decision id) of `annotator`'s latest vote that still counts: what an undo removes."""
     last = conn.execute(
         select(votes.c.item_id, votes.c.decision_id).where(votes.c.annotator == annotator)
         .order_by(votes.c.decision_id.desc()).limit(1)
     ).first()
+    return None if last is None else (int(last[0]), int(last[1]))
+
+
+def remove_vote(conn: Connection, annotator: str, now: float) -> int | None:
+    """Undo `annotator`'s latest vote that still counts (an 'undo' row is appended); the item id."""
+    last = latest_vote(conn, annotator)
     if last is None:
         return None
     item_id, target = last

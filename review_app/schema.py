@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-HEAD = "0004"  # the newest revision in migrations/versions (a test checks the two agree)
+HEAD = "0005"  # the newest revision in migrations/versions (a test checks the two agree)
 # The old runner's `schema_migrations.version` -> the Alembic revision that stands for it.
 LEGACY_REVISIONS = {1: "0001", 2: "0002", 3: "0003"}
 _LOCK_KEY = 726172  # Postgres advisory lock: two processes opening a fresh database do not race
@@ -90,6 +90,8 @@ decisions = Table(
     Column("adjudication", Integer, nullable=False, default=0),
     # 0004: independent | tiebreak | adjudication ('' for undo rows)
     Column("phase", String(16), nullable=False, default=""),
+    # 0005: the annotator's free-text note, kept apart from the reason
+    Column("note", Text, nullable=False, default=""),
 )
 
 votes = Table(

@@ -8,7 +8,8 @@
     store.undo_last("ana")                              # a new 'undo' decision; the log only grows
 
 Every state change is one transaction. No Streamlit import here: the app, the CLI and the demo all call
-this module. Votes: `review_app.resolve`; next item and leases: `review_app.queue`. A database that
+this module. Votes: `review_app.resolve`; next item and leases: `review_app.queue`; the reads (items,
+versions with their votes, the log, progress): `review_app.store_reads`. A database that
 cannot be reached is one `DatabaseUnavailable` line naming host and database, never the password; a
 decision whose database went away is either confirmed stored or reported `NotSaved`.
 The store trusts the annotator name its caller gives: who may act under which name is the app's
@@ -18,16 +19,14 @@ Concurrency: docs/review.md#design-review_appstorepy
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, select
+from sqlalchemy import Connection, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 
@@ -35,21 +34,21 @@ from core.errors import UserError, fail
 from core.records import Record
 from review_app import queue
 from review_app.engine import Busy, DatabaseUnavailable, database_url, make_engine, safe_url, translate_errors
-from review_app.items import ITEMS as _ITEMS
-from review_app.items import Item, to_item
+from review_app.items import Item, item_row, label_field
 from review_app.resolve import (
     ACTIONS,
     ROLES,
     DecisionError,
     SlotsTaken,
     StaleView,
-    original_version,
     record_decision,
     remove_vote,
     role_of,
-    version_of,
 )
 from review_app.schema import decisions, items, migrate, roles, votes
+from review_app.store_reads import StoreReads
+
+__all__ = ["Conflict", "EnqueueResult", "Item", "NotSaved", "ReviewStore", "Stale", "label_field"]
 
 ORDERS = queue.ORDERS
 DEFAULT_LEASE_S = 600.0
@@ -74,32 +73,9 @@ class EnqueueResult:
     skipped: int
 
 
-@cache
-def label_field(task: str) -> str:
-    """The task's label field ("label", "intent"); 'label' when the task is not a built-in one."""
-    try:
-        from core.tasks import load_task
-
-        return load_task(task).label_name
-    except UserError:
-        return "label"
-
-
-def primary_label(record: Record) -> str:
-    name = label_field(record.task)
-    return record.labels.get(name) or next(iter(record.labels.values()), "")
-
-
-def doubt_of(record: Record) -> float:
-    value = record.meta.get("doubt")
-    try:
-        return min(1.0, max(0.0, float(value))) if value is not None else 0.5
-    except (TypeError, ValueError):
-        return 0.5
-
-
-class ReviewStore:
-    """The review queue. Safe to share between threads; several processes may open the same database."""
+class ReviewStore(StoreReads):
+    """The review queue. Safe to share between threads; several processes may open the same database.
+    Its reads (items, versions, the log, progress) are `review_app.store_reads.StoreReads`."""
 
     def __init__(self, db: str | Path, *, lease_seconds: float = DEFAULT_LEASE_S,
                  clock: Callable[[], float] = time.time, create: bool = True):
@@ -155,7 +131,8 @@ class ReviewStore:
             nonlocal added, skipped
             if not pending:
                 return
-            rows = [self._item_row(r, reviews, double_fraction, seed, source_file) for r in pending.values()]
+            rows = [item_row(r, reviews=reviews, double_fraction=double_fraction, seed=seed, source_file=source_file,
+                             now=self.clock()) for r in pending.values()]
             # INSERT ... ON CONFLICT DO NOTHING: two runs enqueueing the same file at once both succeed;
             # the rows the other run inserted first are simply skipped (no check-then-insert race).
             dialect = postgresql if not self.is_sqlite else sqlite
@@ -178,24 +155,6 @@ class ReviewStore:
                 flush()
         flush()
         return EnqueueResult(added, skipped)
-
-    def _item_row(self, record: Record, reviews: int, double_fraction: float, seed: int,
-                  source_file: str) -> dict[str, Any]:
-        provenance = record.provenance
-        sampling = provenance.get("sampling")
-        strategy = sampling.get("strategy", "") if isinstance(sampling, dict) else str(sampling or "")
-        failed = [v.name for v in record.verdicts if not v.passed]
-        original = original_version(record).id
-        needed = 2 if reviews == 2 or _unit(f"double:{seed}:{record.id}") < double_fraction else 1
-        return {
-            "record_id": record.id, "task": record.task, "lang": record.lang,
-            "label": primary_label(record), "flags": "," + "".join(f"{n}," for n in failed),
-            "template_id": str(provenance.get("template_id") or ""), "strategy": str(strategy),
-            "doubt": doubt_of(record), "rand_key": _unit(f"order:{seed}:{record.id}"),
-            "record_json": record.model_dump_json(), "status": "pending", "needed": needed,
-            "decided": 0, "leased": 0, "enqueued_at": self.clock(), "source_file": source_file,
-            "original_version": original, "version": original, "version_decision": None, "base_needed": needed,
-        }
 
     # ---- claim ------------------------------------------------------------------------------
     def claim(self, annotator: str, *, order: str = "doubt", lang: str | None = None,
@@ -263,15 +222,16 @@ class ReviewStore:
 
     def decide(self, item_id: int, annotator: str, action: str, *, version: str | None = None,
                view: str | None = None, label: str | None = None, text: str | None = None,
-               labels: dict[str, str] | None = None, reason: str = "") -> int:
+               labels: dict[str, str] | None = None, reason: str = "", note: str = "") -> int:
         """Record one vote and return its decision id (the rule: `review_app.resolve`).
 
         `view` is the `Item.view` the annotator was shown (from `claim` or `get`): when the item has
         changed since in a way that matters (its votes split, a vote was undone), the vote is refused
         with `Stale` rather than counted for something they did not see. `version`: approve votes for
         that version (a tie-breaker or adjudicator choosing one; default the original); edit edits it.
-        `edit` takes a new `label` and/or `text` (and other output fields via `labels`); `reject`
-        should say why in `reason`.
+        `edit` takes a new `label` and/or `text` (and other output fields via `labels`); `reason` is
+        why (for a reject, one of the page's reasons, or "" when none was given); `note` is the
+        annotator's free text, kept on this vote (the lead sees both).
 
         Raises `Conflict` when the item is already decided, was already decided by this annotator,
         every open slot is leased to someone else, or it is disputed and they are no adjudicator;
@@ -283,7 +243,8 @@ class ReviewStore:
         now = self.clock()
         try:
             return self._retry(lambda: self._decide(item_id, annotator, action, now, version=version, view=view,
-                                                    label=label, text=text, labels=labels, reason=reason))
+                                                    label=label, text=text, labels=labels, reason=reason,
+                                                    note=note))
         except SlotsTaken as exc:
             # The slot is someone else's: let go of ours, so the next claim moves on to another item.
             self.release(item_id, annotator)
@@ -348,116 +309,6 @@ class ReviewStore:
             queue.drop_all_leases(conn, annotator, now)
             queue.lease(conn, item_id, annotator, now=now, expires_at=now + self.lease_seconds)
             return item_id
-
-    # ---- reading ----------------------------------------------------------------------------
-    def _item(self, conn: Connection, item_id: int) -> Item:
-        return to_item(conn.execute(_ITEMS.where(items.c.id == item_id)).mappings().one())
-
-    def get(self, item_id: int) -> Item:
-        with self._read() as conn:
-            row = conn.execute(_ITEMS.where(items.c.id == item_id)).mappings().first()
-        if row is None:
-            fail(f"item {item_id}: no such item")
-        return to_item(row)
-
-    def list_items(self, *, status: str | None = None, lang: str | None = None, label: str | None = None,
-                   flag: str | None = None, limit: int | None = None) -> list[Item]:
-        query = _ITEMS.order_by(items.c.id)
-        conds = []
-        if status:
-            conds.append(items.c.status == status)
-        if lang:
-            conds.append(items.c.lang == lang)
-        if label:
-            conds.append(items.c.label == label)
-        if flag:
-            conds.append(items.c.flags.contains(f",{flag},", autoescape=True))
-        if conds:
-            query = query.where(and_(*conds))
-        if limit:
-            query = query.limit(limit)
-        with self._read() as conn:
-            return [to_item(r) for r in conn.execute(query).mappings()]
-
-    def final_state(self, item_id: int) -> tuple[str, dict[str, str], list[dict[str, Any]]]:
-        """(text, labels, decisions that count) of an item: its resolved version once decided (what
-        export writes), the version it shows while pending."""
-        item = self.get(item_id)
-        with self._read() as conn:
-            counted = conn.execute(select(decisions).join(votes, votes.c.decision_id == decisions.c.id)
-                                   .where(votes.c.item_id == item_id).order_by(decisions.c.id)).mappings().all()
-        return item.text, item.labels, [dict(r) for r in counted]
-
-    def versions(self, item_id: int) -> list[dict[str, Any]]:
-        """Every version of an item with its counted votes (what a tie-breaker or adjudicator compares):
-        version id, title ('original' or 'edit by bob'), text, labels, proposed_by, votes (annotator
-        names), oldest first; then the rejects as version 'reject' (title 'reject')."""
-        with self._read() as conn:
-            row = conn.execute(select(items).where(items.c.id == item_id)).mappings().first()
-            if row is None:
-                fail(f"item {item_id}: no such item")
-            proposed = conn.execute(select(decisions.c.version).where(
-                decisions.c.item_id == item_id, decisions.c.action == "edit").order_by(decisions.c.id)).scalars()
-            counted = conn.execute(select(decisions.c.annotator, decisions.c.action, decisions.c.version)
-                                   .join(votes, votes.c.decision_id == decisions.c.id)
-                                   .where(votes.c.item_id == item_id).order_by(decisions.c.id)).all()
-            ids = list(dict.fromkeys([row["original_version"], *proposed]))
-            out = []
-            for vid in ids:
-                v = version_of(conn, row, vid)
-                voters = [d.annotator for d in counted if d.action != "reject" and d.version == vid]
-                if vid != row["original_version"] and not voters:
-                    continue  # an edit nobody votes for any more (undone): nothing to choose
-                out.append({"version": vid, "title": "original" if not v.proposed_by else f"edit by {v.proposed_by}",
-                            "text": v.text, "labels": v.labels, "proposed_by": v.proposed_by, "votes": voters})
-        rejects = [d.annotator for d in counted if d.action == "reject"]
-        if rejects:
-            out.append({"version": "reject", "title": "reject", "text": "", "labels": {}, "proposed_by": "",
-                        "votes": rejects})
-        return out
-
-    def decision_log(self, *, annotator: str | None = None) -> list[dict[str, Any]]:
-        """The whole audit log (undo rows included), oldest first."""
-        query = select(decisions).order_by(decisions.c.id)
-        if annotator:
-            query = query.where(decisions.c.annotator == annotator)
-        with self._read() as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
-
-    def counted_decisions(self) -> list[dict[str, Any]]:
-        """Decisions that currently count, joined with the item columns the dashboard groups by."""
-        query = (select(decisions, items.c.lang, items.c.task, items.c.template_id, items.c.strategy,
-                        items.c.label.label("claimed_label"), items.c.record_json, items.c.status)
-                 .join(votes, votes.c.decision_id == decisions.c.id).join(items, items.c.id == decisions.c.item_id)
-                 .order_by(decisions.c.id))
-        with self._read() as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
-
-    def counts(self, column: str) -> dict[str, int]:
-        col = items.c[column]
-        with self._read() as conn:
-            return {str(k): int(v) for k, v in conn.execute(select(col, func.count()).group_by(col).order_by(col))}
-
-    def item_outcomes(self) -> list[dict[str, Any]]:
-        """Per item: id, status, template_id, strategy, task (what acceptance is counted over)."""
-        query = select(items.c.id, items.c.status, items.c.template_id, items.c.strategy, items.c.task) \
-            .order_by(items.c.id)
-        with self._read() as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
-
-    def filter_values(self) -> dict[str, list[str]]:
-        """Languages, labels and validator flags present in the queue (for the app's filters)."""
-        with self._read() as conn:
-            langs = conn.execute(select(items.c.lang).distinct().order_by(items.c.lang)).scalars().all()
-            labels = conn.execute(select(items.c.label).distinct().order_by(items.c.label)).scalars().all()
-            flag_sets = conn.execute(select(items.c.flags).distinct()).scalars().all()
-        flags = sorted({f for s in flag_sets for f in s.split(",") if f})
-        return {"lang": list(langs), "label": list(labels), "flag": flags}
-
-
-def _unit(key: str) -> float:
-    """A deterministic number in [0, 1) from a string (seeded choices without a global RNG)."""
-    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") / 2**64
 
 
 def _check_annotator(name: str) -> str:

@@ -1,5 +1,7 @@
-"""The Streamlit app through AppTest: sign-in (open and users file), approve, reject, relabel, edit, skip,
-undo, a split shown side by side, a stale vote refused, long texts, dashboard, database errors."""
+"""The Streamlit app through AppTest: sign-in (open and users file, rate-limited, ended when the users file
+changes), approve, reject (with or without a reason), relabel, edit, skip, undo (warned when others
+resolved the item), a split shown side by side with reasons, notes and a word diff, a stale vote refused,
+long texts, progress, dashboard, database errors."""
 
 from __future__ import annotations
 
@@ -56,7 +58,8 @@ def test_flows_are_recorded_in_the_store(app):
     shown = texts(at)
     assert HOSTILE[0] in shown  # the most doubtful item, shown as literal text
     assert any(t.startswith("en_001: Seed text <b>0</b>") for t in shown)  # seed examples
-    assert "majority negative · agreement 0.67" in shown  # self-consistency votes
+    # self-consistency votes: the number is named for what it is (the votes here: positive 2, negative 1)
+    assert "majority positive (2 of 3 votes) · agreement with the claimed label (positive): 0.67" in shown
     assert {"Approve", "Skip", "1 · positive", "2 · negative", "3 · neutral", "Reject"} <= {b.label for b in at.button}
 
     first = current_id(at)
@@ -69,7 +72,7 @@ def test_flows_are_recorded_in_the_store(app):
     at.text_input(key=f"note_{second}").input("same as item 1")
     click(at, "reject_")
     assert store.get(second).status == "rejected"
-    assert store.decision_log()[-1]["reason"] == "near-duplicate: same as item 1"
+    assert (store.decision_log()[-1]["reason"], store.decision_log()[-1]["note"]) == ("near-duplicate", "same as item 1")
 
     third = current_id(at)
     assert f"Claimed label: {store.get(third).label}" in texts(at)
@@ -93,6 +96,11 @@ def test_flows_are_recorded_in_the_store(app):
     assert [d["action"] for d in store.decision_log()] == ["approve", "reject", "edit", "edit", "undo"]
     assert {d["annotator"] for d in store.decision_log()} == {"ana"}
 
+    # X with the reason box left as it starts: no reason is recorded (none was chosen)
+    assert at.selectbox(key=f"reason_{fourth}").value is None
+    click(at, "reject_")
+    assert store.get(fourth).status == "rejected" and store.decision_log()[-1]["reason"] == ""
+
 
 def test_dashboard_page(app):
     at, _ = app
@@ -104,8 +112,10 @@ def test_dashboard_page(app):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["total"] == "12" and metrics["disputed"] == "0"
     assert metrics["pending"] == "10" and metrics["approved"] == "1" and metrics["rejected"] == "1"
-    assert "Raw agreement" in metrics
-    assert len(at.dataframe) == 3
+    assert {"Raw agreement on the label", "Raw agreement on the decision"} <= set(metrics)
+    assert metrics["Items that needed a third vote"] == "0 of 0"
+    reasons = next(d.value for d in at.dataframe if list(d.value.columns) == ["reason", "votes"])
+    assert reasons.to_dict("records") == [{"reason": "(none given)", "votes": 1}]  # X without a reason
 
 
 def test_the_old_shared_password_is_refused_with_what_to_do(app, monkeypatch):

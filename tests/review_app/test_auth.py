@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from core.errors import UserError
-from review_app.auth import UsersFile, choose_mode, header_identity
+from review_app.auth import SignInLimiter, UsersFile, choose_mode, header_identity
 from review_app.cli import main
 from tests.cli_helpers import PY, REPO
 
@@ -60,3 +60,20 @@ def test_proxy_header_and_mode_choice():
     assert choose_mode(users_file=None, header=None, oidc=False) == "open"
     with pytest.raises(UserError, match="not both"):
         choose_mode(users_file="u.txt", header="X-Forwarded-User", oidc=False)
+
+
+def test_sign_in_limiter_per_name_and_per_address():
+    limiter = SignInLimiter(per_name=3, per_address=5, window_s=60)
+    for t in range(3):
+        assert limiter.wait("ana", "10.0.0.7", now=100 + t) == 0
+        limiter.failed("ana", "10.0.0.7", now=100 + t)
+    assert limiter.wait("ana", "10.0.0.7", now=103) == 57  # the first failure leaves the window at 160
+    assert limiter.wait("ana", "10.0.0.9", now=103) == 57  # per name, from any address
+    assert limiter.wait("bob", "10.0.0.7", now=103) == 0  # another name, same address: 3 of 5 so far
+    limiter.failed("bob", "10.0.0.7", now=104)
+    limiter.failed("cat", "10.0.0.7", now=105)
+    assert limiter.wait("dan", "10.0.0.7", now=106) == 54  # the address has 5 failures: everyone there waits
+    assert limiter.wait("dan", None, now=106) == 0  # local connections are one other address
+    limiter.succeeded("bob")  # a good password clears the name's count, not the address's
+    assert limiter.wait("bob", "10.0.0.8", now=106) == 0 and limiter.wait("bob", "10.0.0.7", now=106) == 54
+    assert limiter.wait("ana", "10.0.0.7", now=160) == 0  # a minute later the first failures have left the window

@@ -1,14 +1,17 @@
-"""A real browser: `streamlit run` on a loopback port driven by Playwright through Debian's Chromium.
+"""A real browser: `streamlit run` on a loopback port driven by Playwright through Debian's Chromium, at
+1366 x 768 (a common laptop screen).
 
-Approves (keyboard), relabels (keyboard), rejects and edits (mouse), checks the database after
-each, proves hostile sample text stays literal text, and saves a screenshot (copied to
-docs/img/review_app.png when SAVE_SCREENSHOTS=1).
+Signs in with a users file, finds Approve inside the first screen for a 300-character text and no
+Deploy button, approves (keyboard), relabels (keyboard), rejects without a reason and edits (mouse),
+checks the database after each, proves hostile sample text stays literal text, and refuses the next
+click of a user removed from the users file. Three annotators and a lead: the lead's page shows a
+planted note. Screenshots of the review page, the lead's page and the dashboard are copied to
+docs/img/ (palette PNGs, to keep them small) when SAVE_SCREENSHOTS=1.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -28,6 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
+NOTE = "not sure, 12 or 15?"
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} not installed (apt-get install chromium)"),
@@ -35,6 +39,22 @@ pytestmark = [
 
 
 LONG = "Nordvik Shipping " + "sales rose again;" * 1175
+SCREEN = {"width": 1366, "height": 768}
+# 300 characters: a long but ordinary sample (fin_sentiment allows 320)
+TEXT_300 = ("Nordvik Shipping reported third-quarter net sales of EUR 214.6 million, up 9.2% year on year, as "
+            "container volumes recovered on its Baltic routes: the board kept its full-year outlook unchanged, "
+            "and said fuel costs would weigh on margins in the fourth quarter, sending its shares 3.45% lower in Oslo.")
+assert len(TEXT_300) == 300
+
+
+def save_doc_image(shot: Path, name: str) -> None:
+    """Copy a screenshot to docs/img/NAME when SAVE_SCREENSHOTS=1, as a 64-colour palette PNG (small)."""
+    if os.environ.get("SAVE_SCREENSHOTS") != "1":
+        return
+    from PIL import Image
+
+    (REPO / "docs" / "img").mkdir(parents=True, exist_ok=True)
+    Image.open(shot).convert("RGB").quantize(colors=64).save(REPO / "docs" / "img" / name, optimize=True)
 
 
 @pytest.fixture(autouse=True)
@@ -55,14 +75,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def streamlit_app(db: Path) -> Iterator[str]:
-    """`streamlit run review_app/app.py -- --db DB` on a free loopback port; yields its URL."""
+def streamlit_app(db: Path, *extra: str) -> Iterator[str]:
+    """`streamlit run review_app/app.py -- --db DB [EXTRA]` on a free loopback port; yields its URL."""
     port = free_port()
-    env = {**os.environ, "SEEDLOOP_REVIEW_PASSWORD": ""}
+    env = {**os.environ, "SEEDLOOP_REVIEW_PASSWORD": "", "SEEDLOOP_REVIEW_USERS": ""}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "review_app/app.py", "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none", "--", "--db", str(db)],
+         "--server.fileWatcherType", "none", "--", "--db", str(db), *extra],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -86,15 +106,27 @@ def streamlit_app(db: Path) -> Iterator[str]:
 
 @pytest.fixture
 def server(tmp_path, accepted):
+    """The review queue with a 300-character sample first (with validators, votes and seeds like the
+    others), then the fixture's records (hostile texts first), then a 20,000-character text; the app
+    signs in with a users file holding ana."""
     from core.records import Record
+    from review_app.auth import UsersFile
 
     db = tmp_path / "review.db"
+    template = make_records(1)[0]
+    first = Record.new(task="fin_sentiment", lang="en", text=TEXT_300, labels={"label": "positive"},
+                       source="synthetic", provenance=template.provenance, verdicts=template.verdicts,
+                       meta={"doubt": 1.0})
+    ReviewStore(db).enqueue([first])
     enqueue_file(ReviewStore(db), accepted)
-    # the fifth most doubtful: a 20,000-character text (fin_sentiment allows 320)
+    # the sixth most doubtful: a 20,000-character text (fin_sentiment allows 320)
     ReviewStore(db).enqueue([Record.new(task="fin_sentiment", lang="en", text=LONG, labels={"label": "positive"},
                                         source="synthetic", meta={"doubt": 0.7})])
-    with streamlit_app(db) as url:
-        yield url, ReviewStore(db)
+    users = UsersFile(tmp_path / "users.txt")
+    users.set_password("ana", "ana-password")
+    users.save()
+    with streamlit_app(db, "--users", str(users.path)) as url:
+        yield url, ReviewStore(db), users.path
 
 
 def wait_for(predicate, timeout: float = 60.0) -> None:
@@ -138,44 +170,83 @@ def press(page, key: str, done) -> None:
     raise AssertionError(f"key {key!r} had no effect")
 
 
+def in_first_screen(page, name: str) -> dict:
+    """The button's box, asserted to lie wholly inside the first screen (page not scrolled)."""
+    page.evaluate("window.scrollTo(0, 0)")
+    box = page.get_by_role("button", name=name).bounding_box()  # its name ends with the key hint
+    assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= SCREEN["height"], box
+    return box
+
+
+def click_until(page, name: str, done) -> None:
+    """Click the button until `done()`. Entering a note starts a rerun that can draw the buttons twice
+    for a moment (a strict-mode error) or swallow a click; clicking again is safe for the same reason
+    a second key press is (see `press`)."""
+    from playwright.sync_api import Error
+
+    for _ in range(5):
+        settle(page)
+        try:
+            page.get_by_role("button", name=name).click(timeout=10_000)
+            wait_for(done, timeout=10.0)
+            return
+        except (Error, AssertionError):
+            continue
+    raise AssertionError(f"button {name!r} had no effect")
+
+
 def test_review_in_a_real_browser(server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
-    url, store = server
+    url, store, users = server
     dialogs: list[str] = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport=SCREEN)
             page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
             page.goto(url)
             page.get_by_label("Your name (recorded with every decision)").fill("ana")
+            page.get_by_label("Password", exact=True).fill("ana-password")
             page.get_by_role("button", name="Start reviewing").click()
 
-            # 1. the most doubtful item is the <script> sample: literal text, nothing executed
+            # 1. a 300-character sample: decided without scrolling, and no developer toolbar
+            items = store.list_items()
+            expect(shown(page, TEXT_300)).to_be_visible(timeout=30_000)
+            settle(page)
+            approve = in_first_screen(page, "Approve")
+            for name in ("Reject", "1 · positive", "3 · neutral"):
+                in_first_screen(page, name)
+            page.screenshot(path=str(tmp_path / "review_page.png"))
+            assert page.get_by_test_id("stAppDeployButton").count() == 0
+            page.get_by_test_id("stMainMenu").click()
+            expect(page.get_by_text("Print", exact=True)).to_be_visible()  # the viewer's menu only
+            assert page.get_by_text("Clear cache").count() == 0 and page.get_by_text("Rerun").count() == 0
+            page.keyboard.press("Escape")
+            press(page, "a", lambda: store.get(items[0].id).status == "approved")  # approve by keyboard
+
+            # 2. the most doubtful fixture item is the <script> sample: literal text, nothing executed
             expect(shown(page, HOSTILE[0])).to_be_visible(timeout=30_000)
             assert page.locator("script", has_text="alert(1)").count() == 0
-            first = store.list_items()[0].id
-            press(page, "a", lambda: store.get(first).status == "approved")  # approve by keyboard
+            press(page, "a", lambda: store.get(items[1].id).status == "approved")
 
-            # 2. the Markdown image sample: literal text, no image fetched or rendered
+            # 3. the Markdown image sample: literal text, no image fetched or rendered
             expect(shown(page, HOSTILE[1])).to_be_visible()
             assert page.locator("img[src*='pwned']").count() == 0
-            second = store.list_items()[1]
+            second = items[2]
             assert second.label == "negative"
-            page.screenshot(path=str(tmp_path / "review_app.png"), full_page=True)
             press(page, "1", lambda: store.get(second.id).status == "edited")  # relabel as positive by keyboard
             assert store.final_state(second.id)[1] == {"label": "positive"}
 
-            # 3. reject with a reason, by mouse
-            third = store.list_items()[2]
+            # 4. reject by mouse, the reason box left as it starts: no reason recorded
+            third = items[3]
             expect(shown(page, third.record.text)).to_be_visible()
             settle(page)
             page.get_by_role("button", name="Reject").click()
             wait_for(lambda: store.get(third.id).status == "rejected")
 
-            # 4. edit the text, saved from the keyboard
-            fourth = store.list_items()[3]
+            # 5. edit the text, saved from the keyboard
+            fourth = items[4]
             expect(shown(page, fourth.record.text)).to_be_visible()
             settle(page)
             box = page.get_by_label("Text", exact=True)
@@ -184,37 +255,47 @@ def test_review_in_a_real_browser(server, tmp_path):
             wait_for(lambda: store.get(fourth.id).status == "edited")
             assert store.final_state(fourth.id)[0] == "Nordvik Shipping's quarterly sales rose 9%."
 
-            # 5. a 20,000-character text: a warning, a bounded scroll box, the buttons still in reach
+            # 6. a 20,000-character text: a warning, a bounded scroll box, Approve still on the first screen
             expect(page.get_by_text(f"This text is {len(LONG):,} characters; the task allows 320")).to_be_visible()
             settle(page)
-            approve = page.get_by_role("button", name="Approve").bounding_box()
-            assert approve is not None and approve["y"] < 2000, approve  # unbounded, it sat ~40,000 px down
+            in_first_screen(page, "Approve")
+
+            # 7. the lead removes ana from the users file: her next click is refused, with one line why
+            long_item = next(i for i in store.list_items(status="pending") if i.text == LONG)
+            assert store.holds_lease(long_item.id, "ana")  # the item on ana's screen
+            res = subprocess.run([sys.executable, "-m", "review_app", "users", "remove", "--file", str(users), "ana"],
+                                 cwd=REPO, capture_output=True, text=True, timeout=120)
+            assert res.returncode == 0, res.stderr
+            page.get_by_role("button", name="Approve").click()
+            expect(page.get_by_text("Signed out: ana is no longer in the users file")).to_be_visible()
+            expect(page.get_by_role("button", name="Start reviewing")).to_be_visible()
+            assert store.get(long_item.id).decided == 0
         except BaseException:
             page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
             raise
         finally:
             browser.close()
 
-    assert dialogs == []
+    assert dialogs == [] and approve["y"] < SCREEN["height"]
     log = store.decision_log()
-    assert [d["action"] for d in log] == ["approve", "edit", "reject", "edit"]
-    assert {d["annotator"] for d in log} == {"ana"} and log[2]["reason"] == "wrong label"
-    if os.environ.get("SAVE_SCREENSHOTS") == "1":
-        (REPO / "docs" / "img").mkdir(parents=True, exist_ok=True)
-        shutil.copy(tmp_path / "review_app.png", REPO / "docs" / "img" / "review_app.png")
+    assert [d["action"] for d in log] == ["approve", "approve", "edit", "reject", "edit"]
+    assert {d["annotator"] for d in log} == {"ana"} and log[3]["reason"] == ""
+    save_doc_image(tmp_path / "review_page.png", "review_page.png")
 
 
-def sign_in(page, url: str, name: str) -> None:
+def sign_in(page, url: str, name: str) -> None:  # open sign-in: the name alone
     page.goto(url)
     page.get_by_label("Your name (recorded with every decision)").fill(name)
     page.get_by_role("button", name="Start reviewing").click()
 
 
 def test_three_annotators_independent_double_review_and_an_adjudicator(tmp_path):
-    """Two items, each reviewed twice. Ana relabels the second; Bob is shown the original (never ana's
-    edit) and approves it: a split. Chris, an adjudicator, sees both versions side by side with who
-    voted for each and settles it with a button. Agreement comes from the independent votes only:
-    raw agreement 0.5 (one item agreed, one split), and the dashboard says so."""
+    """Two items, each reviewed twice. Ana relabels the second, with a note; Bob is shown the original
+    (never ana's edit or note) and approves it: a split. Chris, an adjudicator (the lead), is told his
+    ruling settles it, sees both versions side by side with who voted for each, ana's note and what her
+    version changed, and settles it with a button; the log says adjudication. Agreement comes from
+    the independent votes only: raw agreement 0.5 (one item agreed, one split), one of two items
+    needed a third vote, and the dashboard says so."""
     from playwright.sync_api import expect, sync_playwright
 
     from core.io import read_records
@@ -232,7 +313,7 @@ def test_three_annotators_independent_double_review_and_an_adjudicator(tmp_path)
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         try:
             for name in ("ana", "bob", "chris"):  # three people, three browser contexts (own sessions)
-                pages[name] = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+                pages[name] = browser.new_context(viewport=SCREEN).new_page()
 
             ana = pages["ana"]
             sign_in(ana, url, "ana")
@@ -242,8 +323,9 @@ def test_three_annotators_independent_double_review_and_an_adjudicator(tmp_path)
             wait_for(lambda: store.get(agreed.id).decided == 1)
             expect(shown(ana, split.record.text)).to_be_visible()
             settle(ana)
-            ana.get_by_role("button", name="3 · neutral").click()  # ana relabels the second item
-            wait_for(lambda: store.get(split.id).decided == 1)
+            ana.get_by_label("Note (optional, kept with your vote)").fill(NOTE)
+            ana.get_by_label("Note (optional, kept with your vote)").press("Tab")  # the value reaches the app
+            click_until(ana, "3 · neutral", lambda: store.get(split.id).decided == 1)  # ana relabels it
 
             bob = pages["bob"]
             sign_in(bob, url, "bob")
@@ -254,6 +336,7 @@ def test_three_annotators_independent_double_review_and_an_adjudicator(tmp_path)
             expect(shown(bob, split.record.text)).to_be_visible()
             expect(shown(bob, "Claimed label: negative")).to_be_visible()  # the original, not ana's 'neutral'
             assert bob.get_by_text("Edit by ana").count() == 0 and bob.get_by_text("votes: ana").count() == 0
+            assert bob.get_by_text(NOTE, exact=False).count() == 0
             expect(bob.get_by_text("independent review: you see the original only", exact=False)).to_be_visible()
             settle(bob)
             bob.get_by_role("button", name="Approve").click()
@@ -261,24 +344,31 @@ def test_three_annotators_independent_double_review_and_an_adjudicator(tmp_path)
 
             chris = pages["chris"]
             sign_in(chris, url, "chris")
-            expect(chris.get_by_text("split: your decision breaks the tie", exact=False).first).to_be_visible(
-                timeout=30_000)
+            expect(chris.get_by_text("split: your ruling settles it (logged as adjudication)",
+                                     exact=False).first).to_be_visible(timeout=30_000)
             expect(shown(chris, "Edit by ana")).to_be_visible()
             expect(shown(chris, "votes: ana")).to_be_visible()
+            expect(shown(chris, f"ana: reason: label negative -> neutral · note: {NOTE}")).to_be_visible()
+            expect(shown(chris, "label: negative -> neutral")).to_be_visible()
             expect(shown(chris, "Original")).to_be_visible()
             expect(shown(chris, "votes: bob")).to_be_visible()
-            chris.screenshot(path=str(tmp_path / "adjudicator.png"), full_page=True)
             settle(chris)
+            chris.screenshot(path=str(tmp_path / "lead_page.png"))
             chris.get_by_role("button", name="Choose this version").nth(1).click()  # ana's version
             wait_for(lambda: store.get(split.id).status != "pending")
             expect(chris.get_by_text("Nothing left to review")).to_be_visible()
 
             chris.get_by_text("Dashboard", exact=True).click()
-            expect(chris.get_by_text("Raw agreement")).to_be_visible(timeout=30_000)
-            raw = chris.get_by_test_id("stMetric").filter(has_text="Raw agreement")
-            expect(raw.get_by_test_id("stMetricValue")).to_have_text("0.5")
-            expect(chris.get_by_test_id("stMetric").filter(has_text="total").get_by_test_id("stMetricValue")) \
-                .to_have_text("2")
+            expect(chris.get_by_text("Raw agreement on the label")).to_be_visible(timeout=30_000)
+
+            def metric(label: str):
+                return chris.get_by_test_id("stMetric").filter(has_text=label).get_by_test_id("stMetricValue")
+
+            expect(metric("Raw agreement on the label")).to_have_text("0.5")
+            expect(metric("Raw agreement on the decision")).to_have_text("0.5")
+            expect(metric("Items that needed a third vote")).to_have_text("1 of 2")
+            expect(metric("total")).to_have_text("2")
+            chris.screenshot(path=str(tmp_path / "dashboard.png"))
         except BaseException:
             for name, page in pages.items():
                 page.screenshot(path=str(tmp_path / f"failure_{name}.png"), full_page=True)
@@ -300,5 +390,6 @@ def test_three_annotators_independent_double_review_and_an_adjudicator(tmp_path)
     records = {r.provenance.get("original", {}).get("id", r.id): r for r in read_records(res["out"])}
     assert records[split.record.id].labels == {"label": "neutral"} and records[split.record.id].source == "edited"
     assert records[agreed.record.id].source == "synthetic"
-    if os.environ.get("SAVE_SCREENSHOTS") == "1":
-        shutil.copy(tmp_path / "adjudicator.png", REPO / "docs" / "img" / "review_adjudicator.png")
+    assert log[1]["note"] == NOTE and log[1]["reason"] == "label negative -> neutral"
+    save_doc_image(tmp_path / "lead_page.png", "review_lead_page.png")
+    save_doc_image(tmp_path / "dashboard.png", "review_dashboard.png")

@@ -170,6 +170,63 @@ def test_one_editor_and_a_tie_break_is_disagreement_and_not_approved_as_is(tmp_p
     assert (row["items"], row["edited"], row["approved_as_is"], row["acceptance"]) == (3, 3, 0.0, 1.0)
 
 
+def test_agreement_on_the_label_is_not_agreement_on_the_decision(tmp_path):
+    """The issue's headline case: ana rewrites the text of two double-reviewed items but keeps their
+    label, bob approves the originals. On the label they agree (1.0); on the decision they do not
+    (0.0), which is why both items need a third vote: the dashboard says 2 of 3."""
+    store = ReviewStore(tmp_path / "r.db")
+    store.enqueue(make_records(3), reviews=2)
+    first, second, third = store.list_items()
+    for item in (first, second):
+        store.decide(item.id, "ana", "edit", text=f"A rewritten sentence {item.id}.", view=item.view)
+        store.decide(item.id, "bob", "approve", view=store.get(item.id).view)
+    store.decide(third.id, "ana", "approve", view=third.view)
+    store.decide(third.id, "bob", "approve", view=third.view)
+    store.decide(first.id, "cat", "approve", view=store.get(first.id).view)  # cat settles the first split
+    s = summary(store)
+    ia = s["inter_annotator"]
+    assert (ia["raw_agreement"], ia["decision"]["raw_agreement"]) == (1.0, round(1 / 3, 3))
+    assert s["third_vote"] == {"items": 2, "of": 3}  # one settled by cat, one still waiting for a third vote
+
+
+def test_export_says_what_is_still_open_and_can_refuse_a_partial_export(tmp_path):
+    db = tmp_path / "r.db"
+    store = ReviewStore(db)
+    store.enqueue(make_records(5), reviews=2)
+    a, b, *_ = store.list_items()
+    for name in ("ana", "bob"):
+        store.decide(a.id, name, "approve")
+    store.decide(b.id, "ana", "approve")
+    store.decide(b.id, "bob", "edit", label="neutral")
+    store.decide(b.id, "cat", "reject", reason="garbled")  # 1/1/1: disputed
+    out = tmp_path / "curated.jsonl"
+    res = cli("export", "--db", str(db), "--out", str(out))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().endswith("wrote 1 curated records (0 edited) to " + str(out) +
+                                       "; not exported: 3 items still pending, 1 disputed")
+    out.unlink()
+    res = cli("export", "--db", str(db), "--out", str(out), "--require-complete")
+    assert res.returncode == 2 and not out.exists()
+    assert res.stderr.strip() == ("error: the review is not finished: 3 items still pending, 1 disputed; nothing "
+                                  "written (without --require-complete the export writes the resolved items only)")
+
+
+def test_a_losing_votes_reason_never_reaches_the_exported_record(tmp_path):
+    """ana rejects with a reason, bob approves, cat chooses bob's side: the record is exported with
+    bob's reason only; ana's "wrong label" stays on her vote in the log."""
+    store = ReviewStore(tmp_path / "r.db")
+    store.enqueue(make_records(1), reviews=2)
+    item = store.list_items()[0]
+    store.decide(item.id, "ana", "reject", reason="wrong label", note="looks like injected markup")
+    store.decide(item.id, "bob", "approve", reason="reads fine")
+    store.decide(item.id, "cat", "approve", view=store.get(item.id).view)
+    [record] = read_records(export_curated(store, tmp_path / "c.jsonl")["out"])
+    assert record.review.status == "approved" and record.review.reason == "reads fine"
+    assert record.review.reviewer == "ana,bob,cat"
+    first = store.decision_log()[0]
+    assert (first["reason"], first["note"]) == ("wrong label", "looks like injected markup")
+
+
 def test_dpo_pairs_load_with_datasets_in_trl_format(tmp_path, reviewed):
     from datasets import load_dataset
     from trl.data_utils import is_conversational

@@ -46,6 +46,46 @@ def test_enqueue_bad_file_is_one_line_error(tmp_path):
     assert res.stderr.startswith(f"error: {bad}:1: field 'text'") and "Traceback" not in res.stderr
 
 
+def test_enqueue_plain_rows_through_the_table_reader_of_every_stage(tmp_path):
+    """The sample file of plain {id, text, label} rows fills a queue with --task; a CSV and a Parquet
+    file with other column names do too (--text-col, --label-col, --lang); a row the reader cannot use
+    is its file:line error, and plain rows without --task say what to pass."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from core.io import iter_jsonl
+
+    db = tmp_path / "review.db"
+    sample = REPO / "data" / "samples" / "fin_sentiment" / "en.jsonl"
+    rows = [row for _, row in iter_jsonl(sample)]
+    distinct = len({row["text"] for row in rows})
+    res = cli("enqueue", "--db", str(db), "--in", str(sample), "--task", "fin_sentiment")
+    assert res.returncode == 0, res.stderr
+    assert f"enqueued {distinct} new items ({len(rows) - distinct} already queued)" in res.stdout
+    items = ReviewStore(db).list_items()
+    assert len(items) == distinct and {(i.record.task, i.record.lang) for i in items} == {("fin_sentiment", "en")}
+    assert {i.label for i in items} == {"positive", "negative", "neutral"}
+    assert {i.text: i.label for i in items}[rows[0]["text"]] == rows[0]["label"]
+
+    plain = cli("enqueue", "--db", str(db), "--in", str(sample))
+    assert plain.returncode == 2 and plain.stderr.startswith(f"error: {sample}: plain rows, not records: pass --task")
+
+    csv = tmp_path / "spreadsheet.csv"
+    csv.write_text("sentence,sentiment\nLợi nhuận quý ba tăng mạnh.,positive\nCổ phiếu đi ngang.,sideways\n")
+    bad = cli("enqueue", "--db", str(db), "--in", str(csv), "--task", "fin_sentiment", "--text-col", "sentence",
+              "--label-col", "sentiment", "--lang", "vi")
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.startswith(f"error: {csv}:3: field 'sentiment': unknown label 'sideways'")
+    parquet = tmp_path / "more.parquet"
+    pq.write_table(pa.table({"sentence": ["Doanh thu giảm 8%.", "Công ty họp cổ đông."],
+                             "sentiment": ["negative", "neutral"]}), parquet)
+    res = cli("enqueue", "--db", str(db), "--in", str(parquet), "--task", "fin_sentiment", "--text-col", "sentence",
+              "--label-col", "sentiment", "--lang", "vi")
+    assert res.returncode == 0, res.stderr
+    assert sorted((i.record.lang, i.label) for i in ReviewStore(db).list_items(lang="vi")) == [
+        ("vi", "negative"), ("vi", "neutral")]
+
+
 def test_most_doubtful_first_then_random_order_is_seeded(tmp_path):
     store = ReviewStore(tmp_path / "r.db")
     records = make_records(30)
