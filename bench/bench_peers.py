@@ -25,14 +25,17 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backends import parse_with_schema
+from backends import chat, parse_with_schema
 from backends.models import REPO_ROOT, TINY, TINY_LLAMA3, load_tokenizer, tiny_model_path
 from bench import BenchRow, ratio
 from bench.bench_evaluator import _records
 from bench.bench_generation import seed_plans
+from core.records import Record
+from core.task_spec import Task
 from core.tasks import load_task
 from evaluator.prompts import score_choices, tuned_prompts
 
@@ -85,6 +88,11 @@ def peers_python() -> Path:
     return python
 
 
+def request_line(op: str, **args: Any) -> str:
+    """One request of the protocol (bench/peers_side/protocol.py): `op` and its arguments as one JSON line."""
+    return json.dumps({"op": op, **args}, ensure_ascii=False) + "\n"
+
+
 class Server:
     """One side's server process: `server(op, **args)` sends a request and returns its result."""
 
@@ -102,7 +110,7 @@ class Server:
 
     def send(self, op: str, **args: Any) -> None:
         assert self.proc.stdin
-        self.proc.stdin.write(json.dumps({"op": op, **args}, ensure_ascii=False) + "\n")
+        self.proc.stdin.write(request_line(op, **args))
         self.proc.stdin.flush()
 
     def receive(self, op: str) -> Any:
@@ -378,11 +386,11 @@ def _field(text: str, name: str) -> str:
 def token_facts(tokenizer, texts: list[str], choices: list[str], stock_cont: list[list[list[int]]]) -> dict:
     """What tokens each side scores, per item and choice, from the same tokenizer.
 
-    ours today: the prompt's ids, then the choice's ids, each encoded alone (TransformersBackend.score).
-    joint: the ids of prompt + choice after the prompt's ids (issue 23's encoding, which moves trailing
-    spaces only: our prompts end in "\\n\\n"). lm-eval stock: `_encode_pair` moves the prompt's trailing
-    whitespace ("\\n\\n") into the continuation, so it scores those tokens too: the same for every
-    choice of an item, a constant that cancels in choice-minus-choice differences.
+    apart: the prompt's ids, then the choice's ids, each encoded alone. joint: the ids of prompt + choice
+    after the prompt's ids (our scorer's encoding since issue 23, `chat.choice_tokens`; `joint_same`
+    counts the pairs where it equals "apart": our prompts end in "\\n\\n"). lm-eval stock: `_encode_pair`
+    moves the prompt's trailing whitespace ("\\n\\n") into the continuation, so it scores those tokens too:
+    the same for every choice of an item, a constant that cancels in choice-minus-choice differences.
     """
     prompt_ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
     choice_ids = [tokenizer(c, add_special_tokens=False)["input_ids"] for c in choices]
@@ -401,33 +409,90 @@ def token_facts(tokenizer, texts: list[str], choices: list[str], stock_cont: lis
             "stock_moved": stock_moved, "moved": sorted(moved), "choice_ids": choice_ids, "prompt_ids": prompt_ids}
 
 
-def scoring_rows(model_name: str) -> list[BenchRow]:
+@dataclass
+class ScoringInputs:
+    """What both sides of one scoring comparison are given, made before any server starts."""
+
+    model: str  # a tiny model's name (tiny_model_path)
+    folder: Path  # its model folder, which both sides load
+    task: Task
+    records: list[Record]  # every usable fin_sentiment sample row, en + vi: the bench's eval split
+    messages: list[list[dict]]  # our score-mode prompts, one per record
+    choices: list[str]  # the strings both sides score after each prompt, one per label, in label order
+    tokenizer: Any
+    stops: list[str]  # the model's end-of-turn text(s): lm-eval's generate_until stops there
+
+    @property
+    def tag(self) -> str:
+        return self.model.replace("-", "_")
+
+
+def scoring_inputs(model_name: str) -> ScoringInputs:
+    """The fin_sentiment eval items, prompts, choices and stops for `model_name`'s folder."""
     task = load_task("fin_sentiment")
-    records = _records(task)  # every usable fin_sentiment sample row, en + vi: the bench's eval split
-    messages = tuned_prompts(task, records)
-    choices = score_choices(task)
+    records = _records(task)
+    # lm-eval's multiple_choice scores each choice right after the context: a bare string per label.
+    # A task that scores its labels inside a JSON answer (before/after) would not compare like for like.
+    scored = score_choices(task)
+    if scored.frame():
+        raise ValueError(f"{task.name} scores its labels inside an answer frame {scored.frame()}: the peers "
+                         "bench compares bare labels only")
     folder = tiny_model_path(name=model_name)
     tokenizer = load_tokenizer(str(folder))
     eos = json.loads((folder / "generation_config.json").read_text())["eos_token_id"]
-    stops = [tokenizer.decode([i]) for i in (eos if isinstance(eos, list) else [eos])]
-    tag = model_name.replace("-", "_")
+    return ScoringInputs(model=model_name, folder=folder, task=task, records=records,
+                         messages=tuned_prompts(task, records), choices=list(scored.choices), tokenizer=tokenizer,
+                         stops=[tokenizer.decode([i]) for i in (eos if isinstance(eos, list) else [eos])])
+
+
+@dataclass
+class LmevalRequests:
+    """What lm-eval is sent for our eval items: its two task files, and the token ids of its "ids" encoding."""
+
+    items: list[dict]  # the task files' data rows: id, our rendered prompt, label, gold (the label's index)
+    mc: str  # the multiple_choice task's name
+    gen: str  # the generate_until task's name
+    folder: Path  # where the task files are (lmeval_load's `tasks`)
+    pairs: list[list]  # lmeval_encode's [context, continuation, context ids, continuation ids], item by choice
+
+
+def lmeval_requests(inputs: ScoringInputs, texts: list[str], folder: Path) -> LmevalRequests:
+    """Write lm-eval's task files for `texts` (our rendered prompts, one per record) into `folder`, and
+    pair every prompt and choice with the tokens our scorer scores there.
+
+    The pairs are `backends.chat.choice_tokens`' split, the one `TransformersBackend.score` uses (the
+    prompt and choice tokenised together, split by characters), so lm-eval's "ids" encoding scores
+    exactly our tokens.
+    """
+    task = inputs.task
+    items = [{"id": r.id, "prompt": t, "label": r.labels[task.label_name],
+              "gold": task.label_names.index(r.labels[task.label_name])}
+             for r, t in zip(inputs.records, texts, strict=True)]
+    mc, gen = write_lmeval_tasks(folder, inputs.tag, items, inputs.choices, inputs.stops, task.max_new_tokens())
+    pairs = [[text, choice, ids[: len(ids) - n], ids[len(ids) - n:]]
+             for text in texts
+             for choice, (ids, n) in zip(inputs.choices, chat.choice_tokens(inputs.tokenizer, text, inputs.choices),
+                                         strict=True)]
+    return LmevalRequests(items=items, mc=mc, gen=gen, folder=folder, pairs=pairs)
+
+
+def scoring_rows(model_name: str) -> list[BenchRow]:
+    inputs = scoring_inputs(model_name)
+    task, records, messages, choices, tokenizer = (inputs.task, inputs.records, inputs.messages, inputs.choices,
+                                                   inputs.tokenizer)
+    tag, stops = inputs.tag, inputs.stops
     rows: list[BenchRow] = []
     load_before = _load()
     with our_server(f"scoring-{model_name}") as ours, peer_server(f"scoring-{model_name}") as peer:
         started(ours, peer)
-        ours("load", model=str(folder), batch=EVAL_BATCH, threads=THREADS)
+        ours("load", model=str(inputs.folder), batch=EVAL_BATCH, threads=THREADS)
         texts = ours("inputs", messages=messages)["texts"]
-        items = [{"id": r.id, "prompt": t, "label": r.labels["label"], "gold": task.label_names.index(r.labels["label"])}
-                 for r, t in zip(records, texts, strict=True)]
-        mc, gen = write_lmeval_tasks(WORK / "tasks" / tag, tag, items, choices, stops, task.max_new_tokens())
-        their_load = peer("lmeval_load", model=str(folder), batch=EVAL_BATCH, tasks=str(WORK / "tasks" / tag),
+        lmeval = lmeval_requests(inputs, texts, WORK / "tasks" / tag)
+        items, mc, gen = lmeval.items, lmeval.mc, lmeval.gen
+        their_load = peer("lmeval_load", model=str(inputs.folder), batch=EVAL_BATCH, tasks=str(lmeval.folder),
                           threads=THREADS)
-        # Our scorer's tokens (prompt ids, then choice ids, each encoded alone: TransformersBackend.score),
-        # for lm-eval's "ids" encoding: the same tokens scored by lm-eval's own loglikelihood.
-        prompt_ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
-        choice_ids = [tokenizer(c, add_special_tokens=False)["input_ids"] for c in choices]
-        peer("lmeval_encode", pairs=[[t, c, ids, cids] for t, ids in zip(texts, prompt_ids, strict=True)
-                                     for c, cids in zip(choices, choice_ids, strict=True)])
+        # lm-eval's "ids" encoding: the same tokens our scorer scores, through lm-eval's own loglikelihood.
+        peer("lmeval_encode", pairs=lmeval.pairs)
         ours("predict", messages=messages[:EVAL_BATCH], mode="score", batch=EVAL_BATCH)  # warm-up
         # lm-eval's rounds: stock, then our tokens, then stock again (its runs are minutes here, so the
         # same-token run is one of the rounds). Both kinds make the same forward passes (8 batches of

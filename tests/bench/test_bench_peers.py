@@ -8,15 +8,26 @@ over the protocol the driver speaks, and the token facts and task files the agre
 from __future__ import annotations
 
 import ast
+import json
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from backends import chat
 from backends.models import TINY, load_tokenizer
 from bench import bench_peers
-from bench.bench_peers import Server, alternate, token_facts, write_lmeval_tasks
+from bench.bench_peers import (
+    SCORING,
+    Server,
+    alternate,
+    lmeval_requests,
+    request_line,
+    scoring_inputs,
+    token_facts,
+    write_lmeval_tasks,
+)
 
 PACKAGES = {"core", "backends", "validators", "data", "evaluator", "generator", "review_app", "trainer", "oneshot",
             "loop", "bench"}
@@ -67,6 +78,38 @@ def test_lmeval_task_files_score_our_prompt_with_labels_as_choices(tmp_path):
     assert [yaml.safe_load(line) for line in Path(data).read_text(encoding="utf-8").splitlines()] == items
     spec = yaml.safe_load((tmp_path / f"{gen}.yaml").read_text())
     assert spec["generation_kwargs"] == {"until": ["<|eot_id|>"], "max_gen_toks": 24, "do_sample": False}
+
+
+def test_the_scoring_sides_requests_build_without_the_peers_venv(tmp_path):
+    """Everything the driver sends lm-eval for a scoring row, made as `scoring_rows` makes it, before any
+    server starts: the task files and the request lines (issue 35: a `ScoreChoices` reached the YAML
+    writer, and `make bench-peers` stopped after its generation side with nothing in `make test` failing)."""
+    inputs = scoring_inputs(SCORING[0])
+    tok = inputs.tokenizer
+    # our side's "inputs" op: TransformersBackend.render, the chat template with the assistant header
+    texts = [chat.render(tok, m, add_generation_prompt=True) for m in inputs.messages]
+    lmeval = lmeval_requests(inputs, texts, tmp_path)
+
+    mc = yaml.safe_load((tmp_path / f"{lmeval.mc}.yaml").read_text())
+    assert mc["doc_to_choice"] == inputs.task.label_names == ["positive", "negative", "neutral"]
+    rows = [json.loads(line) for line in Path(mc["dataset_kwargs"]["data_files"]["test"]).read_text().splitlines()]
+    assert [r["prompt"] for r in rows] == texts and len(rows) == len(inputs.records) > 100
+    assert [mc["doc_to_choice"][r["gold"]] for r in rows] == [r.labels["label"] for r in inputs.records]
+    gen = yaml.safe_load((tmp_path / f"{lmeval.gen}.yaml").read_text())
+    assert gen["generation_kwargs"] == {"until": inputs.stops, "max_gen_toks": inputs.task.max_new_tokens(),
+                                        "do_sample": False} and "<|eot_id|>" in inputs.stops  # the end of a turn
+
+    # one pair per item and choice: our prompt, the choice, and the token ids our scorer scores there
+    assert [(p[0], p[1]) for p in lmeval.pairs] == [(t, c) for t in texts for c in mc["doc_to_choice"]]
+    for text, choice, context_ids, choice_ids in lmeval.pairs:
+        assert context_ids == tok(text, add_special_tokens=False)["input_ids"]  # the prompt ends in "\n\n"
+        assert tok.decode(choice_ids) == choice
+    # the lines the peer's stdin gets: plain JSON that reads back as sent
+    for op, args in (("lmeval_load", {"model": str(inputs.folder), "batch": 16, "tasks": str(lmeval.folder),
+                                      "threads": 1}),
+                     ("lmeval_encode", {"pairs": lmeval.pairs})):
+        line = request_line(op, **args)
+        assert line.endswith("\n") and line.count("\n") == 1 and json.loads(line) == {"op": op, **args}
 
 
 @pytest.mark.slow  # a server process importing torch + transformers: ~50 s on the loaded 2 cores
