@@ -17,24 +17,16 @@ import yaml
 
 from backends import chat
 from backends.models import TINY, load_tokenizer
-from bench import bench_peers
-from bench.bench_peers import (
-    SCORING,
-    Server,
-    alternate,
-    lmeval_requests,
-    request_line,
-    scoring_inputs,
-    token_facts,
-    write_lmeval_tasks,
-)
+from bench import peers_harness
+from bench.peers_harness import Server, alternate, request_line
+from bench.peers_scoring import SCORING, lmeval_requests, scoring_inputs, token_facts, write_lmeval_tasks
 
 PACKAGES = {"core", "backends", "validators", "data", "evaluator", "generator", "review_app", "trainer", "oneshot",
             "loop", "bench"}
 
 
 def test_the_peer_side_imports_nothing_of_ours():
-    tree = ast.parse(bench_peers.PEER.read_text(encoding="utf-8"))
+    tree = ast.parse(peers_harness.PEER.read_text(encoding="utf-8"))
     names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     names |= {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert not names & PACKAGES
@@ -115,7 +107,7 @@ def test_the_scoring_sides_requests_build_without_the_peers_venv(tmp_path):
 @pytest.mark.slow  # a server process importing torch + transformers: ~50 s on the loaded 2 cores
 def test_our_side_answers_over_the_drivers_protocol(monkeypatch, tmp_path):
     """The real server process on the tiny model: render, score and the error reply."""
-    monkeypatch.setattr(bench_peers, "WORK", tmp_path)
+    monkeypatch.setattr(peers_harness, "WORK", tmp_path)
     from backends.models import tiny_model_path
     from core.tasks import load_task
     from evaluator.prompts import tuned_prompts
@@ -123,7 +115,7 @@ def test_our_side_answers_over_the_drivers_protocol(monkeypatch, tmp_path):
 
     task = load_task("fin_sentiment")
     messages = tuned_prompts(task, [make("Profit rose 20%.", rid="a"), make("Shares fell.", rid="b")])
-    with Server("ours-test", [sys.executable, "-m", "bench.peers_ours"], bench_peers._env(peers=False)) as ours:
+    with Server("ours-test", [sys.executable, "-m", "bench.peers_ours"], peers_harness.side_env(peers=False)) as ours:
         ours("load", model=str(tiny_model_path(name=TINY)), batch=2, threads=1)
         texts = ours("inputs", messages=messages)["texts"]
         assert texts[0].endswith("\n\n") and "Profit rose 20%." in texts[0]
