@@ -234,10 +234,10 @@ def scoring_rows(model_name: str) -> list[BenchRow]:
         "nats",
         f"agreement check (absolute): max over all {n} items x {len(choices)} choices of |our log P(choice | "
         f"prompt) - lm-eval's|, lm-eval's HFLM scoring exactly our tokens (its _encode_pair returns our "
-        f"prompt ids and choice ids; the stock one moves the prompt's trailing {facts['moved']} into the "
-        f"continuation, see the next row). Met when <= {TOLERANCE:g} on every item. Our encoding (prompt and "
-        f"choice apart) equals the joint one (prompt + choice, split after the prompt's tokens) on "
-        f"{facts['joint_same']}/{facts['pairs']} pairs, so the check holds as it is for issue 23's joint encoding"))
+        f"prompt ids and choice ids, split as our scorer splits them: chat.choice_tokens; the stock one moves "
+        f"the prompt's trailing {facts['moved']} into the continuation, see the next row). Met when <= "
+        f"{TOLERANCE:g} on every item. Our joint encoding (prompt + choice, split after the prompt's tokens) "
+        f"equals prompt and choice encoded apart on {facts['joint_same']}/{facts['pairs']} pairs"))
     rows.append(BenchRow(
         f"peers.score_{tag}_loglik_stock_choice_diff_max_abs_diff", rel_diff, TOLERANCE, ratio(TOLERANCE, rel_diff),
         1.0, "nats",
