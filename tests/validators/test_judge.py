@@ -10,6 +10,7 @@ import pytest
 
 from backends import Backend
 from core.errors import UserError
+from tests.backends.test_vllm_fake import fake_vllm  # noqa: F401 (the fixture)
 from tests.validators.fake_backend import PlantedJudge, first_listed
 from tests.validators.helpers import make
 from validators.base import Context, build
@@ -152,6 +153,17 @@ def test_the_judge_parses_every_answer_of_the_tiny_model_on_both_tasks(fin, one_
     ticket = Record.new(task="support_intent", lang="en", text="I was charged twice for March, please refund one.",
                         labels={"intent": "billing.refund_request", "reply": "Sorry! We refunded the second charge."})
     _parses_every_answer(support, [ticket], "tiny")
+
+
+def test_the_judge_runs_on_the_vllm_backend(fin, fake_vllm):  # noqa: F811 (the imported fixture)
+    """vLLM needs a GPU: tests/fakes/fake_vllm (a FAKE) checks what the judge gives the engine."""
+    from backends import get_backend
+
+    judge = build("judge", fin, {}, Context(backend=get_backend("vllm", model="tiny"), seed=3))
+    verdicts = judge.check([make(GOOD, "positive"), make(ODD, "neutral")])
+    assert judge.usage["parsed"] == 2 and all(v.details["scores"]["plausible"] in (1, 2, 3) for v in verdicts)
+    call = fake_vllm.LOG[-1]
+    assert call["structured"] == [True] and len(call["seeds"]) == 2 and len(set(call["seeds"])) == 2
 
 
 @pytest.mark.real
