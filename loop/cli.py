@@ -68,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the LLM judge (the task's rubric) after the cheap validators, on the generator's model")
     p.add_argument("--judge-model", default=None, help="the judge's model (implies --judge; default: --model)")
     p.add_argument("--judge-backend", default=None, help="the judge's backend (implies --judge; default: --backend)")
+    p.add_argument("--judge-mode", choices=("filter", "flag"), default=None,
+                   help="filter: reject what the judge's keep rule fails; flag: record it, reject nothing (to "
+                        "calibrate against reviewers; implies --judge; default: the task's)")
     p.add_argument("--judge-calibrated-from", metavar="REVIEW_DB", default=None,
                    help="judge with the thresholds that agree best with the reviewers' decisions in this review "
                         "database (implies --judge; recorded in manifest.json under judge.calibrated_from)")
@@ -93,11 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _judge(args: argparse.Namespace) -> dict | None:
     """The judge's settings from the flags (None: the task's chain decides), thresholds calibrated first."""
-    if not (args.judge or args.judge_model or args.judge_backend or args.judge_calibrated_from):
+    if not (args.judge or args.judge_model or args.judge_backend or args.judge_mode or args.judge_calibrated_from):
         return None
     if args.no_validate:
         fail("--judge runs with the validators: drop --no-validate")
-    judge: dict = {"model": args.judge_model, "backend": args.judge_backend}
+    judge: dict = {"model": args.judge_model, "backend": args.judge_backend, "mode": args.judge_mode}
     if args.judge_calibrated_from:
         calibration = calibrated_thresholds(args.judge_calibrated_from, task=load_task(args.task).name)
         judge.update(thresholds=calibration["thresholds"], calibration=calibration)

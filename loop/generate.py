@@ -44,8 +44,8 @@ def generate(*, task: str, lang: str, n: int, seeds: str | Path, out: str | Path
     workers through it (validators/shared_index.py), with the verdicts of the in-process check.
     `data_value_eval`: a real held-out split; after validation the accepted samples get the data-value
     report against the real records of the run's language (`data_value_real`, default the seeds).
-    `judge`: turn the LLM judge on: {"model", "backend"} (None: the generator's) and "thresholds" with the
-    "calibration" they came from (`review_app.calibration.calibrated_thresholds`); its tokens, dollars
+    `judge`: turn the LLM judge on: {"model", "backend"} (None: the generator's), "mode" (filter / flag;
+    None: the task's) and "thresholds" with the "calibration" they came from (`review_app.calibration.calibrated_thresholds`); its tokens, dollars
     and thresholds go into `manifest.json` under `judge`.
     `options` are `RunConfig` fields (batch_size, constrained, max_cost_usd, price_per_1k, device,
     ray, ray_workers, api_key_file)
@@ -92,7 +92,7 @@ def post_process(result: RunResult, cfg: RunConfig, *, validate: bool, review: b
         accepted, rejected, report = run_chain(
             task, records, references=known, backend=backend, seed=cfg.plan.seed, redis_url=redis_url,
             workers=workers, judge_backend=judge_backend, enable=["judge"] if judge is not None else [],
-            overrides={"judge": {"thresholds": judge["thresholds"]}} if (judge or {}).get("thresholds") else None)
+            overrides=_judge_options(judge))
     except SharedIndexError as exc:  # Redis failed mid-check: no verdicts rather than wrong ones
         fail(f"validation stopped: {exc}; the samples stay in {cfg.out / 'samples.jsonl'}: "
              "re-run the same command to validate them")
@@ -133,6 +133,12 @@ def write_data_value(cfg: RunConfig, eval_path: str | Path, real_path: str | Pat
     result = data_value(task, real, held, accepted, out, seed=cfg.plan.seed)
     print(f"data value: {result['verdict']} -> {out}/report.md")
     return result
+
+
+def _judge_options(judge: dict[str, Any] | None) -> dict[str, dict[str, Any]] | None:
+    """The judge's `mode` and `thresholds` where the caller set them (else the task YAML's)."""
+    options = {k: (judge or {})[k] for k in ("mode", "thresholds") if (judge or {}).get(k)}
+    return {"judge": options} if options else None
 
 
 def _judge_backend(cfg: RunConfig, backend: Any, judge: dict[str, Any]) -> Any:

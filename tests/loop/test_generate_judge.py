@@ -1,5 +1,5 @@
-"""`generate.py` with the LLM judge: thresholds calibrated from a review database, and the judge's model,
-thresholds and tokens recorded in the manifest beside generation's."""
+"""`generate.py` with the LLM judge: thresholds calibrated from a review database, its mode, and the judge's
+model, thresholds and tokens recorded in the manifest beside generation's."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def _generate(tmp_path, seeds_file, *flags: str) -> subprocess.CompletedProcess:
 
 def test_generate_judges_with_calibrated_thresholds_and_records_its_cost(tmp_path, seeds_file):
     db = judged_db(tmp_path / "review.db")
-    done = _generate(tmp_path, seeds_file, "--judge-calibrated-from", str(db))
+    done = _generate(tmp_path, seeds_file, "--judge-calibrated-from", str(db), "--judge-mode", "flag")
     assert done.returncode == 0, done.stderr
     assert f"judge thresholds from {db} (24 review decisions): " in done.stdout and "label_right >= 3" in done.stdout
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
@@ -38,6 +38,7 @@ def test_generate_judges_with_calibrated_thresholds_and_records_its_cost(tmp_pat
     assert judge["thresholds"] == judge["calibrated_from"]["thresholds"]
     assert judge["model"] == "tiny" and judge["backend"] == "transformers" and judge["cost_usd"] is None
     assert judge["checked"] == judge["records"] == 3 and judge["parsed"] == 3
+    assert judge["mode"] == "flag" and judge["rejected"] == 0  # flag: recorded, nothing rejected
     assert judge["tokens"]["prompt"] > 0 and judge["tokens"]["completion"] > 0  # beside generation's
     assert manifest["counts"]["tokens"]["completion"] > 0
     validated = [json.loads(line) for name in ("accepted.jsonl", "rejected.jsonl")
