@@ -9,7 +9,8 @@ a relabel drops it. The judge "keeps" it at threshold t of a score when that sco
 Only independent votes count (cast before anyone else's vote could be seen, as for inter-annotator
 agreement), and only items the judge scored. Each (person, item) vote is one comparison: Cohen's kappa
 (scikit-learn's) and raw accuracy of the judge's keep against the person's, at every option value of
-the score, and the best: the highest kappa (ties: higher accuracy, then the lower threshold).
+the score, and the best: the highest kappa (ties: higher accuracy, then the lower threshold), when it
+is above 0 (better than chance); none otherwise.
 
 A judge that filtered before the queue (`mode: filter`) leaves only what it kept: agreement then covers
 thresholds at or above the one it ran with. Run it with `mode: flag` to calibrate its rejections too.
@@ -53,10 +54,10 @@ def _agreement(judge: list[bool], people: list[bool]) -> dict[str, Any]:
 
 
 def _best(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The threshold that agrees best, or None where none agrees better than chance (kappa > 0)."""
     defined = [r for r in rows if r["kappa"] is not None]
-    if not defined:
-        return None
-    return max(defined, key=lambda r: (r["kappa"], r["accuracy"], -r["threshold"]))
+    best = max(defined, key=lambda r: (r["kappa"], r["accuracy"], -r["threshold"])) if defined else None
+    return best if best is not None and best["kappa"] > 0 else None
 
 
 def _options(task: str, name: str, seen: set[int]) -> list[int]:
@@ -124,8 +125,9 @@ def calibrated_thresholds(db: str, *, task: str, min_decisions: int = MIN_DECISI
              "`mode: flag`, and review its samples first)")
     best = {name: s["best"] for name, s in found["scores"].items() if s["best"] is not None}
     if not best:
-        fail(f"{source}: no threshold of the judge's scores agrees with the people better than another "
-             "(kappa undefined: the people, or the judge, made one decision only)")
+        fail(f"{source}: at no threshold does the judge agree with the people better than chance (Cohen's "
+             f"kappa <= 0 or undefined for every score over {found['decisions']} decisions): a judge model "
+             "that tells samples apart is needed first (python -m validators judge-check)")
     return {"source": source, "task": task, "decisions": found["decisions"], "items": found["items"],
             "thresholds": {name: b["threshold"] for name, b in best.items()},
             "agreement": {name: {k: b[k] for k in ("kappa", "accuracy")} for name, b in best.items()}}

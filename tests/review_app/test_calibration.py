@@ -112,6 +112,10 @@ def test_calibrated_thresholds_and_the_refusal_of_too_few_decisions(tmp_path):
     assert f"needs {MIN_DECISIONS}" in str(err.value)
     with pytest.raises(UserError, match="0 independent review decisions"):
         calibrated_thresholds(str(db), task="support_intent")
+    # A judge that gives every sample the option listed first agrees with nobody: no threshold to take
+    positional = judged_db(tmp_path / "positional.db", plan=[((1, 1), votes) for _, votes in PLAN], split=False)
+    with pytest.raises(UserError, match="at no threshold does the judge agree with the people better than chance"):
+        calibrated_thresholds(str(positional), task="fin_sentiment")
 
 
 def test_a_filtering_judge_is_said_to_cover_only_what_it_kept(tmp_path):
