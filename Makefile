@@ -55,7 +55,7 @@ gpu-check: setup
 	$(PY) -m bench.gpu_check --json bench/gpu_check.json
 
 # Side by side with distilabel and lm-evaluation-harness (docs/benchmarks.md "Against the peers"). Their pins
-# conflict with ours: bench/bench_peers.py makes .venv-peers from bench/peers-requirements.txt once, then reuses it.
+# conflict with ours: bench/peers_harness.py makes .venv-peers from bench/peers-requirements.txt once, then reuses it.
 bench-peers: setup
 	$(PY) -m bench peers
 

@@ -65,9 +65,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--weights", type=Path, required=True, help="folder for the LoRA adapter")
     parser.add_argument("--output", type=Path, required=True, help="results.json to write")
     parser.add_argument("--base-model", default=DEFAULT_BASE_MODEL,
-                        help="Hub id, local folder, or an offline CPU model ('tiny', 'tiny-llama3', 'tiny-qwen2', "
-                             "'tiny-mistral', 'tiny-gemma', 'tiny-phi3'); "
-                             f"default {DEFAULT_BASE_MODEL}")
+                        help="Hub id, local folder, or an offline model: real weights ('smollm2-135m', "
+                             "'gemma3-270m') or tiny random ones ('tiny', 'tiny-llama3', 'tiny-qwen2', 'tiny-mistral', "
+                             f"'tiny-gemma', 'tiny-phi3'); default {DEFAULT_BASE_MODEL}; when it cannot be loaded "
+                             "here (no hub access), the packaged smollm2-135m is trained instead (training.base_model_fallback)")
     parser.add_argument("--seed", type=int, default=0, help="seed for training, folds and decoding (default 0)")
     parser.add_argument("--time-budget-s", type=float, default=1500.0,
                         help="wall-clock budget for the whole call, from the process start: every step plans "

@@ -15,13 +15,13 @@ What each tiny model is: docs/training.md#design-backendsmodelspy
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backends import tiny, zoo
+from backends.cache import cache_dir
 from backends.packaged import PACKAGED_MODELS, is_packaged, packaged_model_path
 from core.errors import UserError
 
@@ -38,10 +38,6 @@ SMOLLM2 = "smollm2-135m"  # SmolLM2-135M-Instruct: real weights, the default mod
 DEFAULT_MODEL = SMOLLM2
 # Every model name that resolves without a hub: real weights from packages, then the random tiny ones.
 OFFLINE_MODELS = (*PACKAGED_MODELS, *TINY_MODELS)
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("SEEDLOOP_CACHE", Path.home() / ".cache" / "seedloop"))
 
 
 def is_tiny(name: str) -> bool:

@@ -30,6 +30,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from backends.cache import cache_dir
+from backends.chat_templates import template
 from core.errors import UserError
 
 VERSION = 1  # bump when the conversion changes: cached folders of another version are not reused
@@ -103,9 +105,7 @@ def _fingerprint(spec: PackagedModel) -> str:
     for dist, _ in spec.chunks:
         digest.update(f"{dist}=={metadata.version(dist)}".encode())
     if spec.template:
-        from backends.zoo import common
-
-        digest.update(common.template(spec.template).encode())
+        digest.update(template(spec.template).encode())
     return digest.hexdigest()[:10]
 
 
@@ -144,8 +144,6 @@ def packaged_tokenizer(name: str) -> Any:
     without dequantising any weight."""
     from transformers import AutoTokenizer
 
-    from backends.models import cache_dir
-
     spec = MODELS[name]
     _chunk_paths(spec)
     converted = cache_dir() / f"{name}-{_fingerprint(spec)}"
@@ -175,9 +173,7 @@ def convert(spec: PackagedModel, out: Path) -> None:
     plain.tie_weights()
     plain.save_pretrained(out)
     if spec.template:
-        from backends.zoo import common
-
-        tokenizer.chat_template = common.template(spec.template)
+        tokenizer.chat_template = template(spec.template)
     eos = [config.eos_token_id] if isinstance(config.eos_token_id, int) else list(config.eos_token_id)
     eos += [tokenizer.convert_tokens_to_ids(t) for t in spec.extra_eos]
     GenerationConfig(bos_token_id=config.bos_token_id, pad_token_id=tokenizer.pad_token_id,
@@ -187,8 +183,6 @@ def convert(spec: PackagedModel, out: Path) -> None:
 
 def packaged_model_path(name: str) -> Path:
     """The converted folder of packaged model `name`, converting on first use (atomic: safe in parallel)."""
-    from backends.models import cache_dir
-
     spec = MODELS[name]
     _chunk_paths(spec)  # a missing package: one line naming the install command, before any work
     target = cache_dir() / f"{name}-{_fingerprint(spec)}"

@@ -53,6 +53,7 @@ class GenerationTemplate:
     id: str
     template: jinja2.Template = field(repr=False)
     description: str = ""
+    demonstrations: bool = True  # the plan's seeds go before the request as solved example turns
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,8 @@ class Task:
     instructions: tuple[jinja2.Template, ...] = field(repr=False)
     user_template: jinja2.Template = field(repr=False)
     generation_templates: dict[str, GenerationTemplate] = field(repr=False)
+    # The user turn of one solved example (`prompts.demonstration`, rendered per seed); None: no example turns.
+    demonstration: jinja2.Template | None = field(repr=False)
     attributes: dict[str, dict[str, list[str]]] = field(repr=False)
     validators: list[dict[str, Any]] = field(repr=False)
     # Per-language overrides of the classification prompts; a language not here uses the defaults.
@@ -215,10 +218,33 @@ class Task:
         except jinja2.UndefinedError as exc:
             raise UserError(f"{self.path}: prompts.generation[{template_id}]: {exc.message}") from None
 
+    def sample_json(self, text: str, labels: dict[str, str]) -> str:
+        """A record as the generator writes it: compact JSON of the generation schema's fields, in order."""
+        fields = {self.input_name: text, self.label_name: labels[self.label_name],
+                  **{name: labels.get(name, "") for name in self.outputs}}
+        return json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
+
+    def demonstration_turns(self, template_id: str, seeds: list[dict[str, Any]], lang: str) -> list[dict[str, str]]:
+        """Solved examples as chat turns: per seed, the task's `prompts.demonstration` request, then the seed
+        as the JSON answer. Small models follow a format they were shown far better than one described: with
+        the seeds listed inside the request, SmolLM2-135M copied the list's shapes ("{{1}}:", "Here are ...")
+        into its samples (docs/generation.md#prompts-small-models-follow)."""
+        if self.demonstration is None or not self.generation_templates[template_id].demonstrations:
+            return []
+        ctx = self._prompt_context(lang)
+        turns: list[dict[str, str]] = []
+        for seed in seeds:
+            request = self.demonstration.render(seed=seed, label=seed[self.label_name], **ctx).strip()
+            turns += [{"role": "user", "content": request},
+                      {"role": "assistant", "content": self.sample_json(seed["text"], seed)}]
+        return turns
+
     @staticmethod
-    def generation_messages(prompt: str) -> list[dict[str, str]]:
-        """The chat prompt that asks a model for one sample: the generation system turn, then `prompt`."""
-        return [{"role": "system", "content": GENERATION_SYSTEM}, {"role": "user", "content": prompt}]
+    def generation_messages(prompt: str, demonstrations: list[dict[str, str]] | None = None) -> list[dict[str, str]]:
+        """The chat prompt that asks a model for one sample: the generation system turn, any solved
+        example turns (`demonstration_turns`), then `prompt`."""
+        return [{"role": "system", "content": GENERATION_SYSTEM}, *(demonstrations or []),
+                {"role": "user", "content": prompt}]
 
     def judge_messages(self, text: str, lang: str, labels: dict[str, str], *,
                        reverse: bool = False) -> list[dict[str, str]]:

@@ -40,10 +40,10 @@ _INPUT_KEYS = {"name", "description", "min_chars", "max_chars"}
 _LABEL_KEYS = {"name", "values", "codes"}
 _LABEL_VALUE_KEYS = {"description", "synonyms"}
 _OUTPUT_KEYS = {"description", "max_chars"}
-_PROMPT_KEYS = {"system", "instructions", "user", "generation", "by_lang", "by_source"}
+_PROMPT_KEYS = {"system", "instructions", "user", "generation", "demonstration", "by_lang", "by_source"}
 _LANG_PROMPT_KEYS = {"system", "instructions", "user"}  # what a language or a source may override
 _SOURCE_NAME = re.compile(r"[A-Za-z0-9_.\-]+")  # dataset names as data/sources.py writes them
-_GENERATION_KEYS = {"id", "description", "template"}
+_GENERATION_KEYS = {"id", "description", "template", "demonstrations"}
 _RUBRIC_KEYS = {"scores", "keep", "prompt", "system", "reasoning_chars"}
 _SCORE_KEYS = {"name", "description", "options", "threshold"}
 
@@ -166,10 +166,16 @@ def _build_task(path: Path, spec: Any) -> Task:
     generation: dict[str, GenerationTemplate] = {}
     for i, item in enumerate(gen_list):
         item = check_keys(item, _GENERATION_KEYS, f"prompts.generation[{i}]", {"id", "template"})
+        demonstrations = item.get("demonstrations", True)
+        if not isinstance(demonstrations, bool):
+            key = f"prompts.generation[{item['id']}].demonstrations"
+            fail(f"{where(key)}: expected true or false")
         generation[str(item["id"])] = GenerationTemplate(
             str(item["id"]), template(item["template"], f"prompts.generation[{item['id']}].template"),
-            str(item.get("description", "")),
+            str(item.get("description", "")), demonstrations,
         )
+    demonstration = (template(prompts["demonstration"], "prompts.demonstration")
+                     if prompts.get("demonstration") else None)
 
     attributes: dict[str, dict[str, list[str]]] = {}
     for attr, vals in (spec.get("attributes") or {}).items():
@@ -197,7 +203,7 @@ def _build_task(path: Path, spec: Any) -> Task:
         input_min_chars=int(inp.get("min_chars", 1)), input_max_chars=int(inp.get("max_chars", 400)),
         label_name=str(lab["name"]), labels=labels, label_codes=codes, outputs=outputs,
         system_prompt=defaults.system, instructions=defaults.instructions, user_template=defaults.user,
-        generation_templates=generation, attributes=attributes, validators=validators, lang_prompts=lang_prompts,
+        generation_templates=generation, demonstration=demonstration, attributes=attributes, validators=validators, lang_prompts=lang_prompts,
         source_prompts=source_prompts, rubric=rubric,
     )
 

@@ -134,7 +134,8 @@ class Planner:
                     for s in seeds]
         prompt = self.task.render_generation(template_id, lang=self.lang, label=label, seeds=seed_ctx,
                                              attributes=attributes)
-        messages = self.task.generation_messages(prompt)
+        demonstrations = self.task.demonstration_turns(template_id, seed_ctx, self.lang)
+        messages = self.task.generation_messages(prompt, demonstrations)
         return Plan(index=index, prompt_index=prompt_index, target_label=label, seeds=seeds,
                     template_id=template_id, attributes=attributes, sampling=sampling, prompt=prompt,
                     messages=messages)

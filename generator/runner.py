@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from backends import BACKENDS, Backend, Completion, get_backend, parse_with_schema
-from backends.ray_pool import RayBackendPool, WorkerLost, default_workers, init, use_key_file
+from backends.ray_pool import RayBackendPool, WorkerLost, default_workers, init
+from backends.ray_workers import use_key_file
 from core.errors import fail
 from core.io import JsonlAppender, read_jsonl, read_records, write_json_atomic, write_jsonl_atomic
 from core.records import Record, now

@@ -19,7 +19,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from backends.models import REPO_ROOT, TINY
+from backends.models import REPO_ROOT, is_tiny
 from core.errors import fail
 from core.io import read_records, write_json_atomic, write_jsonl_atomic
 from data.prepare import DEFAULT_SOURCE_DIR, prepare
@@ -42,7 +42,21 @@ TASK = "fin_sentiment"
 SYNTH_LANG = "en"
 AUTO = "auto"  # the named reviewer of the unattended demo step
 SAMPLES = REPO_ROOT / "data" / "samples"
-SIZES = {"full": (3000, 250), "samples": (40, 10)}  # (train, eval) per language
+# (train, eval) per language. "cpu": a real model on this machine's CPU (smollm2-135m: three LoRA runs and four
+# evaluations in the 20-minute budget, docs/findings.md); "full": the mission's sizes (GPU, or the tiny model);
+# "samples": data/samples, 60 rows per language.
+SIZES = {"full": (3000, 250), "cpu": (150, 100), "samples": (40, 10)}
+
+
+def demo_sizes(model: str, *, on_samples: bool, full: bool) -> tuple[int, int]:
+    """Real records per language (train, eval) for the demo of `model`."""
+    if on_samples and not full:
+        return SIZES["samples"]
+    if full or is_tiny(model):
+        return SIZES["full"]
+    import torch
+
+    return SIZES["full"] if torch.cuda.is_available() else SIZES["cpu"]
 
 
 class Stages:
@@ -101,6 +115,9 @@ def stage_generate(out: Path, seeds: str, eval_file: str, n: int, model: str, ba
     return {"generated": counts["samples"], "parsed": counts["parsed"], "failed": counts["failed"],
             "label_mismatch": counts["label_mismatch"], "validated_accepted": accepted,
             "validated_rejected": report.get("rejected", 0), "rejected_first_by": report.get("rejected_first_by", {}),
+            "validators": {name: {key: v.get(key) for key in ("checked", "passed", "failed", "rules", "skipped",
+                                                               "abstained", "abstained_because")
+                                  if key in v} for name, v in report.get("validators", {}).items()},
             "queued": accepted, "diversity": result.manifest.get("diversity", {}),
             "files": {"samples": str(folder / "samples.jsonl"), "manifest": str(folder / "manifest.json"),
                       "accepted": str(folder / "accepted.jsonl"), "rejected": str(folder / "rejected.jsonl"),
@@ -110,10 +127,21 @@ def stage_generate(out: Path, seeds: str, eval_file: str, n: int, model: str, ba
 
 
 def unattended_decision(record: Any) -> tuple[str, str]:
-    """(action, reason): approve only a unanimous self-consistency vote; reject everything else."""
+    """(action, reason): approve only a unanimous self-consistency vote; reject everything else. Where the
+    model abstained (its votes no better than chance on the seeds), the nearest real seeds decide instead:
+    approve when their majority label is the claimed one."""
     verdict = record.verdict("self_consistency")
     if verdict is None:
         return "reject", "demo auto-review: no self-consistency verdict (the validator did not run)"
+    if verdict.details.get("abstained"):
+        neighbours = record.verdict("neighbour_agreement")
+        if neighbours is None:
+            return "reject", "demo auto-review: self-consistency abstained and no neighbour_agreement verdict"
+        majority, claimed = neighbours.details.get("majority"), record.labels.get("label")
+        if majority == claimed:
+            return "approve", (f"demo auto-review: the model abstained; the nearest real seeds agree ('{claimed}', "
+                               f"{neighbours.details.get('agreement', 0):.0%})")
+        return "reject", f"demo auto-review: the model abstained; the nearest real seeds say '{majority}', claimed '{claimed}'"
     votes, k = verdict.details.get("votes", {}), verdict.details.get("k", 0)
     claimed = verdict.details.get("claimed")
     if k and votes.get(claimed, 0) == k:
@@ -237,7 +265,7 @@ def run_demo(args: argparse.Namespace) -> int:
     if not Path(source).exists():
         fail(f"--source {source}: no such file or folder")
     on_samples = Path(source).resolve() == SAMPLES.resolve()
-    train_n, eval_n = SIZES["samples" if on_samples and not args.full else "full"]
+    train_n, eval_n = demo_sizes(args.model, on_samples=on_samples, full=args.full)
     train_n, eval_n = args.train_per_lang or train_n, args.eval_per_lang or eval_n
     n_synth = args.n_synthetic or (500 if args.full else 40)
     if n_synth <= 0:
@@ -313,7 +341,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     summary = {
         "task": TASK, "model": model, "backend": backend, "seed": seed, "full": args.full,
-        "tiny_model": model == TINY, "source": source, "out": str(out),
+        "tiny_model": is_tiny(model), "source": source, "out": str(out),
         "data": data, "synthetic": gen, "review": review, "export": export, "train": trained,
         "eval": evaluated, "ablation": ablation, "data_value": valued, "stages": stages.timings,
         "seconds_this_run": round(time.perf_counter() - started, 1),

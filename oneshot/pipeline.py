@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from backends.embeddings import BUNDLED
-from backends.models import is_tiny
+from backends.models import SMOLLM2, is_packaged, is_tiny
 from core.io import write_json_atomic
 from oneshot import adapter
 from oneshot.augment import augment
@@ -65,10 +65,35 @@ def prediction_batch_size(base_model: str) -> int:
     return 8 if is_tiny(base_model) else 16
 
 
+def usable_base_model(asked: str) -> tuple[str, dict[str, str] | None]:
+    """The base model to train: `asked` when its config can be read here (an offline model, a local folder,
+    the Hub or its cache), else the packaged real model, with why. A sandbox without hub access then still
+    trains and predicts with a pretrained model instead of leaving every row to retrieval."""
+    if is_tiny(asked) or is_packaged(asked):
+        return asked, None
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(asked)
+        return asked, None
+    except Exception as exc:  # no network, no cache, a gated repo, a typo: every one ends the same way
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}" if str(exc) else type(exc).__name__
+    try:
+        from backends.packaged import packaged_model_path
+
+        packaged_model_path(SMOLLM2)
+    except Exception as exc:  # the packaged weights are not installed either: the asked model fails later
+        log(f"cannot load {asked} ({reason}), nor the packaged {SMOLLM2} ({failure(exc)[:120]})")
+        return asked, None
+    log(f"cannot load {asked} ({reason}): training the packaged real model {SMOLLM2} instead")
+    return SMOLLM2, {"asked": asked, "used": SMOLLM2, "reason": reason}
+
+
 def run(opts: Options, rows: tuple[list[TrainRow], list[ValRow]] | None = None) -> dict[str, Any]:
     """The whole call; `rows`: opts.train's and opts.val's rows when already read (None: read them here)."""
     clock = Clock(opts.started if opts.started is not None else time.monotonic(), opts.time_budget_s)
     _STARTED[0] = clock.started
+    opts.base_model, base_model_fallback = usable_base_model(opts.base_model)
     train_rows, val_rows = rows if rows is not None else (read_train(opts.train), read_val(opts.val))
     intents = list(dict.fromkeys(r.intent for r in train_rows))
     log(f"{len(train_rows)} training tickets, {len(intents)} intents, {len(val_rows)} to predict")
@@ -135,6 +160,9 @@ def run(opts: Options, rows: tuple[list[TrainRow], list[ValRow]] | None = None) 
     training["prediction"] = plan.info
     if plan.error:
         training["prediction_error"] = plan.error
+    training["base_model"] = opts.base_model
+    if base_model_fallback:
+        training["base_model_fallback"] = base_model_fallback
     training.update(augmentation=augmentation, intent_counts=dict(Counter(r.intent for r in train_rows)),
                     decision=decision, time_budget_s=opts.time_budget_s, total_wall_clock_s=round(clock.elapsed(), 2))
     results = {"training": training, "predictions": predictions}

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 
-from backends.models import is_tiny
+from backends.models import is_packaged, is_tiny
 from backends.tiny import slowdown
 
 AUGMENT_SHARE = 0.1  # of the whole budget, at most, for the API paraphrases
@@ -64,6 +64,8 @@ class Rates:
             import torch  # not at the top: run.py pins MKL and thread settings before torch first loads
 
             on_gpu = torch.cuda.is_available()
+        if is_packaged(base_model) and not on_gpu:  # a 135-270M real model on a CPU (smollm2-135m: the fallback)
+            return cls(load_s=6.0, score_s=1.0, generate_s=4.0)
         # A 3B model in bf16, 16 prompts of about 1,500 tokens per call; on a CPU, several times slower.
         return cls(load_s=45.0, score_s=0.2, generate_s=0.8) if on_gpu else cls(load_s=90.0, score_s=2.0,
                                                                                  generate_s=6.0)

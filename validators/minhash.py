@@ -136,7 +136,7 @@ def band_layout(threshold: float, num_perm: int) -> tuple[int, int]:
     """(bands, rows per band) that datasketch's MinHashLSH picks for (threshold, num_perm), computed once.
 
     MinHashLSH.__init__ finds them by ~1,300 numerical integrations (`_optimal_param`): about 75 ms,
-    which was 90% of a near_duplicates check of 16 records (bench/bench_peers.py). Passing the cached
+    which was 90% of a near_duplicates check of 16 records (bench/peers_generation.py). Passing the cached
     pair as `params` builds the same index without it.
     """
     lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)

@@ -1,4 +1,5 @@
-"""`quality`: repeated n-grams, the label word leaking into the text, prompt echoes, assistant boilerplate.
+"""`quality`: repeated n-grams, the label word leaking into the text, prompt echoes, assistant boilerplate,
+template placeholders copied instead of filled.
 
 Every check is a plain rule with a threshold in the task YAML, and each rejection names the rule
 and the offending words, so an annotator can see at once why a sample was dropped.
@@ -24,6 +25,11 @@ BOILERPLATE = [
     r"\btôi là một (mô hình|trợ lý|ai)\b", r"\blà một mô hình ngôn ngữ\b", r"\bdưới đây là\b", r"\bxin lỗi, tôi\b",
 ]
 _JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
+# A template placeholder copied instead of filled: {{name}}, {name}, [Company Name], <ticker>, {{1}}.
+PLACEHOLDER = re.compile(
+    r"\{\{[^{}]{0,40}\}\}|\{%|\{[A-Za-z_][\w ]{0,30}\}"
+    r"|[\[<](?:insert |your |the )?(?:company|customer|product|brand)?[ _]?(?:name|amount|date|ticker|number|percent(?:age)?|"
+    r"figure|value|x|y|z)[\]>]", re.I)
 
 
 class QualityValidator(BaseValidator):
@@ -62,7 +68,7 @@ class QualityValidator(BaseValidator):
         import yaml
 
         spec = yaml.safe_load(self.task.path.read_text(encoding="utf-8"))
-        return [g["template"] for g in spec["prompts"]["generation"]]
+        return [g["template"] for g in spec["prompts"]["generation"]] + [spec["prompts"].get("demonstration") or ""]
 
     def _leak_phrases(self, label: str) -> list[list[str]]:
         phrases = [label, *self.options["leak_words"]]
@@ -106,6 +112,10 @@ class QualityValidator(BaseValidator):
             return self.verdict(False, repeat_share, f"echoes the prompt: '{hit}' ({echo_share:.0%} of its {echo_n}-grams)",
                                 rule="prompt_echo", **details)
 
+        placeholder = PLACEHOLDER.search(record.text)
+        if placeholder:
+            return self.verdict(False, repeat_share, f"template placeholder: '{placeholder.group(0)}'",
+                                rule="placeholder", **details)
         for pattern in self._boilerplate:
             match = pattern.search(record.text)
             if match:

@@ -39,6 +39,9 @@ def build_report(task: Task, records: list[Record], order: list[str], *, checked
                 continue
             stats = per[v.name]
             stats["passed" if v.passed else "failed"] += 1
+            if v.details.get("abstained"):  # passed without judging (e.g. a model no better than chance)
+                stats["abstained"] = stats.get("abstained", 0) + 1
+                stats.setdefault("abstained_because", v.reason)
             if not v.passed:
                 rule = _rule(v)
                 stats["rules"][rule] = stats["rules"].get(rule, 0) + 1
@@ -69,6 +72,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         rules = ", ".join(f"{k} {v}" for k, v in sorted(s["rules"].items(), key=lambda kv: -kv[1]))
         if "skipped" in s:
             rules = f"skipped: {s['skipped']}"
+        if s.get("abstained"):
+            rules = f"abstained on {s['abstained']}: {s['abstained_because']}"
         lines.append(f"| {name} | {s['checked']} | {s['passed']} | {s['failed']} | {rules} |")
     lines.append("")
     for name, s in report["validators"].items():

@@ -7,7 +7,14 @@
 
 Fails when the majority label is not the claimed one, or when agreement (share of the k votes for the
 claimed label, at two decimals) is under `min_agreement`; a record the backend could not score fails
-with rule `unscored`. How the votes are drawn: docs/validation.md#design-validatorsself_consistencypy
+with rule `unscored`.
+
+First it checks its own competence: the model labels up to `competence_n` labelled seeds (references
+that are not eval items) of the records' language, and where its majority vote is right no more often
+than always answering the seeds' most common label (+ `min_lift`), its votes are no evidence. It then
+abstains: every record passes with `abstained` and the measured accuracy in its details, instead of
+rejecting samples by the model's bias (SmolLM2-135M calls almost every financial text positive: as a
+filter it kept 34% of correctly labelled real sentences and 29% of mislabelled ones, docs/validation.md). How the votes are drawn: docs/validation.md#design-validatorsself_consistencypy
 """
 
 from __future__ import annotations
@@ -50,7 +57,7 @@ def record_seed(seed: int, record_id: str, round_: int) -> int:
 class SelfConsistencyValidator(BaseValidator):
     name = "self_consistency"
     defaults: ClassVar[dict[str, Any]] = {"k": 5, "min_agreement": 0.6, "temperature": 1.0, "method": "score", "max_new_tokens": 24,
-                "variant": 0}
+                "variant": 0, "competence_n": 60, "min_lift": 0.05}
     expensive = True
     needs_backend = True
 
@@ -104,7 +111,52 @@ class SelfConsistencyValidator(BaseValidator):
             label = self.task.normalise_label(completion.text.strip().strip('"'))
         return label if label in self.task.labels else UNPARSED
 
+    def competence(self, lang: str) -> dict[str, Any] | None:
+        """How often the model's majority vote gives the true label of labelled seeds of `lang`, beside the
+        most-common-label rate of the same seeds; None without `competence_n` or labelled seeds."""
+        n = int(self.options["competence_n"])
+        pool = [r for r in self.context.train_refs if r.lang == lang and self.claimed_label(r) in self.task.labels]
+        if n <= 0 or len(pool) < len(self.task.labels):
+            return None
+        by_label: dict[str, list[Record]] = {}
+        for rec in sorted(pool, key=lambda r: r.id):
+            by_label.setdefault(self.claimed_label(rec), []).append(rec)
+        rng = record_rng(self.context.seed, f"competence:{lang}")
+        for group in by_label.values():
+            rng.shuffle(group)
+        sample = [r for i in range(n) for g in by_label.values() if i < len(g) for r in [g[i]]][:n]
+        right = 0
+        for rec, drawn in zip(sample, self.votes(sample), strict=True):
+            if not isinstance(drawn, str):
+                right += Counter(drawn[0]).most_common(1)[0][0] == self.claimed_label(rec)
+        counts = Counter(self.claimed_label(r) for r in sample)
+        accuracy, majority = right / len(sample), counts.most_common(1)[0][1] / len(sample)
+        return {"seeds": len(sample), "accuracy": round(accuracy, 4), "majority_rate": round(majority, 4),
+                "competent": accuracy >= majority + float(self.options["min_lift"])}
+
     def check(self, records: list[Record]) -> list[Verdict]:
+        verdicts: list[Verdict | None] = [None] * len(records)
+        by_lang: dict[str, list[int]] = {}
+        for i, rec in enumerate(records):
+            by_lang.setdefault(rec.lang, []).append(i)
+        voting: list[int] = []
+        for lang, indices in by_lang.items():
+            measured = self.competence(lang)
+            if measured is None or measured["competent"]:
+                voting += indices
+                continue
+            reason = (f"self-consistency abstained: the model's votes gave {measured['accuracy']:.0%} of "
+                      f"{measured['seeds']} labelled seeds right, always the most common label gives "
+                      f"{measured['majority_rate']:.0%}: its votes are no evidence")
+            for i in indices:
+                verdicts[i] = self.verdict(True, None, reason, abstained=True, competence=measured,
+                                           claimed=self.claimed_label(records[i]))
+        voting.sort()
+        for i, verdict in zip(voting, self._votes_verdicts([records[i] for i in voting]), strict=True):
+            verdicts[i] = verdict
+        return [v for v in verdicts if v is not None]
+
+    def _votes_verdicts(self, records: list[Record]) -> list[Verdict]:
         verdicts = []
         order = {name: i for i, name in enumerate(self.task.label_names)}
         for rec, drawn in zip(records, self.votes(records), strict=True):
@@ -136,4 +188,6 @@ class SelfConsistencyValidator(BaseValidator):
         return verdicts
 
     def doubt(self, verdict: Verdict) -> float:
+        if verdict.details.get("abstained"):
+            return 0.0  # no evidence either way: the other validators decide the doubt
         return 1.0 if not verdict.passed else 1.0 - float(verdict.details.get("agreement", 1.0))

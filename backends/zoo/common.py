@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"
+from backends.chat_templates import TEMPLATES, template  # noqa: F401  (the zoo's families read theirs here)
 
 
 def tiny_shape(width: int = 64, layers: int = 2) -> dict[str, int]:
@@ -18,11 +18,6 @@ def tiny_shape(width: int = 64, layers: int = 2) -> dict[str, int]:
     heads = max(2, width // 16)
     return {"hidden_size": width, "intermediate_size": 4 * width, "num_hidden_layers": layers,
             "num_attention_heads": heads, "num_key_value_heads": max(1, heads // 2), "head_dim": width // heads}
-
-
-def template(family: str) -> str:
-    """Our chat template of `family` (written from the family's documented format)."""
-    return (TEMPLATES / f"{family}.jinja").read_text(encoding="utf-8")
 
 
 def save(out: Path, tokenizer: Any, config: Any, generation: dict[str, Any], *, seed: int) -> None:

@@ -8,22 +8,25 @@ over the protocol the driver speaks, and the token facts and task files the agre
 from __future__ import annotations
 
 import ast
+import json
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from backends import chat
 from backends.models import TINY, load_tokenizer
-from bench import bench_peers
-from bench.bench_peers import Server, alternate, token_facts, write_lmeval_tasks
+from bench import peers_harness
+from bench.peers_harness import Server, alternate, request_line
+from bench.peers_scoring import SCORING, lmeval_requests, scoring_inputs, token_facts, write_lmeval_tasks
 
 PACKAGES = {"core", "backends", "validators", "data", "evaluator", "generator", "review_app", "trainer", "oneshot",
             "loop", "bench"}
 
 
 def test_the_peer_side_imports_nothing_of_ours():
-    tree = ast.parse(bench_peers.PEER.read_text(encoding="utf-8"))
+    tree = ast.parse(peers_harness.PEER.read_text(encoding="utf-8"))
     names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     names |= {(n.module or "").split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert not names & PACKAGES
@@ -69,10 +72,42 @@ def test_lmeval_task_files_score_our_prompt_with_labels_as_choices(tmp_path):
     assert spec["generation_kwargs"] == {"until": ["<|eot_id|>"], "max_gen_toks": 24, "do_sample": False}
 
 
+def test_the_scoring_sides_requests_build_without_the_peers_venv(tmp_path):
+    """Everything the driver sends lm-eval for a scoring row, made as `scoring_rows` makes it, before any
+    server starts: the task files and the request lines (issue 35: a `ScoreChoices` reached the YAML
+    writer, and `make bench-peers` stopped after its generation side with nothing in `make test` failing)."""
+    inputs = scoring_inputs(SCORING[0])
+    tok = inputs.tokenizer
+    # our side's "inputs" op: TransformersBackend.render, the chat template with the assistant header
+    texts = [chat.render(tok, m, add_generation_prompt=True) for m in inputs.messages]
+    lmeval = lmeval_requests(inputs, texts, tmp_path)
+
+    mc = yaml.safe_load((tmp_path / f"{lmeval.mc}.yaml").read_text())
+    assert mc["doc_to_choice"] == inputs.task.label_names == ["positive", "negative", "neutral"]
+    rows = [json.loads(line) for line in Path(mc["dataset_kwargs"]["data_files"]["test"]).read_text().splitlines()]
+    assert [r["prompt"] for r in rows] == texts and len(rows) == len(inputs.records) > 100
+    assert [mc["doc_to_choice"][r["gold"]] for r in rows] == [r.labels["label"] for r in inputs.records]
+    gen = yaml.safe_load((tmp_path / f"{lmeval.gen}.yaml").read_text())
+    assert gen["generation_kwargs"] == {"until": inputs.stops, "max_gen_toks": inputs.task.max_new_tokens(),
+                                        "do_sample": False} and "<|eot_id|>" in inputs.stops  # the end of a turn
+
+    # one pair per item and choice: our prompt, the choice, and the token ids our scorer scores there
+    assert [(p[0], p[1]) for p in lmeval.pairs] == [(t, c) for t in texts for c in mc["doc_to_choice"]]
+    for text, choice, context_ids, choice_ids in lmeval.pairs:
+        assert context_ids == tok(text, add_special_tokens=False)["input_ids"]  # the prompt ends in "\n\n"
+        assert tok.decode(choice_ids) == choice
+    # the lines the peer's stdin gets: plain JSON that reads back as sent
+    for op, args in (("lmeval_load", {"model": str(inputs.folder), "batch": 16, "tasks": str(lmeval.folder),
+                                      "threads": 1}),
+                     ("lmeval_encode", {"pairs": lmeval.pairs})):
+        line = request_line(op, **args)
+        assert line.endswith("\n") and line.count("\n") == 1 and json.loads(line) == {"op": op, **args}
+
+
 @pytest.mark.slow  # a server process importing torch + transformers: ~50 s on the loaded 2 cores
 def test_our_side_answers_over_the_drivers_protocol(monkeypatch, tmp_path):
     """The real server process on the tiny model: render, score and the error reply."""
-    monkeypatch.setattr(bench_peers, "WORK", tmp_path)
+    monkeypatch.setattr(peers_harness, "WORK", tmp_path)
     from backends.models import tiny_model_path
     from core.tasks import load_task
     from evaluator.prompts import tuned_prompts
@@ -80,7 +115,7 @@ def test_our_side_answers_over_the_drivers_protocol(monkeypatch, tmp_path):
 
     task = load_task("fin_sentiment")
     messages = tuned_prompts(task, [make("Profit rose 20%.", rid="a"), make("Shares fell.", rid="b")])
-    with Server("ours-test", [sys.executable, "-m", "bench.peers_ours"], bench_peers._env(peers=False)) as ours:
+    with Server("ours-test", [sys.executable, "-m", "bench.peers_ours"], peers_harness.side_env(peers=False)) as ours:
         ours("load", model=str(tiny_model_path(name=TINY)), batch=2, threads=1)
         texts = ours("inputs", messages=messages)["texts"]
         assert texts[0].endswith("\n\n") and "Profit rose 20%." in texts[0]

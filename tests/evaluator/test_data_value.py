@@ -16,7 +16,8 @@ import pytest
 
 from core.io import write_jsonl_atomic
 from core.records import Record
-from evaluator.data_value import data_value, gap_recovered, llm_gap_recovered
+from evaluator.data_value import data_value
+from evaluator.data_value_metrics import gap_recovered, llm_gap_recovered
 from evaluator.fidelity import distinct_n, knn_precision_recall, label_balance, mauve_score, vendi
 
 NOVEL_EN = [

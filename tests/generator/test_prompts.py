@@ -45,7 +45,40 @@ def test_labels_are_quota_balanced_and_seeds_match_label_and_language(task, seed
         assert set(prov["attributes"]) == set(task.attributes)
     assert len({p.template_id for p in plans}) == len(task.generation_templates)
     assert len({tuple(sorted(p.attributes.items())) for p in plans}) == 30
-    assert distinct_n([p.prompt for p in plans], 2) > 0.3
+    # What varies between prompts: the request and the examples answered before it.
+    assert distinct_n([" ".join([p.prompt, *(s.text for s in p.seeds)]) for p in plans], 2) > 0.3
+
+
+def test_seeds_are_solved_example_turns_before_the_request(task, seeds_file):
+    """Each seed is a user request for its label, answered with the seed as the generator's JSON; the
+    request itself lists no seed (a small model copied the list's shape into its samples)."""
+    import json
+
+    seeds = load_seeds(seeds_file, task, "en")
+    plan = Planner(task, "en", seeds, PlanConfig(seed=0, k=3)).plan(4)
+    roles = [m["role"] for m in plan.messages]
+    assert roles == ["system", "user", "assistant", "user", "assistant", "user", "assistant", "user"]
+    answers = [json.loads(m["content"]) for m in plan.messages if m["role"] == "assistant"]
+    assert answers == [{"text": s.text, "label": s.labels["label"]} for s in plan.seeds]
+    assert all(f"clearly {s.labels['label']}" in m["content"]
+               for s, m in zip(plan.seeds, plan.messages[1::2], strict=False))
+    assert plan.messages[-1]["content"] == plan.prompt and not any(s.text in plan.prompt for s in plan.seeds)
+    # The answers are what the constrained decoder writes: valid under the generation schema, compact.
+    for answer in plan.messages[2:-1:2]:
+        task.generation_schema().model_validate_json(answer["content"])
+        assert ", " not in answer["content"].replace(answers[0]["text"], "")[:12]
+
+
+def test_a_template_can_opt_out_of_example_turns(seeds_file):
+    task = load_task("support_intent")
+    seeds = [Record.new(task="support_intent", lang="en", text=f"My invoice {i} is wrong", source="real",
+                        labels={"intent": "billing.invoice_request", "reply": "We will fix it."}) for i in range(3)]
+    planner = Planner(task, "en", seeds, PlanConfig(seed=0, k=1, templates=("paraphrase",)))
+    assert [m["role"] for m in planner.plan(0).messages] == ["system", "user"]
+    planner = Planner(task, "en", seeds, PlanConfig(seed=0, k=1, templates=("new_ticket",)))
+    turns = planner.plan(0).messages
+    assert [m["role"] for m in turns] == ["system", "user", "assistant", "user"]
+    assert turns[2]["content"].startswith('{"ticket":"My invoice') and '"reply":"We will fix it."' in turns[2]["content"]
 
 
 def test_samples_per_prompt_and_temperature_mix(task, seeds_file):

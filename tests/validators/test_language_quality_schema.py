@@ -62,6 +62,18 @@ def test_repeated_ngrams_prompt_echo_and_boilerplate(fin):
     assert not vi.passed and vi.details["rule"] == "boilerplate"
 
 
+def test_template_placeholders_and_preambles_from_a_small_model(fin):
+    """What SmolLM2-135M wrote from list-shaped prompts: placeholders copied, not filled, and preambles."""
+    for text in ["{{branded_text}}", "{{1}}. Press release: shares of the bank rose", "Acme [Company Name] cut its guidance",
+                 "Revenue rose {percent} in the quarter", "<company_name> reports a quarterly loss"]:
+        v = _one(fin, "quality", make(text))
+        assert not v.passed and v.details["rule"] == "placeholder", text
+    preamble = _one(fin, "quality", make("Here are the text sentences with their sentiment in a JSON format: bank up"))
+    assert not preamble.passed and preamble.details["rule"] == "boilerplate"
+    for text in ["Oil rises 2% as supply tightens [Reuters]", "Profit $AAPL up 5% (Q3) [1]", "Stake {222.114.03} sold"]:
+        assert _one(fin, "quality", make(text)).passed, text
+
+
 # ---- schema -------------------------------------------------------------------------------------
 def test_schema_rejects_unknown_label_bad_language_and_length(fin):
     assert not _one(fin, "schema", make("Shares of the bank rose 5% today.", label="bullish")).passed
