@@ -45,8 +45,9 @@ def generate(*, task: str, lang: str, n: int, seeds: str | Path, out: str | Path
     `data_value_eval`: a real held-out split; after validation the accepted samples get the data-value
     report against the real records of the run's language (`data_value_real`, default the seeds).
     `judge`: turn the LLM judge on: {"model", "backend"} (None: the generator's), "mode" (filter / flag;
-    None: the task's) and "thresholds" with the "calibration" they came from (`review_app.calibration.calibrated_thresholds`); its tokens, dollars
-    and thresholds go into `manifest.json` under `judge`.
+    None: the task's) and "thresholds" with the "calibration" they came from
+    (`review_app.calibration.calibrated_thresholds`); its tokens, dollars and thresholds go into
+    `manifest.json` under `judge`.
     `options` are `RunConfig` fields (batch_size, constrained, max_cost_usd, price_per_1k, device,
     ray, ray_workers, api_key_file)
     or `PlanConfig` fields (seed, k, templates, samples_per_prompt, temperature, top_p,
