@@ -77,6 +77,12 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {name} | {s['checked']} | {s['passed']} | {s['failed']} | {rules} |")
     lines.append("")
     for name, s in report["validators"].items():
+        if s.get("usage"):  # a model-based check: what it cost
+            u = s["usage"]
+            cost = f", {u['cost_usd']:.6f} USD" if u.get("cost_usd") is not None else ""
+            lines += [f"{name}: {u['records']} records on {u['model']}, {u['parsed']} parsed, {u['unparsed']} not; "
+                      f"tokens {u['tokens']['prompt']} in / {u['tokens']['completion']} out{cost}", ""]
+    for name, s in report["validators"].items():
         for rule, exs in s.get("examples", {}).items():
             lines.append(f"**{name} / {rule}**")
             lines.extend(f"- `{e['id']}` {e['reason']}: “{e['text']}”" for e in exs)
