@@ -9,12 +9,14 @@ Fails when the majority label is not the claimed one, or when agreement (share o
 claimed label, at two decimals) is under `min_agreement`; a record the backend could not score fails
 with rule `unscored`.
 
-First it checks its own competence: the model labels up to `competence_n` labelled seeds (references
-that are not eval items) of the records' language, and where its majority vote is right no more often
-than always answering the seeds' most common label (+ `min_lift`), its votes are no evidence. It then
-abstains: every record passes with `abstained` and the measured accuracy in its details, instead of
-rejecting samples by the model's bias (SmolLM2-135M calls almost every financial text positive: as a
-filter it kept 34% of correctly labelled real sentences and 29% of mislabelled ones, docs/validation.md). How the votes are drawn: docs/validation.md#design-validatorsself_consistencypy
+First it checks its own competence: the model votes on up to `competence_n` labelled seeds (references
+that are not eval items) of the records' language, and the check's own rule is applied to each seed
+claimed with its true label and with every wrong one. The separation (share of true labels kept minus
+share of wrong labels kept: 0 for a coin, 1 for a perfect check) must reach `min_separation`, else its
+votes are no evidence and it abstains: every record passes with `abstained` and the measurement in its
+details, instead of rejecting samples by the model's bias (SmolLM2-135M calls almost every financial
+text positive: as a filter it kept 34% of correctly labelled real sentences and 29% of mislabelled
+ones, docs/validation.md). How the votes are drawn: docs/validation.md#design-validatorsself_consistencypy
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def record_seed(seed: int, record_id: str, round_: int) -> int:
 class SelfConsistencyValidator(BaseValidator):
     name = "self_consistency"
     defaults: ClassVar[dict[str, Any]] = {"k": 5, "min_agreement": 0.6, "temperature": 1.0, "method": "score", "max_new_tokens": 24,
-                "variant": 0, "competence_n": 60, "min_lift": 0.05}
+                "variant": 0, "competence_n": 60, "min_separation": 0.2}
     expensive = True
     needs_backend = True
 
@@ -111,9 +113,16 @@ class SelfConsistencyValidator(BaseValidator):
             label = self.task.normalise_label(completion.text.strip().strip('"'))
         return label if label in self.task.labels else UNPARSED
 
+    def keeps(self, draws: list[str], claimed: str) -> bool:
+        """Whether votes `draws` keep a record claimed `claimed` (the rule `check` applies)."""
+        counts = Counter(draws)
+        return bool(draws) and counts[claimed] == max(counts.values()) and \
+            round(counts[claimed] / len(draws), 2) >= float(self.options["min_agreement"])
+
     def competence(self, lang: str) -> dict[str, Any] | None:
-        """How often the model's majority vote gives the true label of labelled seeds of `lang`, beside the
-        most-common-label rate of the same seeds; None without `competence_n` or labelled seeds."""
+        """How well this check separates true labels from wrong ones on labelled seeds of `lang` (its rule
+        applied to each seed claimed with its true label and with each wrong one); None without
+        `competence_n` or labelled seeds."""
         n = int(self.options["competence_n"])
         pool = [r for r in self.context.train_refs if r.lang == lang and self.claimed_label(r) in self.task.labels]
         if n <= 0 or len(pool) < len(self.task.labels):
@@ -125,14 +134,16 @@ class SelfConsistencyValidator(BaseValidator):
         for group in by_label.values():
             rng.shuffle(group)
         sample = [r for i in range(n) for g in by_label.values() if i < len(g) for r in [g[i]]][:n]
-        right = 0
+        kept_true, kept_wrong = [], []
         for rec, drawn in zip(sample, self.votes(sample), strict=True):
-            if not isinstance(drawn, str):
-                right += Counter(drawn[0]).most_common(1)[0][0] == self.claimed_label(rec)
-        counts = Counter(self.claimed_label(r) for r in sample)
-        accuracy, majority = right / len(sample), counts.most_common(1)[0][1] / len(sample)
-        return {"seeds": len(sample), "accuracy": round(accuracy, 4), "majority_rate": round(majority, 4),
-                "competent": accuracy >= majority + float(self.options["min_lift"])}
+            draws = [] if isinstance(drawn, str) else drawn[0]
+            true = self.claimed_label(rec)
+            kept_true.append(self.keeps(draws, true))
+            kept_wrong.append(float(np.mean([self.keeps(draws, wrong) for wrong in self.task.labels if wrong != true])))
+        true_rate, wrong_rate = float(np.mean(kept_true)), float(np.mean(kept_wrong))
+        return {"seeds": len(sample), "keeps_true": round(true_rate, 4), "keeps_wrong": round(wrong_rate, 4),
+                "separation": round(true_rate - wrong_rate, 4),
+                "competent": true_rate - wrong_rate >= float(self.options["min_separation"])}
 
     def check(self, records: list[Record]) -> list[Verdict]:
         verdicts: list[Verdict | None] = [None] * len(records)
@@ -145,9 +156,9 @@ class SelfConsistencyValidator(BaseValidator):
             if measured is None or measured["competent"]:
                 voting += indices
                 continue
-            reason = (f"self-consistency abstained: the model's votes gave {measured['accuracy']:.0%} of "
-                      f"{measured['seeds']} labelled seeds right, always the most common label gives "
-                      f"{measured['majority_rate']:.0%}: its votes are no evidence")
+            reason = (f"self-consistency abstained: on {measured['seeds']} labelled seeds its votes kept "
+                      f"{measured['keeps_true']:.0%} of true labels and {measured['keeps_wrong']:.0%} of wrong ones "
+                      f"(separation {measured['separation']:.2f} < {self.options['min_separation']}): no evidence")
             for i in indices:
                 verdicts[i] = self.verdict(True, None, reason, abstained=True, competence=measured,
                                            claimed=self.claimed_label(records[i]))

@@ -49,8 +49,9 @@ def _seeds(per_label: int = 10) -> list:
 
 
 def test_a_model_no_better_than_its_bias_on_the_seeds_abstains(fin):
-    """A model that calls everything positive is right on a third of balanced seeds, as often as always
-    answering one label: its votes are no evidence, so it abstains instead of rejecting by its bias."""
+    """A model that calls everything positive keeps a true label as often as a wrong one (a positive seed's
+    true label, a negative seed's wrong 'positive'): its votes are no evidence, so it abstains instead of
+    rejecting by its bias."""
     seeds = _seeds()
     biased = FakeScoringBackend(probs={s.text: {"positive": 0.9, "negative": 0.05, "neutral": 0.05} for s in seeds}
                                 | {WRONG: {"positive": 1.0}})
@@ -58,8 +59,12 @@ def test_a_model_no_better_than_its_bias_on_the_seeds_abstains(fin):
                       Context(references=seeds, backend=biased, seed=0))
     verdict = validator.check([make(WRONG, "negative")])[0]
     assert verdict.passed and verdict.details["abstained"] and verdict.score is None
-    assert verdict.details["competence"] == {"seeds": 30, "accuracy": pytest.approx(1 / 3, abs=0.01),
-                                             "majority_rate": pytest.approx(1 / 3, abs=0.01), "competent": False}
+    competence = verdict.details["competence"]
+    assert competence["seeds"] == 30 and not competence["competent"]
+    # True labels kept: the positive seeds (a third); wrong labels kept: 'positive' claimed for the other
+    # two thirds, one of their two wrong labels each (a third): separation about 0.
+    assert competence["keeps_true"] == pytest.approx(1 / 3, abs=0.1)
+    assert competence["separation"] == pytest.approx(0.0, abs=0.15)
     assert "abstained" in verdict.reason and validator.doubt(verdict) == 0.0
     # A model that gets the seeds right votes as before, and rejects the mislabelled record.
     sound = FakeScoringBackend(probs={s.text: {s.labels["label"]: 1.0} for s in seeds} | {WRONG: {"positive": 1.0}})
