@@ -128,6 +128,9 @@ def print_summary(s: dict[str, Any], auto_reviewer: str) -> None:
         n = s["ablation"]["seed_control"]["comparison"]
         print(f"          noise floor, real only with another seed: {100 * n['accuracy_delta']:+.1f} points "
               f"(McNemar p {n['mcnemar_p']:.3g}); curated data: {s['export']['records']} records")
+    else:
+        print("ablation  not run (the default for a real model on a CPU): `python demo.py --ablation` adds the "
+              "real-only training, its seed control and their evaluations")
     dv = s.get("data_value")
     if dv:
         print(f"data value {dv['verdict']}")

@@ -264,6 +264,8 @@ def run_demo(args: argparse.Namespace) -> int:
     source = args.source or (str(DEFAULT_SOURCE_DIR) if DEFAULT_SOURCE_DIR.is_dir() else str(SAMPLES))
     if not Path(source).exists():
         fail(f"--source {source}: no such file or folder")
+    ablate = args.ablation if args.ablation is not None else demo_sizes(
+        args.model, on_samples=False, full=args.full) == SIZES["full"]
     on_samples = Path(source).resolve() == SAMPLES.resolve()
     train_n, eval_n = demo_sizes(args.model, on_samples=on_samples, full=args.full)
     train_n, eval_n = args.train_per_lang or train_n, args.eval_per_lang or eval_n
@@ -277,7 +279,7 @@ def run_demo(args: argparse.Namespace) -> int:
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    stages = Stages(out, total=7 if args.no_ablation else 11)
+    stages = Stages(out, total=11 if ablate else 7)
     train_file, eval_file = out / "data" / "train.jsonl", out / "data" / "eval.jsonl"
     db, curated = out / "synthetic" / "review.db", out / "curated.jsonl"
     train_opts: dict[str, Any] = {"epochs": args.epochs, "learning_rate": args.learning_rate,
@@ -309,7 +311,7 @@ def run_demo(args: argparse.Namespace) -> int:
                            lambda: stage_evaluate(eval_file, out / "adapter", out / "eval", model, backend, seed,
                                                   [train_file, curated]))
     ablation = None
-    if not args.no_ablation:
+    if ablate:
         real_only = stages.run("ablation_train", "ablation: train on real only", train_settings(model, seed, train_opts),
                                lambda: stage_train([train_file], out / "ablation" / "adapter", model, seed, train_opts))
         abl_eval = stages.run("ablation_evaluate", "ablation: evaluate real only",
@@ -336,8 +338,8 @@ def run_demo(args: argparse.Namespace) -> int:
                                          out / "ablation" / "eval_seed2" / "predictions.jsonl", seed,
                                          delta_is=f"accuracy(real only, seed {seed + 1}) - accuracy(real only, seed {seed})")}}
 
-    valued = stages.run("data_value", "data value of the curated set", {"ablation": not args.no_ablation},
-                        lambda: stage_data_value(train_file, eval_file, curated, out, seed, not args.no_ablation))
+    valued = stages.run("data_value", "data value of the curated set", {"ablation": ablate},
+                        lambda: stage_data_value(train_file, eval_file, curated, out, seed, ablate))
 
     summary = {
         "task": TASK, "model": model, "backend": backend, "seed": seed, "full": args.full,
