@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -24,6 +25,15 @@ from core.errors import fail
 from core.io import describe_validation_error
 
 Prompt = str | list[dict[str, str]]
+
+# OpenMP threads (torch's intra-op pool and MKL's) sleep when they wait instead of spinning, unless the
+# user says otherwise. Read once when torch loads libgomp, so it is set here, before any module of ours
+# imports torch (tests/backends/test_threads.py checks every entry point). On a machine whose cores are
+# shared with another busy process, a spinning thread holds the core its partner needs to finish the
+# same parallel region: a smollm2-135m training step took 3x, batch-1 decoding 6-10x as long with torch's
+# 2 default threads as with 1; sleeping, 2 threads are on par with 1 there, and keep their gain on
+# idle cores (docs/benchmarks.md#real-weights). The thread count itself is unchanged: same results.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @dataclass(frozen=True)

@@ -198,7 +198,8 @@ class TransformersBackend:
         never scored). The whole string is tokenised at once and split by characters
         (`chat.choice_tokens`), so every choice is scored on the tokens training taught there.
 
-        Each prompt batch runs once and keeps its KV cache (the tokens all its prompts start with, such
+        Prompts are batched by length (the call's prompts sorted by their token count, so a batch pads
+        little); each prompt batch runs once and keeps its KV cache (the tokens all its prompts start with, such
         as a shared instruction, run once for the batch: `_prompt_pass`; a batch that mixes prompt
         families runs as one group per family where that is less work: `prefix.prefix_groups`); each
         multi-token choice then runs only its own tokens on top of that cache (single-token choices need
@@ -212,22 +213,24 @@ class TransformersBackend:
 
         if not choices or any(not c for c in choices):
             raise ValueError(f"a choice tokenises to nothing: {choices}")
-        scores: list[list[float]] = []
+        rows = [chat.choice_tokens(self.tokenizer, self.answer_prefix(p), choices, before=before, after=after)
+                for p in prompts]
+        prompt_ids = [_prompt_part(row) for row in rows]
+        # Batches of similar lengths: a batch is padded to its longest prompt (after the shared prefix).
+        order = sorted(range(len(prompts)), key=lambda i: len(prompt_ids[i]))
+        scores: list[list[float]] = [[] for _ in prompts]
         with torch.inference_mode():
-            for start in range(0, len(prompts), self.batch_size):
-                rows = [chat.choice_tokens(self.tokenizer, self.answer_prefix(p), choices, before=before, after=after)
-                        for p in prompts[start : start + self.batch_size]]
-                prompt_ids = [_prompt_part(row) for row in rows]
-                passes = 1 + sum(any(len(row[j][0]) - len(ids) > 1 for row, ids in zip(rows, prompt_ids, strict=True))
+            for start in range(0, len(order), self.batch_size):
+                batch = order[start : start + self.batch_size]
+                passes = 1 + sum(any(len(rows[i][j][0]) - len(prompt_ids[i]) > 1 for i in batch)
                                  for j in range(len(choices)))  # forward passes per group
-                batch: list[list[float]] = [[] for _ in rows]
-                for group in prefix_groups(prompt_ids, passes):
-                    feeds = [[ids[len(prompt_ids[i]):] for ids, _ in rows[i]] for i in group]
-                    scored = [[n for _, n in rows[i]] for i in group]
-                    got = self._score_batch([prompt_ids[i] for i in group], feeds, scored)
-                    for i, row in zip(group, got, strict=True):
-                        batch[i] = row
-                scores.extend(batch)
+                for group in prefix_groups([prompt_ids[i] for i in batch], passes):
+                    members = [batch[g] for g in group]
+                    feeds = [[ids[len(prompt_ids[i]):] for ids, _ in rows[i]] for i in members]
+                    scored = [[n for _, n in rows[i]] for i in members]
+                    got = self._score_batch([prompt_ids[i] for i in members], feeds, scored)
+                    for i, row in zip(members, got, strict=True):
+                        scores[i] = row
         return scores
 
     def _prompt_pass(self, ids: list[list[int]]) -> tuple[Any, Any, Any]:

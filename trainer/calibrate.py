@@ -108,7 +108,7 @@ def measure(model: str, *, batch: int = 4, length: int = 256, answer: int = 24, 
     weights = sum(p.numel() * p.element_size() for p in params)
     moments = sum(t.numel() * t.element_size() for s in optimizer.state.values() for t in s.values()
                   if torch.is_tensor(t) and t.dim() > 0)
-    est = estimate(cfg, regime, checkpointing=bool(cfg.gradient_checkpointing))
+    est = estimate(cfg, regime, checkpointing=bool(cfg.gradient_checkpointing), answer=answer)
     parts = est.parts
     est_weights = parts["weights"] + parts.get("trainable weights", 0)
     est_step = est.peak - est_weights - parts["AdamW moments"]

@@ -26,7 +26,7 @@ from trainer.shapes import Shape, model_shape
 GIB = 2**30
 
 # TRL's fused LM head (trl/kernels/chunked_logprob.py) projects at most this many tokens × vocabulary
-# columns at a time; on CUDA only the positions with a label are projected, elsewhere every position.
+# columns at a time, and only the positions with a label (trainer/lm_head.py makes it so on every device).
 HEAD_TOKENS, HEAD_VOCAB = 4096, 32768
 # Measured on the CPU (docs/training.md#memory-plan): the torch fallback of the fused head's backward holds
 # about this many fp32 temporaries of one tile at its peak (CUDA's Triton kernel works inside the tile).
@@ -52,18 +52,14 @@ class Regime:
     act: int  # bytes of an activation element
     autocast: bool  # bf16 autocast: each LoRA module keeps its own bf16 copy of its (fp32-cast) input
     dropout_mask: int  # bytes per element of a dropout mask: CUDA's is bool, the CPU's a float tensor
-    head_compact: bool  # TRL's head projects only the positions with a label (CUDA) or every position
     head_torch: bool  # the head's tiles are folded by torch ops (no Triton) and hold fp32 temporaries
 
 
 REGIMES = {
-    "cuda": Regime("cuda-bf16", weight=2, act=2, autocast=True, dropout_mask=1, head_compact=True,
-                   head_torch=False),
-    "cpu": Regime("cpu-fp32", weight=4, act=4, autocast=False, dropout_mask=4, head_compact=False,
-                  head_torch=True),
+    "cuda": Regime("cuda-bf16", weight=2, act=2, autocast=True, dropout_mask=1, head_torch=False),
+    "cpu": Regime("cpu-fp32", weight=4, act=4, autocast=False, dropout_mask=4, head_torch=True),
     # Not how sft.py trains on the CPU: the CUDA recipe run on the CPU, to calibrate the bf16 terms here.
-    "cpu-bf16": Regime("cpu-bf16", weight=2, act=2, autocast=True, dropout_mask=4, head_compact=False,
-                       head_torch=True),
+    "cpu-bf16": Regime("cpu-bf16", weight=2, act=2, autocast=True, dropout_mask=4, head_torch=True),
 }
 
 
@@ -159,7 +155,7 @@ def layer_bytes_per_token(shape: Shape, regime: Regime, *, method: str, targets:
 
 
 def estimate(cfg: Any, device: str = "cuda", *, checkpointing: bool | None = None,
-             shape: Shape | None = None, longest: int | None = None) -> Estimate:
+             shape: Shape | None = None, longest: int | None = None, answer: int | None = None) -> Estimate:
     """The peak memory of training `cfg` (a resolved `TrainConfig`) on `device` ("cuda", "cpu", "cpu-bf16").
 
     Args:
@@ -168,6 +164,8 @@ def estimate(cfg: Any, device: str = "cuda", *, checkpointing: bool | None = Non
         shape: the model's shape, when already known (default: `model_shape(cfg.model)`).
         longest: tokens of the longest training example, where the data is known: no batch is padded
             beyond it, so the activations are counted at it rather than at `cfg.max_length`.
+        answer: the most loss positions of one example (its answer and end-of-turn tokens), where the
+            data is known: the LM head projects only those (trainer/lm_head.py); default: every position.
     """
     shape = shape or model_shape(cfg.model)
     regime = regime_for(device)
@@ -211,19 +209,19 @@ def estimate(cfg: Any, device: str = "cuda", *, checkpointing: bool | None = Non
           "padded": padded}
     per_layer = layer_bytes_per_token(shape, regime, **kw)
     first = layer_bytes_per_token(shape, regime, first=first_frozen, **kw)
-    # The final norm (as in a layer) and the hidden states the LM head keeps.
+    # The final norm (as in a layer), and the hidden states the LM head keeps: its label positions' only.
+    head_rows = min(HEAD_TOKENS, tokens if answer is None else b * max(1, min(answer, s)))
     norm_bytes = 4 * shape.hidden + 4 + (a * shape.hidden if cfg.method == "full" else 0)
-    outside = shape.norms_outside * norm_bytes + shape.hidden * a
+    outside = tokens * shape.norms_outside * norm_bytes + head_rows * shape.hidden * a
     if checkpointing:  # only each layer's input stays; the layer being back-propagated is recomputed whole
-        parts["activations kept for backward"] = int(tokens * (shape.layers * shape.hidden * a + outside))
+        parts["activations kept for backward"] = int(tokens * shape.layers * shape.hidden * a + outside)
     else:
-        parts["activations kept for backward"] = int(tokens * (first + (shape.layers - 1) * per_layer + outside))
+        parts["activations kept for backward"] = int(tokens * (first + (shape.layers - 1) * per_layer) + outside)
 
-    # Backward first runs TRL's fused LM head: its tile buffer (always HEAD_VOCAB columns, whatever the
-    # vocabulary), the fp32 gradient of its input and, without Triton, the fp32 temporaries of the torch
-    # fallback. Then each decoder layer in turn: the gradients in flight (and, with checkpointing, the
-    # layer's recomputed activations). The peak is the larger of the two.
-    head_rows = min(HEAD_TOKENS, tokens)
+    # Backward first runs TRL's fused LM head on the positions with a label: its tile buffer (always
+    # HEAD_VOCAB columns, whatever the vocabulary), the fp32 gradient of its input and, without Triton, the
+    # fp32 temporaries of the torch fallback. Then each decoder layer in turn: the gradients in flight (and,
+    # with checkpointing, the layer's recomputed activations). The peak is the larger of the two.
     head = head_rows * HEAD_VOCAB * a + head_rows * shape.hidden * 4
     if regime.head_torch:
         head += int(HEAD_TORCH_TILES * head_rows * min(HEAD_VOCAB, shape.vocab) * 4)
@@ -270,11 +268,12 @@ class Decision:
 
 
 def fit(cfg: Any, device: str, free: int, *, shape: Shape | None = None,
-        longest: int | None = None) -> tuple[Any, Decision]:
+        longest: int | None = None, answer: int | None = None) -> tuple[Any, Decision]:
     """`cfg` adapted so that its estimate fits `free` bytes: smaller device batches first (grad_accum grows
     so that the effective batch stays; no recomputation), then gradient checkpointing at the largest batch
     that fits. An explicit `gradient_checkpointing` True/False is kept; QLoRA always checkpoints.
-    A run that fits nowhere is returned at its smallest setting with `fits=False`. `longest`: as in `estimate`."""
+    A run that fits nowhere is returned at its smallest setting with `fits=False`. `longest`, `answer`: as in
+    `estimate`."""
     shape = shape or model_shape(cfg.model)
     forced = True if cfg.method == "qlora" else getattr(cfg, "gradient_checkpointing", None)
     effective = cfg.batch_size * cfg.grad_accum
@@ -286,7 +285,8 @@ def fit(cfg: Any, device: str, free: int, *, shape: Shape | None = None,
         options += [(True, b) for b in batches]
     chosen = None
     for ckpt, b in options:
-        est = estimate(replace(cfg, batch_size=b), device, checkpointing=ckpt, shape=shape, longest=longest)
+        est = estimate(replace(cfg, batch_size=b), device, checkpointing=ckpt, shape=shape, longest=longest,
+                       answer=answer)
         if est.required <= free:
             chosen = (ckpt, b, est)
             break
@@ -294,7 +294,7 @@ def fit(cfg: Any, device: str, free: int, *, shape: Shape | None = None,
     if chosen is None:  # nothing fits: the smallest option, and say so
         ckpt, b = options[-1]
         chosen = (ckpt, b, estimate(replace(cfg, batch_size=b), device, checkpointing=ckpt, shape=shape,
-                                      longest=longest))
+                                      longest=longest, answer=answer))
     ckpt, b, est = chosen
     accum = max(1, math.ceil(effective / b))
     changes = []

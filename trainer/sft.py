@@ -30,6 +30,7 @@ from core.tasks import load_task
 from trainer.config import ALL_LINEAR, TrainConfig
 from trainer.formatting import to_examples, tokenize
 from trainer.lengths import fit_lengths
+from trainer.lm_head import compact_lm_head
 from trainer.memory import free_bytes
 from trainer.plan import fit
 from trainer.report import data_counts, peak_memory_mb, plot_loss_curve
@@ -113,7 +114,12 @@ def build_trainer(cfg: TrainConfig, task: Task, train_records: list[Record], val
         fail(f"no training example fits --max-length {cfg.max_length} (each would have its answer truncated)")
     val_examples, val_lengths = examples(val_records, "eval") if val_records else ([], None)
     longest = max(train_lengths["max_tokens"], (val_lengths or {}).get("max_tokens", 0))
-    cfg, memory_plan = plan_memory(cfg, longest=longest)
+    # Tokenised here, not by TRL: the loss mask is the answer + its end-of-turn token, found by offsets
+    # (formatting.tokenize), whatever the template renders after it; TRL builds labels from the mask.
+    train_rows = [tokenize(tokenizer, e) for e in train_examples]
+    val_rows = [tokenize(tokenizer, e) for e in val_examples]
+    answer = max(sum(row["completion_mask"]) for row in train_rows + val_rows)  # the LM head's rows per example
+    cfg, memory_plan = plan_memory(cfg, longest=longest, answer=answer)
     set_seed(cfg.seed)  # before the model and the LoRA init, which SFTTrainer does before its own seeding
     model, tokenizer = _load_for_training(cfg, device)
     peft_config = None
@@ -141,12 +147,12 @@ def build_trainer(cfg: TrainConfig, task: Task, train_records: list[Record], val
         include_num_input_tokens_seen="non_padding", dataloader_num_workers=0,
         gradient_checkpointing=cfg.method == "qlora" or bool(cfg.gradient_checkpointing), disable_tqdm=False,
     )
-    # Tokenised here, not by TRL: the loss mask is the answer + its end-of-turn token, found by offsets
-    # (formatting.tokenize), whatever the template renders after it; TRL builds labels from the mask.
-    train_ds = Dataset.from_list([tokenize(tokenizer, e) for e in train_examples])
-    val_ds = Dataset.from_list([tokenize(tokenizer, e) for e in val_examples]) if val_examples else None
+    train_ds = Dataset.from_list(train_rows)
+    val_ds = Dataset.from_list(val_rows) if val_rows else None
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=val_ds,
                          processing_class=tokenizer, peft_config=peft_config, callbacks=callbacks or [])
+    # The loss's LM head on the label positions only (TRL does that on CUDA only): trainer/lm_head.py.
+    compact_lm_head(trainer.model)
     trainer.length_check = {"train": train_lengths, "eval": val_lengths}
     trainer.fitted_config, trainer.memory_plan = cfg, memory_plan
     return trainer
@@ -238,16 +244,18 @@ def train(config: TrainConfig, records: list[Record] | None = None, task: Task |
     return summary
 
 
-def plan_memory(cfg: TrainConfig, longest: int | None = None) -> tuple[TrainConfig, dict[str, Any]]:
+def plan_memory(cfg: TrainConfig, longest: int | None = None,
+                answer: int | None = None) -> tuple[TrainConfig, dict[str, Any]]:
     """`cfg` fitted to the device's free memory by `trainer.plan` (smaller device batch with more accumulation,
     then gradient checkpointing), and what was decided (the summary's `memory_plan`). `longest`: the
-    longest example's tokens (activations are counted at it, not at max_length)."""
+    longest example's tokens (activations are counted at it, not at max_length); `answer`: the most loss
+    positions of one example (the LM head's rows)."""
     device = cfg.device or default_device()
     if not cfg.memory_plan:
         return cfg, {"used": False, "reason": "--no-memory-plan"}
     try:
         free = free_bytes(device)
-        fitted, decision = fit(cfg, device, free, longest=longest)
+        fitted, decision = fit(cfg, device, free, longest=longest, answer=answer)
     except UserError as exc:  # no config of the model on this machine: train as configured
         return cfg, {"used": False, "reason": str(exc)}
     if decision.changed:

@@ -13,7 +13,7 @@ from oneshot.adapter import train_adapter
 from oneshot.contract import TrainRow, read_train
 from oneshot.prompts import training_example
 from trainer.config import TrainConfig
-from trainer.formatting import to_example, to_examples
+from trainer.formatting import loss_tokens, to_example, to_examples
 from trainer.lengths import fit_lengths, token_length
 from trainer.sft import build_trainer, train
 
@@ -92,11 +92,13 @@ def test_training_follows_the_memory_plan_on_a_small_device(fin_task, fin_record
     cfg = TrainConfig(task="fin_sentiment", model="tiny", out=str(tmp_path / "a"), device="cpu", batch_size=8,
                       grad_accum=1, max_length=192, max_steps=1, val_fraction=0.0).resolved()
     records = fin_records[:32]
-    _kept, lengths = fit_lengths(load_tokenizer("tiny"), to_examples(records, fin_task, cfg.seed),
-                                 [r.id for r in records], cfg.max_length)
+    tokenizer = load_tokenizer("tiny")
+    kept, lengths = fit_lengths(tokenizer, to_examples(records, fin_task, cfg.seed), [r.id for r in records],
+                                cfg.max_length)
     longest = lengths["max_tokens"]
+    answer = max(sum(loss_tokens(tokenizer, example)[1]) for example in kept)  # the LM head's rows per example
     free = estimate(TrainConfig(**{**cfg.as_dict(), "batch_size": 2}), "cpu", checkpointing=False,
-                    longest=longest).required
+                    longest=longest, answer=answer).required
     monkeypatch.setattr(sft, "free_bytes", lambda device: free)
     summary = train(cfg, records=records)
     plan = summary["memory_plan"]
