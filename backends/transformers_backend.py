@@ -254,12 +254,12 @@ class TransformersBackend:
         cache = None
         if shared:
             prefix = torch.tensor([ids[0][:shared]], device=device)
-            cache = self.model(input_ids=prefix, use_cache=True, logits_to_keep=1).past_key_values
+            cache = self.model(input_ids=prefix, use_cache=True, logits_to_keep=1).cache
             cache.batch_repeat_interleave(rows)
         mask = torch.cat([rest_mask.new_ones(rows, shared), rest_mask], dim=1)
-        out = self.model(input_ids=input_ids, attention_mask=mask, past_key_values=cache, use_cache=True,
+        out = self.model(input_ids=input_ids, attention_mask=mask, cache=cache, use_cache=True,
                          position_ids=shared + (rest_mask.cumsum(-1) - 1).clamp(min=0), logits_to_keep=1)
-        return out.logits[:, -1, :], out.past_key_values, mask
+        return out.logits[:, -1, :], out.cache, mask
 
     def _score_batch(self, ids: list[list[int]], feeds: list[list[list[int]]],
                      scored: list[list[int]]) -> list[list[float]]:
@@ -291,7 +291,7 @@ class TransformersBackend:
             take = torch.tensor([[len(row[j]) - ns[j] <= i + 1 < len(row[j]) for i in range(width)]
                                  for row, ns in zip(feeds, scored, strict=True)], device=device)
             step = self.model(
-                input_ids=tokens[:, :-1], past_key_values=cache, use_cache=True,
+                input_ids=tokens[:, :-1], cache=cache, use_cache=True,
                 attention_mask=torch.cat([mask, mask.new_ones(rows, width)], dim=1),
                 position_ids=lengths + torch.arange(width, device=device),
             )
