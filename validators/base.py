@@ -11,6 +11,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from backends.metering import new_stage
 from core.errors import fail
 from core.records import Record, Verdict
 from core.task_spec import Task
@@ -21,6 +22,7 @@ REGISTRY: dict[str, str] = {
     "quality": "validators.quality:QualityValidator",
     "near_duplicates": "validators.near_duplicates:NearDuplicateValidator",
     "language": "validators.language:LanguageValidator",
+    "paraphrase_duplicates": "validators.paraphrase:ParaphraseDuplicateValidator",
     "self_consistency": "validators.self_consistency:SelfConsistencyValidator",
     "neighbour_agreement": "validators.neighbours:NeighbourAgreementValidator",
     "judge": "validators.judge:JudgeValidator",
@@ -38,6 +40,8 @@ class Context:
         backend: a `backends.Backend` for model-based checks, or None to skip them.
         redis_url, workers: with both, `near_duplicates` runs on the workers through one Redis index.
         judge_backend: the model the LLM judge asks (`--judge-model`); None: `backend`.
+        earlier: samples of this run accepted in earlier rounds (`generate.py --accepted`): the duplicate
+            checks compare with them as they do with references; no other check reads them.
     """
 
     references: list[Record] = field(default_factory=list)
@@ -46,6 +50,7 @@ class Context:
     redis_url: str | None = None
     workers: Any = None  # a validators.shared_index.ShardPool (Ray workers) that splittable checks may use
     judge_backend: Any = None
+    earlier: list[Record] = field(default_factory=list)
 
     @property
     def eval_refs(self) -> list[Record]:
@@ -83,6 +88,7 @@ class BaseValidator:
         self.task = task
         self.options = {**self.defaults, **options}
         self.context = context or Context()
+        self.stage = new_stage()  # its models' calls, tokens, seconds and cost (backends.metering)
 
     @property
     def model(self) -> Any:

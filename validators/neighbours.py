@@ -8,12 +8,14 @@ offline); any sentence-transformers model id or folder by option `model` / `--em
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import Any, ClassVar
 
 import numpy as np
 
 from backends.embeddings import BUNDLED, embed
+from backends.metering import record_texts
 from core.records import Record, Verdict
 from validators.base import BaseValidator
 
@@ -24,8 +26,11 @@ class NeighbourAgreementValidator(BaseValidator):
     expensive = True
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        return embed(texts, self.options["model"], device=self.options["device"],
-                     batch_size=int(self.options["batch_size"]))
+        start = time.perf_counter()
+        vectors = embed(texts, self.options["model"], device=self.options["device"],
+                        batch_size=int(self.options["batch_size"]))
+        record_texts(self.stage, str(self.options["model"]), len(texts), time.perf_counter() - start)
+        return vectors
 
     def check(self, records: list[Record]) -> list[Verdict]:
         seeds = [r for r in self.context.train_refs if self.claimed_label(r) in self.task.labels]
@@ -33,7 +38,10 @@ class NeighbourAgreementValidator(BaseValidator):
             return []
         if not seeds:
             return [self.verdict(True, None, "no labelled seed set to compare with", skipped=True) for _ in records]
-        sims = self.embed([r.text for r in records]) @ self.embed([s.text for s in seeds]).T
+        key = tuple(s.id for s in seeds)
+        if self.__dict__.get("_seeds_key") != key:  # the seeds are embedded once per chain, not per round
+            self._seeds_key, self._seed_vectors = key, self.embed([s.text for s in seeds])
+        sims = self.embed([r.text for r in records]) @ self._seed_vectors.T
         n = min(int(self.options["n_neighbours"]), len(seeds))
         verdicts = []
         for rec, row in zip(records, sims, strict=True):
