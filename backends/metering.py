@@ -47,9 +47,10 @@ def snapshot(backend: Any) -> dict[str, Any]:
 
 
 def record(stage: dict[str, Any], backend: Any, before: dict[str, Any], *, rows: int, failures: int,
-           seconds: float, tokens: tuple[int, int] | None = None) -> None:
+           seconds: float, tokens: tuple[int, int] | None = None, cost: float | None = None) -> None:
     """Add one call's usage to `stage`: the backend's counters since `before`, else `tokens` (prompt,
-    completion) as the completions reported them."""
+    completion) as the completions reported them, and `cost` where an API's spend is kept elsewhere
+    (the run's ledger, for a Ray pool of API clients); without either, a local model's $0."""
     stage["model"] = stage["model"] or getattr(backend, "model_id", None)
     stage["backend"] = stage["backend"] or getattr(backend, "name", None)
     stage["failures"] += failures
@@ -73,7 +74,12 @@ def record(stage: dict[str, Any], backend: Any, before: dict[str, Any], *, rows:
         int(getattr(backend, "score_tokens", 0) or 0) - before.get("score_tokens", 0), 0)
     stage["prompt_tokens"] += prompt
     stage["completion_tokens"] += completion
-    sources["local"] = sources.get("local", 0) + rows
+    if cost is None:
+        sources["local"] = sources.get("local", 0) + rows
+        return
+    sources["ledger"] = sources.get("ledger", 0) + rows
+    if stage["cost_usd"] is not None:
+        stage["cost_usd"] = round(stage["cost_usd"] + cost, 8)
 
 
 def record_texts(stage: dict[str, Any], model: str, texts: int, seconds: float) -> None:
