@@ -78,9 +78,9 @@ def test_lora_lowers_the_held_out_loss_of_a_pretrained_model(fin_records, tmp_pa
     from trainer.sft import build_trainer
 
     task = load_task("fin_sentiment")
-    held, train = fin_records[::4], [r for i, r in enumerate(fin_records) if i % 4]
-    cfg = TrainConfig(task=task.name, model=REAL, out=str(tmp_path / "a"), device="cpu", max_steps=8,
-                      batch_size=8, learning_rate=1e-3, val_fraction=0.0, logging_steps=4).resolved()
+    held, train = fin_records[::8], [r for i, r in enumerate(fin_records) if i % 8]
+    cfg = TrainConfig(task=task.name, model=REAL, out=str(tmp_path / "a"), device="cpu", max_steps=4,
+                      batch_size=4, learning_rate=1e-3, val_fraction=0.0, logging_steps=2).resolved()
     trainer = build_trainer(cfg, task, train, held)
     before = trainer.evaluate()["eval_loss"]
     trainer.train()
@@ -91,13 +91,13 @@ def test_lora_lowers_the_held_out_loss_of_a_pretrained_model(fin_records, tmp_pa
 @pytest.mark.parametrize("mode", ["score", "constrained", "free"])
 def test_the_evaluators_three_modes_on_real_weights(mode, fin_records, tmp_path):
     eval_file = tmp_path / "eval.jsonl"
-    write_jsonl_atomic(eval_file, fin_records[::10])
+    write_jsonl_atomic(eval_file, fin_records[::15])
     done = _cli("-m", "evaluator", "--task", "fin_sentiment", "--model", REAL, "--eval", str(eval_file),
                 "--out", str(tmp_path / "out"), "--mode", mode, "--device", "cpu", "--bootstrap", "50",
                 "--no-baseline")
     assert done.returncode == 0, done.stderr[-2000:]
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
-    assert metrics["n"] == len(fin_records[::10])
+    assert metrics["n"] == len(fin_records[::15])
     base = metrics["base"]
     predictions = list(read_jsonl(tmp_path / "out" / "predictions.jsonl"))
     assert len(predictions) == metrics["n"]
@@ -111,7 +111,8 @@ def test_run_py_trains_and_predicts_with_a_real_model(tmp_path):
     out = tmp_path / "results.json"
     done = _cli("run.py", "--train", str(northstar / "train.jsonl"), "--val", str(northstar / "val.jsonl"),
                 "--weights", str(tmp_path / "w"), "--output", str(out), "--base-model", REAL, "--retrieval", "off",
-                "--neighbours", "0", "--folds", "0", "--time-budget-s", "240")
+                "--neighbours", "0", "--folds", "0", "--time-budget-s", "300",
+                "--config", str(_write(tmp_path / "cfg.json", {"max_steps": 4, "batch_size": 4})))
     assert done.returncode == 0, done.stderr[-2000:]
     results = json.loads(out.read_text())
     training = results["training"]
@@ -128,7 +129,7 @@ def test_run_py_without_hub_access_trains_the_packaged_model(tmp_path):
     out = tmp_path / "results.json"
     done = _cli("run.py", "--train", str(northstar / "train.jsonl"), "--val", str(northstar / "val.jsonl"),
                 "--weights", str(tmp_path / "w"), "--output", str(out), "--folds", "0", "--time-budget-s", "120",
-                "--config", str(_write(tmp_path / "cfg.json", {"max_steps": 2})))
+                "--config", str(_write(tmp_path / "cfg.json", {"max_steps": 1, "batch_size": 2})))
     assert done.returncode == 0, done.stderr[-2000:]
     training = json.loads(out.read_text())["training"]
     assert training["base_model"] == REAL and training["steps"] > 0
