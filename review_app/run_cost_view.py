@@ -8,21 +8,22 @@ seconds and dollars per stage and model, every session of the run added, `backen
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
+
+from review_app.data_value_view import queue_folder, read_panel_json
 
 MANIFEST = "manifest.json"
 
 
 def find_manifest(db: str) -> Path | None:
     """The run's manifest beside a SQLite queue file; None for a database server or a queue without one."""
-    if "://" in db and not db.startswith("sqlite:///"):
+    folder = queue_folder(db)
+    if folder is None or not (folder / MANIFEST).is_file():
         return None
-    path = Path(db.removeprefix("sqlite:///")).parent / MANIFEST
-    return path if path.is_file() else None
+    return folder / MANIFEST
 
 
 def cost_text(row: dict[str, Any]) -> str:
@@ -52,10 +53,8 @@ def show_run_cost(path: Path | None) -> None:
         st.caption("No generation run beside this queue: generate.py writes manifest.json next to review.db, "
                    "with tokens, seconds and dollars per stage.")
         return
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        st.warning(f"{path}: not a readable run manifest ({exc})")
+    manifest = read_panel_json(path, "run manifest")
+    if manifest is None:
         return
     usage = manifest.get("usage")
     if not usage:

@@ -8,10 +8,14 @@ changes nothing. `doubt(verdict)` maps its verdict to 0..1 for the review queue'
 from __future__ import annotations
 
 import importlib
+import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
-from backends.metering import new_stage
+import numpy as np
+
+from backends.embeddings import embed
+from backends.metering import new_stage, record_texts
 from core.errors import fail
 from core.records import Record, Verdict
 from core.task_spec import Task
@@ -108,6 +112,20 @@ class BaseValidator:
 
     def claimed_label(self, record: Record) -> str | None:
         return record.labels.get(self.task.label_name)
+
+
+class EncoderValidator(BaseValidator):
+    """A validator that embeds texts with a sentence encoder (options `model`, `device`, `batch_size`), every
+    call counted as texts and seconds into its usage row (paraphrase_duplicates, neighbour_agreement)."""
+
+    expensive = True
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        start = time.perf_counter()
+        vectors = embed(texts, self.options["model"], device=self.options["device"],
+                        batch_size=int(self.options["batch_size"]))
+        record_texts(self.stage, str(self.options["model"]), len(texts), time.perf_counter() - start)
+        return vectors
 
 
 def validator_class(name: str) -> type[BaseValidator]:

@@ -8,29 +8,20 @@ offline); any sentence-transformers model id or folder by option `model` / `--em
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from typing import Any, ClassVar
 
 import numpy as np
 
-from backends.embeddings import BUNDLED, embed
-from backends.metering import record_texts
+from backends.embeddings import BUNDLED
 from core.records import Record, Verdict
-from validators.base import BaseValidator
+from validators.base import EncoderValidator
 
 
-class NeighbourAgreementValidator(BaseValidator):
+class NeighbourAgreementValidator(EncoderValidator):
     name = "neighbour_agreement"
     defaults: ClassVar[dict[str, Any]] = {"model": BUNDLED, "n_neighbours": 5, "min_agreement": 0.4, "device": "cpu", "batch_size": 64}
     expensive = True
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        start = time.perf_counter()
-        vectors = embed(texts, self.options["model"], device=self.options["device"],
-                        batch_size=int(self.options["batch_size"]))
-        record_texts(self.stage, str(self.options["model"]), len(texts), time.perf_counter() - start)
-        return vectors
 
     def check(self, records: list[Record]) -> list[Verdict]:
         seeds = [r for r in self.context.train_refs if self.claimed_label(r) in self.task.labels]

@@ -15,22 +15,20 @@ and why: docs/validation.md#paraphrase-duplicates
 
 from __future__ import annotations
 
-import time
 from typing import Any, ClassVar
 
 import numpy as np
 
-from backends.embeddings import BUNDLED, embed
-from backends.metering import record_texts
+from backends.embeddings import BUNDLED
 from core.records import Record, Verdict
-from validators.base import BaseValidator, clip01
+from validators.base import EncoderValidator, clip01
 from validators.cosine import CosineIndex, best_earlier
 
 _KINDS = {"e": "eval", "t": "train", "a": "earlier", "b": "batch"}
 _RULES = {"e": "contamination", "t": "seed_paraphrase", "a": "earlier_paraphrase", "b": "batch_paraphrase"}
 
 
-class ParaphraseDuplicateValidator(BaseValidator):
+class ParaphraseDuplicateValidator(EncoderValidator):
     name = "paraphrase_duplicates"
     defaults: ClassVar[dict[str, Any]] = {"threshold": 0.9, "languages": ["en"], "model": BUNDLED, "device": "cpu",
                                           "batch_size": 64}
@@ -40,13 +38,6 @@ class ParaphraseDuplicateValidator(BaseValidator):
         super().__init__(*args, **kwargs)
         self._refs: dict[str, dict[str, tuple[list[Record], CosineIndex]]] = {}  # lang -> kind -> (records, index)
         self._pending: dict[str, np.ndarray] = {}  # vectors of the last batch, by record id (earlier next round)
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        start = time.perf_counter()
-        vectors = embed(texts, self.options["model"], device=self.options["device"],
-                        batch_size=int(self.options["batch_size"]))
-        record_texts(self.stage, str(self.options["model"]), len(texts), time.perf_counter() - start)
-        return vectors
 
     def _indexes(self, lang: str) -> dict[str, tuple[list[Record], CosineIndex]]:
         """Eval, train and earlier-accepted indexes of `lang`; references embedded once, accepted samples added
