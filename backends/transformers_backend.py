@@ -48,6 +48,7 @@ class TransformersBackend:
         self._outlines_model: Any = None
         self._processors: dict[str, Any] = {}
         self.compile_seconds: dict[str, float] = {}  # schema key -> seconds to compile (benchmarks)
+        self.score_tokens = 0  # tokens `score` has read, prompts and choices (a run's usage table)
 
     @property
     def device(self) -> Any:
@@ -216,6 +217,8 @@ class TransformersBackend:
         rows = [chat.choice_tokens(self.tokenizer, self.answer_prefix(p), choices, before=before, after=after)
                 for p in prompts]
         prompt_ids = [_prompt_part(row) for row in rows]
+        self.score_tokens += sum(len(p) + sum(len(ids) - len(p) for ids, _ in row)
+                                 for p, row in zip(prompt_ids, rows, strict=True))
         # Batches of similar lengths: a batch is padded to its longest prompt (after the shared prefix).
         order = sorted(range(len(prompts)), key=lambda i: len(prompt_ids[i]))
         scores: list[list[float]] = [[] for _ in prompts]
