@@ -39,6 +39,11 @@ from generator.prompts import Plan, PlanConfig, Planner
 from generator.seeds import file_digest, load_seeds
 
 SAMPLES, MANIFEST, SPEND_LEDGER = "samples.jsonl", "manifest.json", "spend.jsonl"
+# In process, one backend call takes up to this many consecutive batches of the same sampling: the local
+# backend refills a finished row's slot from the call's queue (continuous batching), so its slots stay full
+# while each batch's longest rows finish (1.1-1.2x on smollm2-135m, docs/benchmarks.md#real-weights).
+# Samples are still appended batch by batch.
+CALL_BATCHES = 4
 _VERSIONED = ("seedloop", "torch", "transformers", "outlines", "openai", "pydantic")
 
 
@@ -275,12 +280,11 @@ def _generate_missing(cfg: RunConfig, task: Task, planner: Planner, model: Backe
     batches = _batches([planner.plan(i) for i in missing], cfg.batch_size)
     # One backend call takes one Sampling (the batch shares temperature and top-p) and one seed per
     # sample: sample i's draw depends on (run seed, i) only, never on its batch or on the worker.
-    calls = (([p.messages for p in batch], batch[0].sampling, [p.sampling.seed for p in batch]) for batch in batches)
     if hasattr(model, "map_batches"):  # a Ray pool: batches run on the workers, results come back in order
+        calls = (([p.messages for p in b], b[0].sampling, [p.sampling.seed for p in b]) for b in batches)
         results = model.map_batches(cfg.task, cfg.constrained, calls)
     else:
-        results = (model.generate(prompts, schema if cfg.constrained else None, sampling, seeds=seeds)
-                   for prompts, sampling, seeds in calls)
+        results = _in_process(model, batches, schema if cfg.constrained else None)
     try:
         for batch, completions in zip(batches, results, strict=False):
             rows = []
@@ -303,6 +307,25 @@ def _generate_missing(cfg: RunConfig, task: Task, planner: Planner, model: Backe
     finally:
         bar.close()
     return ""
+
+
+def _in_process(model: Backend, batches: list[list[Plan]], schema: Any) -> Any:
+    """Each batch's completions, from backend calls of up to `CALL_BATCHES` consecutive batches that share
+    temperature and top-p (one call takes one Sampling)."""
+    start = 0
+    while start < len(batches):
+        key = (batches[start][0].sampling.temperature, batches[start][0].sampling.top_p)
+        end = start + 1
+        while (end < len(batches) and end - start < CALL_BATCHES
+               and (batches[end][0].sampling.temperature, batches[end][0].sampling.top_p) == key):
+            end += 1
+        plans = [p for batch in batches[start:end] for p in batch]
+        done = model.generate([p.messages for p in plans], schema, plans[0].sampling,
+                              seeds=[p.sampling.seed for p in plans])
+        for batch in batches[start:end]:
+            yield done[: len(batch)]
+            done = done[len(batch) :]
+        start = end
 
 
 def read_samples(out: Path) -> list[dict[str, Any]]:
