@@ -39,6 +39,7 @@ from bench.flops import Count
 from core.tasks import load_task
 from evaluator.inference import predict
 from evaluator.prompts import score_choices, tuned_prompts
+from generator.runner import _in_process
 from trainer.config import TrainConfig
 from trainer.shapes import model_shape
 
@@ -46,7 +47,8 @@ SLOW = True
 MODELS_ENV = "SEEDLOOP_BENCH_REAL_MODELS"
 TRAIN_STEPS = 4
 SCORE_BATCH = 16
-GEN_PROMPTS = GEN_BATCH = 16  # the generator's batch: 16 prompts per generate call, 16 decoding slots
+GEN_BATCH = 16  # the generator's batch (generate.py --batch-size): 16 decoding slots
+GEN_PROMPTS = 2 * GEN_BATCH
 DECODE_TOKENS = 48
 SHARE_TARGET = 0.5  # issue 35: training and scoring at >= 50% of the measured matmul roof
 CONSTRAINED_TARGET = 0.95
@@ -199,24 +201,30 @@ def generation_rows(model: str, roof: Roof) -> list[BenchRow]:
 
     task = load_task("fin_sentiment")
     schema = task.generation_schema()
-    prompts = [plan.messages for plan in seed_plans(task, GEN_PROMPTS)]
+    plans = seed_plans(task, GEN_PROMPTS)
+    prompts, seeds = [plan.messages for plan in plans], [plan.sampling.seed for plan in plans]
     backend = TransformersBackend(model, device="cpu", batch_size=GEN_BATCH)
     tokenizer = backend.tokenizer
     sampling = Sampling(temperature=0.8, top_p=0.95, max_new_tokens=task.max_new_tokens(with_input=True), seed=0)
     backend.generate(prompts[:2], schema, Sampling(max_new_tokens=4))  # compiles the schema, warms up
-    constrained = backend.generate(prompts, schema, sampling)
+    constrained = backend.generate(prompts, schema, sampling, seeds=seeds)
     same_length = _StopAt([c.completion_tokens - 1 if _stopped(c) else None for c in constrained],
                           tokenizer.eos_token_id)
     count = Count(model_shape(model))
 
-    def ours() -> list:
+    def ours() -> list:  # the runner now: the two batches in one call (generator/runner.py CALL_BATCHES)
         count.reset()
         with count.watching(backend.model):
-            return backend.generate(prompts, schema, sampling)
+            return [c for batch in _in_process(backend, [plans[:GEN_BATCH], plans[GEN_BATCH:]], schema) for c in batch]
 
-    best = _alternate({"constrained": ours,
-                       "free": lambda: backend._generate_free(prompts, sampling, processor=same_length)})
-    (t_con, con), (t_free, free) = best["constrained"], best["free"]
+    def one_batch_per_call() -> list:  # the runner before: one generate call per batch of 16
+        return [c for start in range(0, len(plans), GEN_BATCH)
+                for c in backend.generate([p.messages for p in plans[start : start + GEN_BATCH]], schema, sampling,
+                                          seeds=[p.sampling.seed for p in plans[start : start + GEN_BATCH]])]
+
+    best = _alternate({"constrained": ours, "per_batch": one_batch_per_call,
+                       "free": lambda: backend._generate_free(prompts, sampling, processor=same_length, seeds=seeds)})
+    (t_con, con), (t_free, free), (t_batch, per_batch) = best["constrained"], best["free"], best["per_batch"]
     con_tokens, free_tokens = sum(c.completion_tokens for c in con), sum(c.completion_tokens for c in free)
     lengths = "identical" if [c.completion_tokens for c in con] == [c.completion_tokens for c in free] else "DIFFER"
     prefill = sum(len(tokenizer(backend.render(p), add_special_tokens=False)["input_ids"]) for p in prompts)
@@ -234,7 +242,14 @@ def generation_rows(model: str, roof: Roof) -> list[BenchRow]:
     shape_count = Count(model_shape(model))
     bound = roof.read_bytes_per_s / shape_count.weight_bytes
     parsed = sum(c.ok for c in con)
+    same_samples = "identical" if [c.text for c in con] == [c.text for c in per_batch] else "DIFFER"
     return [
+        BenchRow(f"real.generate.two_batches_per_call_vs_one_samples_per_s.{model}", len(con) / t_con,
+                 len(con) / t_batch, ratio(t_batch, t_con), None, "samples/s",
+                 f"the generator's calls (generator/runner.py): {len(con)} plans in batches of {GEN_BATCH}, one "
+                 f"backend call for both batches (continuous batching refills a finished row's slot) against one "
+                 f"call per batch (before: each call ends in a shrinking batch); samples {same_samples}; "
+                 f"{_where(roof)}"),
         BenchRow(f"real.generate.constrained_vs_free_tokens_per_s.{model}", con_tokens / t_con, free_tokens / t_free,
                  ratio(con_tokens / t_con, free_tokens / t_free), CONSTRAINED_TARGET, "tokens/s",
                  f"baseline: free generation of the same rows stopped where each constrained row stopped (lengths "
