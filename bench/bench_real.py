@@ -110,6 +110,22 @@ def _train(cfg: TrainConfig, task: Any, records: list, trl_head: bool,
     return trainer.state.num_input_tokens_seen, losses, count, lora
 
 
+def _step_peak(cfg: TrainConfig, task: Any, records: list, trl_head: bool) -> int:
+    """Peak tensor bytes of one forward + backward on a batch of `cfg.batch_size` (trainer/memory.py)."""
+    from trainer.memory import TensorPeak
+    from trainer.sft import build_trainer
+
+    trainer = build_trainer(cfg, task, records, [])
+    base = trainer.model.get_base_model()
+    if trl_head:
+        base.forward = base.forward.trl_forward
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(cfg.batch_size)])
+    trainer.model.train()
+    with TensorPeak("cpu") as peak:
+        trainer.model(**batch, fused_lm_head=True).loss.backward()
+    return peak.bytes
+
+
 def training_rows(model: str, roof: Roof) -> list[BenchRow]:
     task = load_task("fin_sentiment")
     records = _records(task)
@@ -120,6 +136,7 @@ def training_rows(model: str, roof: Roof) -> list[BenchRow]:
         _train(cfg, task, used[: cfg.batch_size], trl_head=False)  # warm-up: first-call allocations
         best = _alternate({"ours": lambda: _train(cfg, task, used, trl_head=False),
                            "trl": lambda: _train(cfg, task, used, trl_head=True)})
+        peaks = {head: _step_peak(cfg, task, used, trl_head=head) / 2**20 for head in (False, True)}
         # What-ifs that change the results (not done by default): no LoRA dropout, bf16 autocast; one run each.
         what_if = _alternate({"no_dropout": lambda: _train(replace(cfg, lora_dropout=0.0), task, used, trl_head=False),
                               "bf16": lambda: _train(cfg, task, used, trl_head=False, bf16=True)}, rounds=1)
@@ -142,6 +159,10 @@ def training_rows(model: str, roof: Roof) -> list[BenchRow]:
         BenchRow(f"real.train.compact_head_vs_trl_head_tokens_per_s.{model}", tps, tps_trl, ratio(tps, tps_trl), None,
                  "tokens/s", f"baseline: TRL's fused LM head over every position (what it does off CUDA), same "
                  f"model, data, seed; {data}; per-step losses max |difference| {same:.1e}; {_where(roof)}"),
+        BenchRow(f"real.train.compact_head_vs_trl_head_step_peak_mb.{model}", peaks[False], peaks[True],
+                 ratio(peaks[False], peaks[True], higher_is_better=False), None, "MB",
+                 f"peak tensor memory of one forward + backward on {cfg.batch_size} samples (trainer.memory.TensorPeak: "
+                 f"every storage an operator allocates, weights apart); baseline: TRL's head over every position"),
         BenchRow(f"real.train.lora_share_of_roof.{model}", achieved / 1e9, roof.matmul / 1e9,
                  ratio(achieved, roof.matmul), SHARE_TARGET, "GFLOP/s",
                  f"achieved: 4 x body + 3 x attention + 6 x adapters per real token + 4 x head per label "
