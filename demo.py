@@ -43,7 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=-1, help="cap training steps (tests); -1 = no cap")
     p.add_argument("--seed", type=int, default=0, help="seeds every stage")
     p.add_argument("--fresh", action="store_true", help="delete --out first and run every stage")
-    p.add_argument("--no-ablation", action="store_true", help="skip the real-only trainings and their evaluation")
+    ablation = p.add_mutually_exclusive_group()
+    ablation.add_argument("--ablation", dest="ablation", action="store_true", default=None,
+                          help="also train on real data only, twice (another seed: the noise floor), and evaluate "
+                               "both (default: on, except for a real model on a CPU, where it would add two trainings "
+                               "to the 20-minute demo)")
+    ablation.add_argument("--no-ablation", dest="ablation", action="store_false", help="skip the ablation")
     p.add_argument("--human-review", action="store_true",
                    help="people review the queue in the app instead of the unattended 'auto' step: the demo "
                         "stops after filling the queue and goes on when re-run once every item is decided")

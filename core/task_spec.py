@@ -5,6 +5,7 @@
     task.generation_messages(prompt)            # the chat prompt that asks a model for a sample
     task.max_new_tokens(with_input=True)        # a decoding budget that lets the JSON answer close
     task.normalise_label("bullish")             # -> "positive"
+    task.judge_messages(text, "en", {"label": "positive"})   # the LLM judge's prompt (task.rubric)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import jinja2
 from pydantic import BaseModel, ConfigDict, StringConstraints, create_model
 
 from core.errors import UserError, fail
+from core.rubric import Rubric
 
 # The system turn of every generation prompt: the task's templates say what to write, this says how.
 GENERATION_SYSTEM = (
@@ -93,6 +95,8 @@ class Task:
     # Per-source-dataset overrides (`provenance.dataset` of a record): only the keys a source sets,
     # applied over the language's prompts.
     source_prompts: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    # The LLM judge's rubric (`rubric:` in the YAML); None for a task without one.
+    rubric: Rubric | None = field(default=None, repr=False)
 
     # ---- labels -------------------------------------------------------------------------------
     @property
@@ -241,6 +245,34 @@ class Task:
         example turns (`demonstration_turns`), then `prompt`."""
         return [{"role": "system", "content": GENERATION_SYSTEM}, *(demonstrations or []),
                 {"role": "user", "content": prompt}]
+
+    def judge_messages(self, text: str, lang: str, labels: dict[str, str], *,
+                       reverse: bool = False) -> list[dict[str, str]]:
+        """System + user messages asking the judge to score one sample against the task's rubric.
+
+        The rubric's templates see the prompt variables of every task prompt (`language`, `labels`,
+        `label_specs`, ...) and `text`, `label` (the claimed one), `label_description`, `outputs` (the
+        sample's other fields by name, e.g. `outputs.reply`), `task_description`, `rubric` (the scores
+        and their options as a list, reversed for the order check), `scores` (the same as objects:
+        `name`, `description`, `options` as (value, meaning) pairs in prompt order) and `answer_format`.
+        """
+        if self.rubric is None:
+            fail(f"{self.path}: rubric: missing (the judge needs one; see tasks/fin_sentiment.yaml)")
+        label = labels.get(self.label_name, "")
+        spec = self.labels.get(label)
+        ctx = {
+            **self._prompt_context(lang), "text": text, "label": label,
+            "label_description": spec.description if spec else "", "task_description": self.description,
+            "outputs": {name: labels.get(name, "") for name in self.outputs},
+            "rubric": self.rubric.text(reverse), "answer_format": self.rubric.answer_format(reverse),
+            "scores": [{"name": s.name, "description": s.description, "options": s.ordered(reverse)}
+                       for s in self.rubric.scores],
+        }
+        try:
+            return [{"role": "system", "content": self.rubric.system.render(**ctx).strip()},
+                    {"role": "user", "content": self.rubric.prompt.render(**ctx).strip()}]
+        except jinja2.UndefinedError as exc:
+            raise UserError(f"{self.path}: rubric.prompt: {exc.message}") from None
 
     def attribute_values(self, name: str, lang: str) -> list[str]:
         values = self.attributes[name]

@@ -20,6 +20,7 @@ import jinja2
 import yaml
 
 from core.errors import UserError, fail
+from core.rubric import JUDGE_SYSTEM, KEEP_RULES, REASONING, SCORE_NAME, Rubric, RubricScore
 from core.task_spec import (
     ClassifyPrompts,
     GenerationTemplate,
@@ -32,6 +33,7 @@ TASKS_DIR = Path(__file__).resolve().parent.parent / "tasks"
 
 _TOP_KEYS = {
     "name", "description", "languages", "input", "label", "outputs", "prompts", "attributes", "validators",
+    "rubric",
 }
 _REQUIRED_TOP = {"name", "languages", "input", "label", "prompts"}
 _INPUT_KEYS = {"name", "description", "min_chars", "max_chars"}
@@ -42,6 +44,8 @@ _PROMPT_KEYS = {"system", "instructions", "user", "generation", "demonstration",
 _LANG_PROMPT_KEYS = {"system", "instructions", "user"}  # what a language or a source may override
 _SOURCE_NAME = re.compile(r"[A-Za-z0-9_.\-]+")  # dataset names as data/sources.py writes them
 _GENERATION_KEYS = {"id", "description", "template", "demonstrations"}
+_RUBRIC_KEYS = {"scores", "keep", "prompt", "system", "reasoning_chars"}
+_SCORE_KEYS = {"name", "description", "options", "threshold"}
 
 # ---- loading ------------------------------------------------------------------------------------
 _JINJA = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
@@ -185,6 +189,12 @@ def _build_task(path: Path, spec: Any) -> Task:
     validators = spec.get("validators") or []
     if not isinstance(validators, list) or not all(isinstance(v, dict) and "name" in v for v in validators):
         fail(f"{where('validators')}: expected a list of mappings, each with a 'name'")
+    for i, entry in enumerate(validators):
+        if not isinstance(entry.get("enabled", True), bool):
+            fail(f"{where(f'validators[{i}].enabled')}: expected true or false")
+    rubric = None
+    if spec.get("rubric") is not None:
+        rubric = _rubric(check_keys(spec["rubric"], _RUBRIC_KEYS, "rubric", {"scores", "prompt"}), where, template)
 
     return Task(
         name=name, path=path, description=str(spec.get("description", "")).strip(),
@@ -194,5 +204,57 @@ def _build_task(path: Path, spec: Any) -> Task:
         label_name=str(lab["name"]), labels=labels, label_codes=codes, outputs=outputs,
         system_prompt=defaults.system, instructions=defaults.instructions, user_template=defaults.user,
         generation_templates=generation, demonstration=demonstration, attributes=attributes, validators=validators, lang_prompts=lang_prompts,
-        source_prompts=source_prompts,
+        source_prompts=source_prompts, rubric=rubric,
     )
+
+
+def _rubric(spec: dict, where: Any, template: Any) -> Rubric:
+    """The `rubric:` mapping as a `Rubric`; every problem names the file and the key."""
+    scores_spec = spec["scores"]
+    if not isinstance(scores_spec, list) or not scores_spec:
+        fail(f"{where('rubric.scores')}: expected a non-empty list of scores")
+    scores: list[RubricScore] = []
+    for i, item in enumerate(scores_spec):
+        key = f"rubric.scores[{i}]"
+        if not isinstance(item, dict):
+            fail(f"{where(key)}: expected a mapping with name, description, options and threshold")
+        unknown = sorted(set(item) - _SCORE_KEYS)
+        if unknown:
+            fail(f"{where(f'{key}.{unknown[0]}')}: unknown key (allowed: {', '.join(sorted(_SCORE_KEYS))})")
+        for required in ("name", "options", "threshold"):
+            if required not in item:
+                fail(f"{where(f'{key}.{required}')}: missing required key")
+        name = str(item["name"])
+        if not SCORE_NAME.fullmatch(name) or name == REASONING:
+            fail(f"{where(f'{key}.name')}: '{name}' is not a score name (lower-case letters, digits and '_', "
+                 f"not '{REASONING}')")
+        if name in {s.name for s in scores}:
+            fail(f"{where(f'{key}.name')}: '{name}' is named twice")
+        options = item["options"]
+        if not isinstance(options, dict) or len(options) < 2:
+            fail(f"{where(f'{key}.options')}: expected a mapping of two or more values to their meaning")
+        parsed: list[tuple[int, str]] = []
+        for value, meaning in options.items():
+            if isinstance(value, bool) or not re.fullmatch(r"-?\d+", str(value).strip()):
+                fail(f"{where(f'{key}.options.{value}')}: an option's value must be a whole number "
+                     "(an ordered scale, higher is better)")
+            if isinstance(meaning, bool):  # YAML reads a bare `no` / `yes` as a boolean
+                meaning = "yes" if meaning else "no"
+            if not isinstance(meaning, str) or not meaning.strip():
+                fail(f"{where(f'{key}.options.{value}')}: expected the meaning of this value as text")
+            parsed.append((int(str(value).strip()), meaning.strip()))
+        threshold = item["threshold"]
+        if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold not in dict(parsed):
+            fail(f"{where(f'{key}.threshold')}: expected one of the option values "
+                 f"({', '.join(str(v) for v, _ in parsed)})")
+        scores.append(RubricScore(name, str(item.get("description", "")).strip(), tuple(parsed), threshold))
+    keep = spec.get("keep", "all")
+    if keep not in KEEP_RULES:
+        fail(f"{where('rubric.keep')}: expected one of: {', '.join(KEEP_RULES)} (every score at or above its "
+             "threshold, or at least one)")
+    chars = spec.get("reasoning_chars", 200)
+    if isinstance(chars, bool) or not isinstance(chars, int) or not 20 <= chars <= 2000:
+        fail(f"{where('rubric.reasoning_chars')}: expected a whole number of characters from 20 to 2000")
+    system = template(spec["system"], "rubric.system") if "system" in spec else template(JUDGE_SYSTEM, "rubric")
+    return Rubric(scores=tuple(scores), prompt=template(spec["prompt"], "rubric.prompt"), system=system,
+                  keep=str(keep), reasoning_chars=chars)

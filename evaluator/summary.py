@@ -96,6 +96,15 @@ def print_summary(s: dict[str, Any], auto_reviewer: str) -> None:
           f"the validators and were queued; "
           f"{'people' if rev['reviewer'] == 'people' else repr(auto_reviewer) + ' (DEMO ONLY)'} approved "
           f"{rev.get('approved', 0)}, rejected {rev.get('rejected', 0)}; {s['export']['records']} curated")
+    for name, v in gen.get("validators", {}).items():  # why the rest failed, validator by validator
+        if v.get("skipped"):
+            print(f"          {name:<17} skipped: {v['skipped']}")
+            continue
+        if v.get("abstained"):
+            print(f"          {name:<17} abstained on {v['abstained']}: {v.get('abstained_because', '')}")
+            continue
+        rules = ", ".join(f"{rule} {n}" for rule, n in sorted(v.get("rules", {}).items(), key=lambda kv: -kv[1]))
+        print(f"          {name:<17} {v.get('passed', 0)}/{v.get('checked', 0)} passed" + (f"; failed: {rules}" if rules else ""))
     print(f"train     {s['train']['records']} records, {s['train']['steps']} steps, {s['train']['wall_clock_s']} s")
     langs = ["all", *sorted(ev["tuned"].get("by_lang", {}))]
     cheap, vs_cheap = ev.get("baseline"), ev.get("paired_baseline")
@@ -119,6 +128,9 @@ def print_summary(s: dict[str, Any], auto_reviewer: str) -> None:
         n = s["ablation"]["seed_control"]["comparison"]
         print(f"          noise floor, real only with another seed: {100 * n['accuracy_delta']:+.1f} points "
               f"(McNemar p {n['mcnemar_p']:.3g}); curated data: {s['export']['records']} records")
+    else:
+        print("ablation  not run (the default for a real model on a CPU): `python demo.py --ablation` adds the "
+              "real-only training, its seed control and their evaluations")
     dv = s.get("data_value")
     if dv:
         print(f"data value {dv['verdict']}")

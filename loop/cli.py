@@ -15,6 +15,7 @@ from core.help import DefaultsHelpFormatter
 from core.tasks import load_task
 from generator.diversity import format_report
 from loop.generate import generate
+from review_app.calibration import calibrated_thresholds
 from review_app.weights import weights_from
 
 DESCRIPTION = "Generate labelled synthetic samples from seed examples: the data engineers' command."
@@ -63,6 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights-from", metavar="REVIEW_DB", default=None,
                    help="draw templates and attribute values in proportion to how often reviewers accepted "
                         "them in this review database (smoothed; recorded in manifest.json as plan.weights)")
+    p.add_argument("--judge", action="store_true",
+                   help="run the LLM judge (the task's rubric) after the cheap validators, on the generator's model")
+    p.add_argument("--judge-model", default=None, help="the judge's model (implies --judge; default: --model)")
+    p.add_argument("--judge-backend", default=None, help="the judge's backend (implies --judge; default: --backend)")
+    p.add_argument("--judge-mode", choices=("filter", "flag"), default=None,
+                   help="filter: reject what the judge's keep rule fails; flag: record it, reject nothing (to "
+                        "calibrate against reviewers; implies --judge; default: the task's)")
+    p.add_argument("--judge-calibrated-from", metavar="REVIEW_DB", default=None,
+                   help="judge with the thresholds that agree best with the reviewers' decisions in this review "
+                        "database (implies --judge; recorded in manifest.json under judge.calibrated_from)")
     p.add_argument("--data-value", metavar="EVAL", default=None,
                    help="a real held-out split (e.g. runs/fin/data/eval.jsonl): after validation, write the "
                         "data-value report of the accepted samples (fidelity, near-copies, utility of a cheap "
@@ -83,6 +94,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _judge(args: argparse.Namespace) -> dict | None:
+    """The judge's settings from the flags (None: the task's chain decides), thresholds calibrated first."""
+    if not (args.judge or args.judge_model or args.judge_backend or args.judge_mode or args.judge_calibrated_from):
+        return None
+    if args.no_validate:
+        fail("--judge runs with the validators: drop --no-validate")
+    judge: dict = {"model": args.judge_model, "backend": args.judge_backend, "mode": args.judge_mode}
+    if args.judge_calibrated_from:
+        calibration = calibrated_thresholds(args.judge_calibrated_from, task=load_task(args.task).name)
+        judge.update(thresholds=calibration["thresholds"], calibration=calibration)
+        print(f"judge thresholds from {calibration['source']} ({calibration['decisions']} review decisions): "
+              + ", ".join(f"{k} >= {v}" for k, v in calibration["thresholds"].items()))
+    return judge
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     price = None
@@ -99,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             fail(f"{flag} {path}: file not found")
     if args.data_value and args.no_validate:
         fail("--data-value judges the accepted samples: it needs the validators (drop --no-validate)")
+    judge = _judge(args)
     weights = None
     if args.weights_from:
         weights = weights_from(args.weights_from, task=load_task(args.task).name)
@@ -113,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         temperature_mix=_floats(args.temperature_mix), max_new_tokens=args.max_new_tokens,
         batch_size=args.batch_size, constrained=not args.no_constrain, max_cost_usd=args.max_cost_usd,
         price_per_1k=price, device=args.device, ray=args.ray, ray_workers=args.ray_workers,
-        api_key_file=args.openai_key_file, weights=weights,
+        api_key_file=args.openai_key_file, weights=weights, judge=judge,
     )
     counts = result.manifest["counts"]
     print(f"{result.out}/samples.jsonl: {counts['samples']} samples, {counts['parsed']} parsed, "

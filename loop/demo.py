@@ -19,7 +19,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from backends.models import REPO_ROOT, TINY
+from backends.models import REPO_ROOT, is_tiny
 from core.errors import fail
 from core.io import read_records, write_json_atomic, write_jsonl_atomic
 from data.prepare import DEFAULT_SOURCE_DIR, prepare
@@ -42,7 +42,21 @@ TASK = "fin_sentiment"
 SYNTH_LANG = "en"
 AUTO = "auto"  # the named reviewer of the unattended demo step
 SAMPLES = REPO_ROOT / "data" / "samples"
-SIZES = {"full": (3000, 250), "samples": (40, 10)}  # (train, eval) per language
+# (train, eval) per language. "cpu": a real model on this machine's CPU (smollm2-135m: three LoRA runs and four
+# evaluations in the 20-minute budget, docs/findings.md); "full": the mission's sizes (GPU, or the tiny model);
+# "samples": data/samples, 60 rows per language.
+SIZES = {"full": (3000, 250), "cpu": (150, 100), "samples": (40, 10)}
+
+
+def demo_sizes(model: str, *, on_samples: bool, full: bool) -> tuple[int, int]:
+    """Real records per language (train, eval) for the demo of `model`."""
+    if on_samples and not full:
+        return SIZES["samples"]
+    if full or is_tiny(model):
+        return SIZES["full"]
+    import torch
+
+    return SIZES["full"] if torch.cuda.is_available() else SIZES["cpu"]
 
 
 class Stages:
@@ -101,6 +115,9 @@ def stage_generate(out: Path, seeds: str, eval_file: str, n: int, model: str, ba
     return {"generated": counts["samples"], "parsed": counts["parsed"], "failed": counts["failed"],
             "label_mismatch": counts["label_mismatch"], "validated_accepted": accepted,
             "validated_rejected": report.get("rejected", 0), "rejected_first_by": report.get("rejected_first_by", {}),
+            "validators": {name: {key: v.get(key) for key in ("checked", "passed", "failed", "rules", "skipped",
+                                                               "abstained", "abstained_because")
+                                  if key in v} for name, v in report.get("validators", {}).items()},
             "queued": accepted, "diversity": result.manifest.get("diversity", {}),
             "files": {"samples": str(folder / "samples.jsonl"), "manifest": str(folder / "manifest.json"),
                       "accepted": str(folder / "accepted.jsonl"), "rejected": str(folder / "rejected.jsonl"),
@@ -110,10 +127,21 @@ def stage_generate(out: Path, seeds: str, eval_file: str, n: int, model: str, ba
 
 
 def unattended_decision(record: Any) -> tuple[str, str]:
-    """(action, reason): approve only a unanimous self-consistency vote; reject everything else."""
+    """(action, reason): approve only a unanimous self-consistency vote; reject everything else. Where the
+    model abstained (its votes no better than chance on the seeds), the nearest real seeds decide instead:
+    approve when their majority label is the claimed one."""
     verdict = record.verdict("self_consistency")
     if verdict is None:
         return "reject", "demo auto-review: no self-consistency verdict (the validator did not run)"
+    if verdict.details.get("abstained"):
+        neighbours = record.verdict("neighbour_agreement")
+        if neighbours is None:
+            return "reject", "demo auto-review: self-consistency abstained and no neighbour_agreement verdict"
+        majority, claimed = neighbours.details.get("majority"), record.labels.get("label")
+        if majority == claimed:
+            return "approve", (f"demo auto-review: the model abstained; the nearest real seeds agree ('{claimed}', "
+                               f"{neighbours.details.get('agreement', 0):.0%})")
+        return "reject", f"demo auto-review: the model abstained; the nearest real seeds say '{majority}', claimed '{claimed}'"
     votes, k = verdict.details.get("votes", {}), verdict.details.get("k", 0)
     claimed = verdict.details.get("claimed")
     if k and votes.get(claimed, 0) == k:
@@ -236,8 +264,10 @@ def run_demo(args: argparse.Namespace) -> int:
     source = args.source or (str(DEFAULT_SOURCE_DIR) if DEFAULT_SOURCE_DIR.is_dir() else str(SAMPLES))
     if not Path(source).exists():
         fail(f"--source {source}: no such file or folder")
+    ablate = args.ablation if args.ablation is not None else demo_sizes(
+        args.model, on_samples=False, full=args.full) == SIZES["full"]
     on_samples = Path(source).resolve() == SAMPLES.resolve()
-    train_n, eval_n = SIZES["samples" if on_samples and not args.full else "full"]
+    train_n, eval_n = demo_sizes(args.model, on_samples=on_samples, full=args.full)
     train_n, eval_n = args.train_per_lang or train_n, args.eval_per_lang or eval_n
     n_synth = args.n_synthetic or (500 if args.full else 40)
     if n_synth <= 0:
@@ -249,7 +279,7 @@ def run_demo(args: argparse.Namespace) -> int:
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    stages = Stages(out, total=7 if args.no_ablation else 11)
+    stages = Stages(out, total=11 if ablate else 7)
     train_file, eval_file = out / "data" / "train.jsonl", out / "data" / "eval.jsonl"
     db, curated = out / "synthetic" / "review.db", out / "curated.jsonl"
     train_opts: dict[str, Any] = {"epochs": args.epochs, "learning_rate": args.learning_rate,
@@ -281,7 +311,7 @@ def run_demo(args: argparse.Namespace) -> int:
                            lambda: stage_evaluate(eval_file, out / "adapter", out / "eval", model, backend, seed,
                                                   [train_file, curated]))
     ablation = None
-    if not args.no_ablation:
+    if ablate:
         real_only = stages.run("ablation_train", "ablation: train on real only", train_settings(model, seed, train_opts),
                                lambda: stage_train([train_file], out / "ablation" / "adapter", model, seed, train_opts))
         abl_eval = stages.run("ablation_evaluate", "ablation: evaluate real only",
@@ -308,12 +338,12 @@ def run_demo(args: argparse.Namespace) -> int:
                                          out / "ablation" / "eval_seed2" / "predictions.jsonl", seed,
                                          delta_is=f"accuracy(real only, seed {seed + 1}) - accuracy(real only, seed {seed})")}}
 
-    valued = stages.run("data_value", "data value of the curated set", {"ablation": not args.no_ablation},
-                        lambda: stage_data_value(train_file, eval_file, curated, out, seed, not args.no_ablation))
+    valued = stages.run("data_value", "data value of the curated set", {"ablation": ablate},
+                        lambda: stage_data_value(train_file, eval_file, curated, out, seed, ablate))
 
     summary = {
         "task": TASK, "model": model, "backend": backend, "seed": seed, "full": args.full,
-        "tiny_model": model == TINY, "source": source, "out": str(out),
+        "tiny_model": is_tiny(model), "source": source, "out": str(out),
         "data": data, "synthetic": gen, "review": review, "export": export, "train": trained,
         "eval": evaluated, "ablation": ablation, "data_value": valued, "stages": stages.timings,
         "seconds_this_run": round(time.perf_counter() - started, 1),

@@ -24,7 +24,7 @@ from core.tasks import load_task
 from core.urls import redact_url
 from evaluator.data_value import data_value
 from evaluator.run import load_labelled
-from generator.runner import RunConfig, RunResult, make_config, run_generation
+from generator.runner import MANIFEST, SPEND_LEDGER, RunConfig, RunResult, make_config, run_generation
 from generator.seeds import load_seeds
 from review_app.store import ReviewStore
 from validators.chain import run_chain
@@ -35,7 +35,7 @@ def generate(*, task: str, lang: str, n: int, seeds: str | Path, out: str | Path
              backend: str = "transformers", validate: bool = True, review: bool = True,
              references: list[str | Path] = (), redis_url: str | None = None, progress: bool = True,
              data_value_eval: str | Path | None = None, data_value_real: str | Path | None = None,
-             **options: Any) -> RunResult:
+             judge: dict[str, Any] | None = None, **options: Any) -> RunResult:
     """Run (or resume) a generation, then the validators and the review queue when available.
 
     `references` are record files the validators compare with besides the seeds: rows whose `split`
@@ -44,6 +44,10 @@ def generate(*, task: str, lang: str, n: int, seeds: str | Path, out: str | Path
     workers through it (validators/shared_index.py), with the verdicts of the in-process check.
     `data_value_eval`: a real held-out split; after validation the accepted samples get the data-value
     report against the real records of the run's language (`data_value_real`, default the seeds).
+    `judge`: turn the LLM judge on: {"model", "backend"} (None: the generator's), "mode" (filter / flag;
+    None: the task's) and "thresholds" with the "calibration" they came from
+    (`review_app.calibration.calibrated_thresholds`); its tokens, dollars and thresholds go into
+    `manifest.json` under `judge`.
     `options` are `RunConfig` fields (batch_size, constrained, max_cost_usd, price_per_1k, device,
     ray, ray_workers, api_key_file)
     or `PlanConfig` fields (seed, k, templates, samples_per_prompt, temperature, top_p,
@@ -52,7 +56,8 @@ def generate(*, task: str, lang: str, n: int, seeds: str | Path, out: str | Path
     cfg = make_config(task=task, lang=lang, n=n, seeds=seeds, out=out, model=model, backend=backend, **options)
     result = run_generation(cfg, progress=progress)
     try:
-        post_process(result, cfg, validate=validate, review=review, references=references, redis_url=redis_url)
+        post_process(result, cfg, validate=validate, review=review, references=references, redis_url=redis_url,
+                     judge=judge)
         if validate and data_value_eval is not None:
             write_data_value(cfg, data_value_eval, data_value_real or cfg.seeds)
     finally:
@@ -62,7 +67,8 @@ def generate(*, task: str, lang: str, n: int, seeds: str | Path, out: str | Path
 
 
 def post_process(result: RunResult, cfg: RunConfig, *, validate: bool, review: bool,
-                 references: list[str | Path] = (), redis_url: str | None = None) -> None:
+                 references: list[str | Path] = (), redis_url: str | None = None,
+                 judge: dict[str, Any] | None = None) -> None:
     """The task's validator chain on the parsed samples, then the review queue for the accepted ones.
 
     With `redis_url` and `cfg.ray`, the near-duplicate check is split over the Ray workers (the
@@ -81,10 +87,13 @@ def post_process(result: RunResult, cfg: RunConfig, *, validate: bool, review: b
     if backend is None and cfg.backend != "openai":
         backend = get_backend(cfg.backend, **({"model": cfg.model, "device": cfg.device}
                                               if cfg.backend == "transformers" else {"model": cfg.model}))
+    judge_backend = _judge_backend(cfg, backend, judge) if judge is not None else None
     workers, own_pool = _validation_workers(result.backend, cfg, redis_url, result.manifest.get("run_id"))
     try:
-        accepted, rejected, report = run_chain(task, records, references=known, backend=backend,
-                                               seed=cfg.plan.seed, redis_url=redis_url, workers=workers)
+        accepted, rejected, report = run_chain(
+            task, records, references=known, backend=backend, seed=cfg.plan.seed, redis_url=redis_url,
+            workers=workers, judge_backend=judge_backend, enable=["judge"] if judge is not None else [],
+            overrides=_judge_options(judge))
     except SharedIndexError as exc:  # Redis failed mid-check: no verdicts rather than wrong ones
         fail(f"validation stopped: {exc}; the samples stay in {cfg.out / 'samples.jsonl'}: "
              "re-run the same command to validate them")
@@ -96,6 +105,8 @@ def post_process(result: RunResult, cfg: RunConfig, *, validate: bool, review: b
     write_jsonl_atomic(cfg.out / "accepted.jsonl", accepted)
     write_jsonl_atomic(cfg.out / "rejected.jsonl", rejected)
     write_json_atomic(cfg.out / "validation.json", report)
+    if "judge" in report["validators"]:
+        _record_judge(result, cfg, report["validators"]["judge"], judge)
     print(f"validation: {len(accepted)} accepted, {len(rejected)} rejected -> {cfg.out}/accepted.jsonl")
     if not review or not accepted:
         return
@@ -123,6 +134,38 @@ def write_data_value(cfg: RunConfig, eval_path: str | Path, real_path: str | Pat
     result = data_value(task, real, held, accepted, out, seed=cfg.plan.seed)
     print(f"data value: {result['verdict']} -> {out}/report.md")
     return result
+
+
+def _judge_options(judge: dict[str, Any] | None) -> dict[str, dict[str, Any]] | None:
+    """The judge's `mode` and `thresholds` where the caller set them (else the task YAML's)."""
+    options = {k: (judge or {})[k] for k in ("mode", "thresholds") if (judge or {}).get(k)}
+    return {"judge": options} if options else None
+
+
+def _judge_backend(cfg: RunConfig, backend: Any, judge: dict[str, Any]) -> Any:
+    """The judge's model: the generator's own (already loaded) unless another model or backend is named."""
+    name, model = judge.get("backend") or cfg.backend, judge.get("model") or cfg.model
+    if name == cfg.backend and model == cfg.model and backend is not None:
+        return backend
+    options: dict[str, Any] = {"model": model}
+    if name == "transformers":
+        options["device"] = cfg.device
+    elif name == "openai":  # one spend cap for the run: the judge's requests go on generation's ledger
+        options.update(max_cost_usd=cfg.max_cost_usd, ledger=cfg.out / SPEND_LEDGER,
+                       price_per_1k=cfg.price_per_1k if model == cfg.model else None)
+    return get_backend(name, **options)
+
+
+def _record_judge(result: RunResult, cfg: RunConfig, stats: dict[str, Any], judge: dict[str, Any] | None) -> None:
+    """The judge's model, thresholds, tokens and dollars in `manifest.json`, beside generation's."""
+    entry: dict[str, Any] = dict(stats.get("usage") or {})
+    entry.update(checked=stats["checked"], rejected=stats["failed"])
+    if "skipped" in stats:
+        entry["skipped"] = stats["skipped"]
+    if (judge or {}).get("calibration"):
+        entry["calibrated_from"] = judge["calibration"]
+    result.manifest["judge"] = entry
+    write_json_atomic(cfg.out / MANIFEST, result.manifest)
 
 
 def _validation_workers(pool: Any, cfg: RunConfig, redis_url: str | None,

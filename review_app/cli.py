@@ -25,8 +25,8 @@ import sys
 from core.errors import fail
 from core.inputs import ColumnMap, add_input_args, columns_from_args
 from review_app.auth import UsersFile
+from review_app.calibration import stats
 from review_app.export import enqueue_file, export_curated
-from review_app.metrics import summary
 from review_app.resolve import ROLES
 from review_app.store import ReviewStore
 
@@ -69,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
     role.add_argument("--annotator", required=True, help="the name they sign in with")
     role.add_argument("--role", required=True, choices=ROLES)
 
-    st = sub.add_parser("stats", help="print the dashboard's numbers as JSON")
+    st = sub.add_parser("stats", help="print the dashboard's numbers as JSON (the LLM judge's agreement with "
+                                      "people under judge_vs_human)")
     st.add_argument("--db", required=env_db is None, default=env_db, help=db_help)
 
     users = sub.add_parser("users", help="the users file the app signs annotators in with (argon2 password hashes)")
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             store.set_role(args.annotator, args.role)
             print(f"{args.annotator}: {args.role}")
         else:
-            print(json.dumps(summary(store), indent=2, ensure_ascii=False))
+            print(json.dumps(stats(store), indent=2, ensure_ascii=False))
     finally:
         store.close()
     return 0

@@ -6,7 +6,8 @@ Numbers from `review_app.metrics.summary` (what `python -m review_app stats` pri
 over independent votes only and comes twice: on the label (what a classifier learns) and on the
 decision (the exact version voted for, what resolves an item); beside them, how many items needed a
 third vote, so a high label agreement cannot hide the items that went to a tie-break or the lead.
-The data-value panel is `review_app.data_value_view`.
+The LLM judge's agreement with people, per rubric score (`review_app.calibration`), follows it. The
+data-value panel is `review_app.data_value_view`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from typing import Any
 
 import streamlit as st
 
+from review_app.calibration import stats
 from review_app.data_value_view import show_data_value
-from review_app.metrics import summary
 from review_app.store import ReviewStore
 
 STATUSES = ("pending", "disputed", "approved", "edited", "rejected")
@@ -54,8 +55,31 @@ def agreement_panel(s: dict[str, Any]) -> None:
         st.dataframe(ia["pairs"], hide_index=True)
 
 
+def judge_panel(rows: list[dict[str, Any]]) -> None:
+    """Per task the judge scored: its keep vs the people's, per rubric score, at every threshold."""
+    if not rows:
+        return
+    st.subheader("LLM judge vs people")
+    st.caption("A person keeps a sample when they approve it, or edit it and keep its label. The judge keeps it when "
+               "a score is at or above the threshold. Independent votes only; kappa is Cohen's (0 = chance).")
+    for t in rows:
+        v = t["verdict"]
+        st.text(f"{t['task']}: {t['decisions']} votes on {t['items']} items by {t['annotators']} people "
+                f"(judge {', '.join(t['judge_models'])}); people keep {t['people_keep']}, the judge's verdict "
+                f"agrees {_value(v['accuracy'])} (kappa {_value(v['kappa'])})")
+        if t.get("note"):
+            st.caption(t["note"])
+        st.dataframe([{"score": name, "best threshold": _value((s["best"] or {}).get("threshold")),
+                       "kappa": _value((s["best"] or {}).get("kappa")),
+                       "accuracy": _value((s["best"] or {}).get("accuracy")), "votes": s["decisions"]}
+                      for name, s in t["scores"].items()], hide_index=True)
+        with st.expander("Every threshold"):
+            st.dataframe([{"score": name, **row} for name, s in t["scores"].items() for row in s["thresholds"]],
+                         hide_index=True)
+
+
 def dashboard_page(store: ReviewStore, report: Path | None = None) -> None:
-    s = summary(store)
+    s = stats(store)
     st.title("Dashboard")
     cols = st.columns(1 + len(STATUSES))
     cols[0].metric("total", s["total"])
@@ -67,6 +91,7 @@ def dashboard_page(store: ReviewStore, report: Path | None = None) -> None:
     right.caption("Items by language")
     right.bar_chart(s["lang"], horizontal=True)
     agreement_panel(s)
+    judge_panel(s["judge_vs_human"])
     st.subheader("Throughput per annotator")
     st.dataframe(s["throughput"], hide_index=True)
     st.subheader("Acceptance by prompt template and sampling strategy")

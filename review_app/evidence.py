@@ -3,7 +3,8 @@
     long_text(text, task)          # literal; a long one in a scroll box, a warning over the task's limit
     word_diff(old, new)            # 'rose [-12%-] {+15%+} in Q3': what an edit changed, word by word
     consistency_line(details)      # the self-consistency votes in words, saying what its number is
-    show_evidence(item)            # validators (verdict, score, what it measures), votes, seeds
+    judge_rows(details)            # the LLM judge's scores: value, its meaning, threshold, met or not
+    show_evidence(item)            # validators (verdict, score, what it measures), votes, the judge, seeds
 
 The evidence sits below the decision on the review page: an annotator reads the sample, the claimed
 label and the keys first; the tables and the seed examples are there for when the sample is in doubt,
@@ -32,6 +33,7 @@ SCORE_MEANING = {
     "dedup": "similarity to the nearest other sample (lower is better)",
     "self_consistency": "share of re-labellings that agree with the claimed label (higher is better)",
     "neighbour_agreement": "share of the nearest seed examples with the claimed label (higher is better)",
+    "judge": "the LLM judge's rubric scores on one scale: 0 = every score at its worst, 1 = at its best",
 }
 
 
@@ -105,7 +107,9 @@ def validators_table(item: Item) -> None:
     if not rec.verdicts:
         st.text("no verdicts")
         return
-    st.dataframe([{"validator": v.name, "verdict": "pass" if v.passed else "flag",
+    # A judge in `mode: flag` passes what it would reject: the column shows its opinion.
+    st.dataframe([{"validator": v.name,
+                   "verdict": "pass" if v.passed and v.details.get("keep") is not False else "flag",
                    "score": None if v.score is None else round(v.score, 3),
                    "score measures": SCORE_MEANING.get(v.name, "as the validator reports it"),
                    "reason": v.reason} for v in rec.verdicts], hide_index=True,
@@ -122,10 +126,39 @@ def validators_table(item: Item) -> None:
                 st.text(f"{v.name} ({'pass' if v.passed else 'flag'}): {v.reason}")
 
 
+def judge_rows(details: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per rubric score: its value, what that value means, the threshold and whether it is met."""
+    scores, meanings = details.get("scores") or {}, details.get("meanings") or {}
+    thresholds = details.get("thresholds") or {}
+    return [{"score": name, "value": value, "means": meanings.get(name, ""),
+             "threshold": thresholds.get(name), "met": "yes" if value >= thresholds.get(name, value) else "no"}
+            for name, value in scores.items()]
+
+
+def judge_section(rec: Any) -> None:
+    """The LLM judge's scores and its reasoning, as text."""
+    verdict = rec.verdict("judge")
+    if verdict is None:
+        return
+    d = verdict.details
+    if not d.get("parsed", True):
+        st.caption(f"LLM judge ({d.get('model') or 'model'}): no verdict")
+        st.text(verdict.reason)
+        return
+    keeps = "keeps it" if d.get("keep") else "would reject it" if verdict.passed else "rejects it"
+    st.caption(f"LLM judge ({d.get('model') or 'model'}) {keeps}: every score against its threshold, "
+               f"keep rule '{d.get('keep_rule', 'all')}'")
+    st.dataframe(judge_rows(d), hide_index=True,
+                 column_config={"means": st.column_config.TextColumn(width="large")})
+    st.text(f"Reasoning: {d.get('reasoning') or '(none)'}")
+
+
 def show_evidence(item: Item) -> None:
-    """Validators, the model's self-consistency votes and the seed examples, below the decision."""
+    """Validators, the model's self-consistency votes, the judge's scores and the seed examples, below the
+    decision."""
     rec = item.record
     validators_table(item)
+    judge_section(rec)
     sc = rec.verdict("self_consistency")
     votes = (sc.details.get("votes") or {}) if sc else {}
     st.caption("Self-consistency votes (the model re-labelling its own sample)")

@@ -2,7 +2,8 @@
 
 Checks synthetic (or any) records before a person sees them, and says why each rejection happened.
 One module per validator, registered by the names a task YAML lists under `validators:` (schema,
-quality, near_duplicates, language, self_consistency, neighbour_agreement). Which module does what:
+quality, near_duplicates, language, self_consistency, neighbour_agreement, judge). The LLM judge's
+bias check: `python -m validators judge-check` (judge_check.py). Which module does what:
 docs/validation.md#design-validators__init__py
 
 From Python (what `generate.py` calls):

@@ -23,6 +23,7 @@ REGISTRY: dict[str, str] = {
     "language": "validators.language:LanguageValidator",
     "self_consistency": "validators.self_consistency:SelfConsistencyValidator",
     "neighbour_agreement": "validators.neighbours:NeighbourAgreementValidator",
+    "judge": "validators.judge:JudgeValidator",
 }
 EVAL_SPLITS = frozenset({"eval", "test", "validation", "val", "dev"})
 
@@ -36,6 +37,7 @@ class Context:
             set (contamination), the rest are seeds / training data.
         backend: a `backends.Backend` for model-based checks, or None to skip them.
         redis_url, workers: with both, `near_duplicates` runs on the workers through one Redis index.
+        judge_backend: the model the LLM judge asks (`--judge-model`); None: `backend`.
     """
 
     references: list[Record] = field(default_factory=list)
@@ -43,6 +45,7 @@ class Context:
     seed: int = 0
     redis_url: str | None = None
     workers: Any = None  # a validators.shared_index.ShardPool (Ray workers) that splittable checks may use
+    judge_backend: Any = None
 
     @property
     def eval_refs(self) -> list[Record]:
@@ -80,6 +83,11 @@ class BaseValidator:
         self.task = task
         self.options = {**self.defaults, **options}
         self.context = context or Context()
+
+    @property
+    def model(self) -> Any:
+        """The backend a model-based check asks (None: it is skipped)."""
+        return self.context.backend
 
     def check(self, records: list[Record]) -> list[Verdict]:
         raise NotImplementedError

@@ -2,7 +2,7 @@
 
     accepted, rejected, report = run_chain(task, records, references=refs, backend=backend)
 
-Cheap validators see every record; expensive ones (`self_consistency`, `neighbour_agreement`) only
+Cheap validators see every record; expensive ones (`self_consistency`, `neighbour_agreement`, `judge`) only
 the records that passed everything before them, so the model is never asked about a sample that
 is already out. Validators that need a model are skipped, with a notice, when `backend` is None.
 """
@@ -32,9 +32,12 @@ def chain_spec(
     skip: Iterable[str] = (),
     enable: Iterable[str] = (),
 ) -> list[tuple[str, dict[str, Any]]]:
-    """The (name, options) list to run: the task's `validators:` plus `enable`, minus `skip`,
-    restricted to `only`, with `overrides[name]` merged into each validator's options."""
-    spec = [(str(v["name"]), {k: val for k, val in v.items() if k != "name"}) for v in task.validators]
+    """The (name, options) list to run: the task's `validators:` (those not `enabled: false`) plus
+    `enable`, minus `skip`, restricted to `only`, with `overrides[name]` merged into each validator's
+    options."""
+    # An entry with `enabled: false` is configured but off until `enable` names it.
+    spec = [(str(v["name"]), {k: val for k, val in v.items() if k not in ("name", "enabled")})
+            for v in task.validators if v.get("enabled", True) or v["name"] in set(enable)]
     names = [n for n, _ in spec]
     for name in enable:
         if name not in names:
@@ -69,9 +72,12 @@ def run_chain(
     seed: int = 0,
     redis_url: str | None = None,
     workers: Any = None,
+    judge_backend: Any = None,
     progress: bool = True,
 ) -> tuple[list[Record], list[Record], dict[str, Any]]:
     """Validate `records` (copies are returned; the inputs are not changed).
+
+    `judge_backend`: the model the `judge` validator asks (default: `backend`).
 
     Returns:
         (accepted, rejected, report). Every returned record carries the verdicts of the validators
@@ -80,7 +86,7 @@ def run_chain(
         with examples; see `validators.report.build_report`.
     """
     context = Context(references=list(references or []), backend=backend, seed=seed, redis_url=redis_url,
-                      workers=workers)
+                      workers=workers, judge_backend=judge_backend)
     spec = chain_spec(task, overrides=overrides, only=only, skip=skip, enable=enable)
     validators: list[BaseValidator] = [build(name, task, options, context) for name, options in spec]
     names = {v.name for v in validators}
@@ -90,8 +96,9 @@ def run_chain(
 
     skipped: dict[str, str] = {}
     checked: dict[str, int] = {}
+    usage: dict[str, dict[str, Any]] = {}
     for validator in tqdm(validators, desc="validators", unit="check", disable=not progress, file=sys.stderr):
-        if validator.needs_backend and backend is None:
+        if validator.needs_backend and validator.model is None:
             skipped[validator.name] = "no model backend given (--backend transformers --model tiny to run it)"
             print(f"notice: skipping {validator.name}: {skipped[validator.name]}", file=sys.stderr)
             continue
@@ -102,6 +109,8 @@ def run_chain(
             raise RuntimeError(f"validator {validator.name} returned {len(verdicts)} verdicts for {len(targets)} records")
         for rec, verdict in zip(targets, verdicts, strict=True):
             rec.verdicts.append(verdict)
+        if hasattr(validator, "usage"):  # a model-based check's tokens and spend (the run's manifest)
+            usage[validator.name] = validator.usage
 
     by_name = {v.name: v for v in validators}
     for rec in out:
@@ -113,4 +122,6 @@ def run_chain(
     rejected = [r for r in out if not r.passed]
     report = build_report(task, out, [v.name for v in validators], checked=checked, skipped=skipped,
                           references=context.references)
+    for name, used in usage.items():
+        report["validators"][name]["usage"] = used
     return accepted, rejected, report

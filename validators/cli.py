@@ -1,4 +1,7 @@
-"""`python -m validators`: run a task's validator chain on a JSONL file and write the verdicts."""
+"""`python -m validators`: run a task's validator chain on a JSONL file and write the verdicts.
+
+`python -m validators judge-check ...` is the LLM judge's bias check (validators/judge_check.py).
+"""
 
 from __future__ import annotations
 
@@ -23,6 +26,8 @@ EPILOG = """examples:
       --reference runs/fin/data/train.jsonl --reference runs/fin/data/eval.jsonl
   python -m validators --task fin_sentiment --in samples.jsonl --out out --backend transformers --model tiny
   python -m validators --task fin_sentiment --in samples.jsonl --out out --set near_duplicates.threshold=0.8
+  python -m validators --task fin_sentiment --in samples.jsonl --out out --judge-model smollm2-135m
+  python -m validators judge-check --task fin_sentiment --in eval.jsonl --limit 40 --model smollm2-135m
 
 writes OUT/accepted.jsonl, OUT/rejected.jsonl (every record with all its verdicts and meta.doubt),
 OUT/report.json and OUT/report.md (counts per validator and rule, examples)."""
@@ -57,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      "without one, self_consistency is skipped with a notice")
     p.add_argument("--model", default=DEFAULT_MODEL, help="model for --backend (smollm2-135m: real, offline; tiny: random)")
     p.add_argument("--device", help="device for the transformers backend (cpu, cuda)")
+    p.add_argument("--judge-model", help="turn the LLM judge on (the task's `rubric:`) with this model "
+                                         "(default with --enable judge: --model)")
+    p.add_argument("--judge-backend", help="the judge model's backend (default: --backend, else transformers)")
     p.add_argument("--redis-url", help="keep the MinHash LSH index in Redis, e.g. redis://localhost:6379/0")
     p.add_argument("--only", help="comma-separated validators to run (default: the task's chain)")
     p.add_argument("--skip", default="", help="comma-separated validators to leave out")
@@ -70,11 +78,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _backend(name: str, model: str, device: str | None) -> Any:
+    options: dict[str, Any] = {"model": model}
+    if device and name != "openai":  # a chat API has no device
+        options["device"] = device
+    return get_backend(name, **options)
+
+
 def _csv(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["judge-check"]:
+        from validators.judge_check import main as judge_check
+
+        return judge_check(argv[1:])
     args = build_parser().parse_args(argv)
     task = load_task(args.task)
     records = [r for path in args.inputs for r in read_inputs(path, task, lang=args.lang, source="synthetic")]
@@ -87,16 +107,17 @@ def main(argv: list[str] | None = None) -> int:
     overrides = parse_set(args.sets)
     if args.embedding_model:
         overrides.setdefault("neighbour_agreement", {})["model"] = args.embedding_model
-    backend = None
-    if args.backend:
-        options: dict[str, Any] = {"model": args.model}
-        if args.device:
-            options["device"] = args.device
-        backend = get_backend(args.backend, **options)
+    backend = _backend(args.backend, args.model, args.device) if args.backend else None
+    enable = _csv(args.enable)
+    judge_backend = None
+    if args.judge_model or args.judge_backend:
+        enable.append("judge")
+        judge_backend = _backend(args.judge_backend or args.backend or "transformers",
+                                 args.judge_model or args.model, args.device)
     accepted, rejected, report = run_chain(
         task, records, references, backend, overrides=overrides, only=_csv(args.only) or None,
-        skip=_csv(args.skip), enable=_csv(args.enable), seed=args.seed, redis_url=args.redis_url,
-        progress=not args.quiet,
+        skip=_csv(args.skip), enable=enable, seed=args.seed, redis_url=args.redis_url,
+        judge_backend=judge_backend, progress=not args.quiet,
     )
     report["inputs"] = [str(p) for p in args.inputs]
     report["references"]["files"] = [*args.reference, *args.eval_reference]

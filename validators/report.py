@@ -39,6 +39,9 @@ def build_report(task: Task, records: list[Record], order: list[str], *, checked
                 continue
             stats = per[v.name]
             stats["passed" if v.passed else "failed"] += 1
+            if v.details.get("abstained"):  # passed without judging (e.g. a model no better than chance)
+                stats["abstained"] = stats.get("abstained", 0) + 1
+                stats.setdefault("abstained_because", v.reason)
             if not v.passed:
                 rule = _rule(v)
                 stats["rules"][rule] = stats["rules"].get(rule, 0) + 1
@@ -69,8 +72,16 @@ def render_markdown(report: dict[str, Any]) -> str:
         rules = ", ".join(f"{k} {v}" for k, v in sorted(s["rules"].items(), key=lambda kv: -kv[1]))
         if "skipped" in s:
             rules = f"skipped: {s['skipped']}"
+        if s.get("abstained"):
+            rules = f"abstained on {s['abstained']}: {s['abstained_because']}"
         lines.append(f"| {name} | {s['checked']} | {s['passed']} | {s['failed']} | {rules} |")
     lines.append("")
+    for name, s in report["validators"].items():
+        if s.get("usage"):  # a model-based check: what it cost
+            u = s["usage"]
+            cost = f", {u['cost_usd']:.6f} USD" if u.get("cost_usd") is not None else ""
+            lines += [f"{name}: {u['records']} records on {u['model']}, {u['parsed']} parsed, {u['unparsed']} not; "
+                      f"tokens {u['tokens']['prompt']} in / {u['tokens']['completion']} out{cost}", ""]
     for name, s in report["validators"].items():
         for rule, exs in s.get("examples", {}).items():
             lines.append(f"**{name} / {rule}**")

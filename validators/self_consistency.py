@@ -7,7 +7,16 @@
 
 Fails when the majority label is not the claimed one, or when agreement (share of the k votes for the
 claimed label, at two decimals) is under `min_agreement`; a record the backend could not score fails
-with rule `unscored`. How the votes are drawn: docs/validation.md#design-validatorsself_consistencypy
+with rule `unscored`.
+
+First it checks its own competence: the model votes on up to `competence_n` labelled seeds (references
+that are not eval items) of the records' language, and the check's own rule is applied to each seed
+claimed with its true label and with every wrong one. The separation (share of true labels kept minus
+share of wrong labels kept: 0 for a coin, 1 for a perfect check) must reach `min_separation`, else its
+votes are no evidence and it abstains: every record passes with `abstained` and the measurement in its
+details, instead of rejecting samples by the model's bias (SmolLM2-135M calls almost every financial
+text positive: as a filter it kept 34% of correctly labelled real sentences and 29% of mislabelled
+ones, docs/validation.md). How the votes are drawn: docs/validation.md#design-validatorsself_consistencypy
 """
 
 from __future__ import annotations
@@ -50,7 +59,7 @@ def record_seed(seed: int, record_id: str, round_: int) -> int:
 class SelfConsistencyValidator(BaseValidator):
     name = "self_consistency"
     defaults: ClassVar[dict[str, Any]] = {"k": 5, "min_agreement": 0.6, "temperature": 1.0, "method": "score", "max_new_tokens": 24,
-                "variant": 0}
+                "variant": 0, "competence_n": 60, "min_separation": 0.2}
     expensive = True
     needs_backend = True
 
@@ -104,7 +113,61 @@ class SelfConsistencyValidator(BaseValidator):
             label = self.task.normalise_label(completion.text.strip().strip('"'))
         return label if label in self.task.labels else UNPARSED
 
+    def keeps(self, draws: list[str], claimed: str) -> bool:
+        """Whether votes `draws` keep a record claimed `claimed` (the rule `check` applies)."""
+        counts = Counter(draws)
+        return bool(draws) and counts[claimed] == max(counts.values()) and \
+            round(counts[claimed] / len(draws), 2) >= float(self.options["min_agreement"])
+
+    def competence(self, lang: str) -> dict[str, Any] | None:
+        """How well this check separates true labels from wrong ones on labelled seeds of `lang` (its rule
+        applied to each seed claimed with its true label and with each wrong one); None without
+        `competence_n` or labelled seeds."""
+        n = int(self.options["competence_n"])
+        pool = [r for r in self.context.train_refs if r.lang == lang and self.claimed_label(r) in self.task.labels]
+        if n <= 0 or len(pool) < len(self.task.labels):
+            return None
+        by_label: dict[str, list[Record]] = {}
+        for rec in sorted(pool, key=lambda r: r.id):
+            by_label.setdefault(self.claimed_label(rec), []).append(rec)
+        rng = record_rng(self.context.seed, f"competence:{lang}")
+        for group in by_label.values():
+            rng.shuffle(group)
+        sample = [r for i in range(n) for g in by_label.values() if i < len(g) for r in [g[i]]][:n]
+        kept_true, kept_wrong = [], []
+        for rec, drawn in zip(sample, self.votes(sample), strict=True):
+            draws = [] if isinstance(drawn, str) else drawn[0]
+            true = self.claimed_label(rec)
+            kept_true.append(self.keeps(draws, true))
+            kept_wrong.append(float(np.mean([self.keeps(draws, wrong) for wrong in self.task.labels if wrong != true])))
+        true_rate, wrong_rate = float(np.mean(kept_true)), float(np.mean(kept_wrong))
+        return {"seeds": len(sample), "keeps_true": round(true_rate, 4), "keeps_wrong": round(wrong_rate, 4),
+                "separation": round(true_rate - wrong_rate, 4),
+                "competent": true_rate - wrong_rate >= float(self.options["min_separation"])}
+
     def check(self, records: list[Record]) -> list[Verdict]:
+        verdicts: list[Verdict | None] = [None] * len(records)
+        by_lang: dict[str, list[int]] = {}
+        for i, rec in enumerate(records):
+            by_lang.setdefault(rec.lang, []).append(i)
+        voting: list[int] = []
+        for lang, indices in by_lang.items():
+            measured = self.competence(lang)
+            if measured is None or measured["competent"]:
+                voting += indices
+                continue
+            reason = (f"self-consistency abstained: on {measured['seeds']} labelled seeds its votes kept "
+                      f"{measured['keeps_true']:.0%} of true labels and {measured['keeps_wrong']:.0%} of wrong ones "
+                      f"(separation {measured['separation']:.2f} < {self.options['min_separation']}): no evidence")
+            for i in indices:
+                verdicts[i] = self.verdict(True, None, reason, abstained=True, competence=measured,
+                                           claimed=self.claimed_label(records[i]))
+        voting.sort()
+        for i, verdict in zip(voting, self._votes_verdicts([records[i] for i in voting]), strict=True):
+            verdicts[i] = verdict
+        return [v for v in verdicts if v is not None]
+
+    def _votes_verdicts(self, records: list[Record]) -> list[Verdict]:
         verdicts = []
         order = {name: i for i, name in enumerate(self.task.label_names)}
         for rec, drawn in zip(records, self.votes(records), strict=True):
@@ -136,4 +199,6 @@ class SelfConsistencyValidator(BaseValidator):
         return verdicts
 
     def doubt(self, verdict: Verdict) -> float:
+        if verdict.details.get("abstained"):
+            return 0.0  # no evidence either way: the other validators decide the doubt
         return 1.0 if not verdict.passed else 1.0 - float(verdict.details.get("agreement", 1.0))

@@ -112,3 +112,25 @@ def test_score_on_a_real_server_gives_log_probs_or_the_reason(server):
     reasons = [score_failure(r) for r in rows]
     assert all(r is None for r in reasons) or all(r for r in reasons), reasons
     print("transformers serve score():", reasons)
+
+
+def test_the_judge_on_a_server_that_ignores_the_schema_keeps_every_sample_with_a_reason(server, monkeypatch):
+    """`transformers serve` drops `response_format`: the tiny model's free text is no verdict. The judge
+    still gives every sample a verdict, none rejected, each unread answer with its reason."""
+    from backends import get_backend
+    from core.records import Record
+    from core.tasks import load_task
+    from validators.base import Context, build
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    task = load_task("fin_sentiment")
+    backend = get_backend("openai", model=server["model"], base_url=server["base_url"], parse_retries=1)
+    judge = build("judge", task, {"max_new_tokens": 24}, Context(judge_backend=backend))
+    records = [Record.new(task=task.name, lang="en", text=t, labels={"label": "positive"})
+               for t in ("Profit rose 5%.", "Shares fell after the warning.")]
+    verdicts = judge.check(records)
+    assert len(verdicts) == 2 and all(v.passed for v in verdicts)
+    for v in verdicts:
+        assert v.details["parsed"] or (v.details["rule"] == "unparsed" and v.reason.startswith("judge: no verdict"))
+    assert judge.usage["parsed"] + judge.usage["unparsed"] == 2 and judge.usage["tokens"]["completion"] > 0
+    print("judge on transformers serve:", judge.usage, [v.reason for v in verdicts])

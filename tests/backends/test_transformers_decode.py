@@ -119,17 +119,25 @@ QUEUED = [*PROMPTS, "Headline: " + "shares of Nordvik Shipping rose after the qu
 
 
 class _Recorder:
-    """A processor that changes no score and records the batch: its size at each step and the rows
-    that joined while others were still decoding."""
+    """A processor that records the batch: its size at each step and the rows that joined while others
+    were still decoding. With `stop_after` ({prompt index: n}) it makes that prompt's row write `stop_id`
+    after n tokens (so rows leave at known steps, whatever the random model writes); else no score changes."""
 
-    def __init__(self) -> None:
+    def __init__(self, stop_after: dict[int, int] | None = None, stop_id: int | None = None) -> None:
         self.rows: list[int] = []
         self.sizes: list[int] = []
         self.joined_running: list[list[int]] = []
+        self.stop_after, self.stop_id = stop_after or {}, stop_id
+        self.steps: dict[int, int] = {}
 
     def __call__(self, input_ids, scores):
         assert input_ids.shape[0] == scores.shape[0] == len(self.rows)
         self.sizes.append(len(self.rows))
+        for i, row in enumerate(self.rows):
+            self.steps[row] = self.steps.get(row, 0) + 1
+            if row in self.stop_after and self.steps[row] > self.stop_after[row]:
+                scores[i] = float("-inf")
+                scores[i, self.stop_id] = 0.0
         return scores
 
     def keep(self, rows: list[int]) -> None:
@@ -181,10 +189,12 @@ def test_queued_prompts_join_a_running_batch_that_never_exceeds_its_slots(backen
 
     backend = backends[TINY]
     sampling = SAMPLINGS["greedy"]
-    _stop_midway(backend, sampling, monkeypatch, QUEUED)
     eos = backend.model.generation_config.eos_token_id
+    stop = eos[0] if isinstance(eos, list) else eos
     ids = backend.tokenizer([backend.render(p) for p in QUEUED], add_special_tokens=False)["input_ids"]
-    recorder = _Recorder()
+    # The first two rows stop early (after 2 and 5 tokens), while the third still decodes: queued prompts
+    # must take their slots then, not once the batch is empty.
+    recorder = _Recorder(stop_after={0: 2, 1: 5}, stop_id=stop)
     with torch.inference_mode():
         rows = decode(backend.model, ids, batch_size=3, pad_id=backend.tokenizer.pad_token_id,
                       max_new_tokens=sampling.max_new_tokens, stop_ids=eos, processors=[recorder])

@@ -230,3 +230,82 @@ def test_token_budgets_let_the_json_answer_close():
     fin, support = load_task("fin_sentiment"), load_task("support_intent")
     assert (fin.max_new_tokens(with_input=True), support.max_new_tokens(with_input=True)) == (384, 1480)
     assert (fin.max_new_tokens(), support.max_new_tokens()) == (24, 264)
+
+
+RUBRIC = MINIMAL + """rubric:
+  scores:
+    - name: fits
+      description: does it fit?
+      options: {1: no, 2: partly, 3: yes}
+      threshold: 2
+    - name: label_right
+      options: {0: wrong, 1: right}
+      threshold: 1
+  prompt: "{{ text }} is {{ label }} ({{ label_description }}). {{ rubric }} {{ answer_format }}"
+"""
+
+
+def test_a_rubric_gives_the_judge_its_prompt_schema_and_keep_rule(tmp_path):
+    task = load_task(_write(tmp_path, RUBRIC))
+    rubric = task.rubric
+    assert rubric.names == ["fits", "label_right"] and rubric.keep == "all" and rubric.reasoning_chars == 200
+    system, user = task.judge_messages("x", "en", {"label": "a"})
+    assert system["content"].startswith("You review training examples")  # the default system turn
+    assert user["content"].startswith("x is a (). - fits: does it fit?\n    1 = no\n    2 = partly\n    3 = yes")
+    assert user["content"].endswith('{"reasoning": "...", "fits": 1|2|3, "label_right": 0|1}')
+    reversed_prompt = task.judge_messages("x", "en", {"label": "a"}, reverse=True)[1]["content"]
+    assert "3 = yes\n    2 = partly\n    1 = no" in reversed_prompt and '"fits": 3|2|1' in reversed_prompt
+    props = rubric.schema().model_json_schema()["properties"]
+    assert list(props) == ["reasoning", "fits", "label_right"]  # the reasoning comes before the scores
+    assert props["reasoning"]["maxLength"] == 200 and props["fits"]["enum"] == [1, 2, 3]
+    assert rubric.schema(reverse=True).model_json_schema()["properties"]["fits"]["enum"] == [3, 2, 1]
+    assert rubric.keeps({"fits": 2, "label_right": 1}) and not rubric.keeps({"fits": 3, "label_right": 0})
+    assert not rubric.keeps({"fits": 2, "label_right": 1}, {"fits": 3})
+    assert rubric.parse_lenient('```json\n{"reasoning": "ok", "fits": "3", "label_right": 1.0}\n```') == {
+        "reasoning": "ok", "fits": 3, "label_right": 1}
+    assert rubric.parse_lenient('{"reasoning": "ok", "fits": 4, "label_right": 1}') is None
+    any_task = load_task(_write(tmp_path, RUBRIC.replace("  scores:", "  keep: any\n  scores:")))
+    assert any_task.rubric.keeps({"fits": 3, "label_right": 0})
+
+
+def test_the_builtin_rubrics_render_for_every_language():
+    for name in ("fin_sentiment", "support_intent"):
+        task = load_task(name)
+        assert task.rubric is not None and len(task.rubric.scores) >= 2
+        labels = {task.label_name: task.label_names[0], **{o: "A reply." for o in task.outputs}}
+        for lang in task.languages:
+            prompt = task.judge_messages("Sample text", lang, labels)[1]["content"]
+            assert "Sample text" in prompt and task.label_names[0] in prompt and "reasoning" in prompt
+    assert "A reply." in load_task("support_intent").judge_messages("t", "en", {"intent": "bug.report",
+                                                                                  "reply": "A reply."})[1]["content"]
+    assert "students' feedback" in load_task("fin_sentiment").judge_messages("t", "vi", {"label": "neutral"})[1]["content"]
+
+
+@pytest.mark.parametrize(("mutation", "message"), [
+    (("      threshold: 2\n", ""), "rubric.scores[0].threshold: missing required key"),
+    (("threshold: 2", "threshold: 5"), "rubric.scores[0].threshold: expected one of the option values (1, 2, 3)"),
+    (("{1: no, 2: partly, 3: yes}", "{low: no, high: yes}"), "rubric.scores[0].options.low: an option's value must"),
+    (("{0: wrong, 1: right}", "{1: right}"), "rubric.scores[1].options: expected a mapping of two or more"),
+    (("name: fits", "name: reasoning"), "rubric.scores[0].name: 'reasoning' is not a score name"),
+    (("name: label_right", "name: fits"), "rubric.scores[1].name: 'fits' is named twice"),
+    (("  scores:", "  keep: most\n  scores:"), "rubric.keep: expected one of: all, any"),
+    (("  scores:", "  colour: red\n  scores:"), "rubric.colour: unknown key"),
+    (("  prompt: \"{{ text }}", "  prompt: \"{{ text"), "rubric.prompt: template syntax error"),
+    (("  scores:", "  reasoning_chars: 5\n  scores:"), "rubric.reasoning_chars: expected a whole number"),
+])
+def test_bad_rubrics_name_file_and_key(tmp_path, mutation, message):
+    path = _write(tmp_path, RUBRIC.replace(*mutation, 1))
+    with pytest.raises(UserError) as err:
+        load_task(path)
+    assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_a_validator_entry_can_be_configured_but_off(tmp_path):
+    from validators.chain import chain_spec
+
+    task = load_task(_write(tmp_path, RUBRIC + "validators:\n  - name: schema\n  - name: judge\n    enabled: false\n"
+                                               "    mode: flag\n"))
+    assert chain_spec(task) == [("schema", {})]
+    assert chain_spec(task, enable=["judge"]) == [("schema", {}), ("judge", {"mode": "flag"})]
+    with pytest.raises(UserError, match=r"validators\[1\]\.enabled: expected true or false"):
+        load_task(_write(tmp_path, RUBRIC + "validators:\n  - name: schema\n  - name: judge\n    enabled: maybe\n"))

@@ -297,3 +297,24 @@ def test_dashboard_says_how_to_get_a_data_value_report(app):
     sign_in(at)
     at.sidebar.radio(key="page").set_value("Dashboard").run()
     assert any("--data-value" in c.value for c in at.caption)
+
+
+def test_the_judge_is_shown_beside_the_validators_and_against_people_on_the_dashboard(tmp_path, monkeypatch):
+    from tests.review_app.test_calibration import _record, judged_db
+
+    db = judged_db(tmp_path / "review.db")
+    store = ReviewStore(db)
+    store.enqueue([_record(99, 1, 3)])  # pending: the judge (mode flag) would reject it, plausible 1 < 2
+    monkeypatch.setenv("SEEDLOOP_REVIEW_DB", str(db))
+    at = sign_in(AppTest.from_file(APP, default_timeout=60).run())
+    validators = at.dataframe[0].value
+    assert validators.loc[validators["validator"] == "judge", "verdict"].tolist() == ["flag"]
+    scores = next(d.value for d in at.dataframe if "means" in d.value.columns)
+    assert scores.to_dict("records")[0] == {"score": "plausible", "value": 1, "means": "p", "threshold": 2, "met": "no"}
+    assert "Reasoning: <b>reason 99</b>" in texts(at)  # literal text, never HTML
+    assert any(c.value.startswith("LLM judge (planted-judge) would reject it") for c in at.caption)
+    at.sidebar.radio(key="page").set_value("Dashboard").run()
+    assert not at.exception
+    best = next(d.value for d in at.dataframe if "best threshold" in d.value.columns)
+    assert best.set_index("score").loc["label_right", "best threshold"] == 3
+    assert any(t.startswith("fin_sentiment: 24 votes on 21 items by 2 people") for t in texts(at))

@@ -49,8 +49,10 @@ def test_cli_writes_accepted_rejected_and_report(tmp_path):
     assert reasons["s4"].startswith("label word leak")
     assert reasons["s5"].startswith("language: expected 'vi'")
     assert [r.id for r in accepted] == ["s1", "s6", "s7"]
-    for rec in accepted + rejected:  # every record keeps every verdict the cheap chain gave it
-        assert [v.name for v in rec.verdicts] == ["schema", "quality", "near_duplicates", "language"]
+    cheap = ["schema", "quality", "near_duplicates", "language"]
+    for rec in accepted + rejected:  # every record keeps every verdict the chain gave it
+        # neighbour_agreement (no model needed) judges only what passed the cheap checks
+        assert [v.name for v in rec.verdicts] == cheap + (["neighbour_agreement"] if rec in accepted else [])
         assert 0.0 <= rec.meta["doubt"] <= 1.0
     report = json.loads((out / "report.json").read_text())
     assert report["accepted"] == 3 and report["rejected"] == 4 and report["references"]["eval"] == 1

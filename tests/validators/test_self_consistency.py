@@ -41,6 +41,42 @@ def test_score_mode_votes_majority_and_agreement(fin):
     assert wrong.reason == "self-consistency: model says 'positive' (8/8), claimed 'negative'"
 
 
+def _seeds(per_label: int = 10) -> list:
+    texts = {"positive": "Profit rose {} percent at Nordvik", "negative": "Losses widened {} percent at Nordvik",
+             "neutral": "Nordvik holds its meeting on day {}"}
+    return [make(t.format(i), label).model_copy(update={"split": "train"})
+            for label, t in texts.items() for i in range(per_label)]
+
+
+def test_a_model_no_better_than_its_bias_on_the_seeds_abstains(fin):
+    """A model that calls everything positive keeps a true label as often as a wrong one (a positive seed's
+    true label, a negative seed's wrong 'positive'): its votes are no evidence, so it abstains instead of
+    rejecting by its bias."""
+    seeds = _seeds()
+    biased = FakeScoringBackend(probs={s.text: {"positive": 0.9, "negative": 0.05, "neutral": 0.05} for s in seeds}
+                                | {WRONG: {"positive": 1.0}})
+    validator = build("self_consistency", fin, {"k": 3, "competence_n": 30},
+                      Context(references=seeds, backend=biased, seed=0))
+    verdict = validator.check([make(WRONG, "negative")])[0]
+    assert verdict.passed and verdict.details["abstained"] and verdict.score is None
+    competence = verdict.details["competence"]
+    assert competence["seeds"] == 30 and not competence["competent"]
+    # True labels kept: the positive seeds (a third); wrong labels kept: 'positive' claimed for the other
+    # two thirds, one of their two wrong labels each (a third): separation about 0.
+    assert competence["keeps_true"] == pytest.approx(1 / 3, abs=0.1)
+    assert competence["separation"] == pytest.approx(0.0, abs=0.15)
+    assert "abstained" in verdict.reason and validator.doubt(verdict) == 0.0
+    # A model that gets the seeds right votes as before, and rejects the mislabelled record.
+    sound = FakeScoringBackend(probs={s.text: {s.labels["label"]: 1.0} for s in seeds} | {WRONG: {"positive": 1.0}})
+    voted = build("self_consistency", fin, {"k": 3, "competence_n": 30},
+                  Context(references=seeds, backend=sound, seed=0)).check([make(WRONG, "negative")])[0]
+    assert not voted.passed and "abstained" not in voted.details and voted.details["majority"] == "positive"
+    # Eval items are never used to judge competence; without seeds the model votes.
+    eval_only = [s.model_copy(update={"split": "eval"}) for s in seeds]
+    unjudged = build("self_consistency", fin, {"k": 3}, Context(references=eval_only, backend=biased, seed=0))
+    assert "abstained" not in unjudged.check([make(WRONG, "negative")])[0].details
+
+
 def test_score_mode_is_seeded_per_record(fin):
     fake = FakeScoringBackend(probs={TORN: {"neutral": 0.5, "positive": 0.5}})
     one = _validator(fin, fake, k=20).check([make(TORN, "neutral")])[0]
