@@ -11,7 +11,7 @@ from trainer.shapes import model_shape
 
 
 def test_a_padded_prefill_then_a_cached_step_are_counted_exactly():
-    model, tok = load_model(TINY, device="cpu")
+    model, _ = load_model(TINY, device="cpu")
     count = Count(model_shape(TINY))
     ids = torch.tensor([[0, 0, 5, 6, 7], [5, 6, 7, 8, 9]])  # 3 real tokens left-padded to 5, and 5
     mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
