@@ -2,6 +2,7 @@
 
     python -m bench real                                     # SLOW (minutes): `python -m bench --all` runs it too
     SEEDLOOP_BENCH_REAL_MODELS=smollm2-135m,gemma3-270m python -m bench real
+    SEEDLOOP_BENCH_REAL_PARTS=train python -m bench real    # only the training rows (train, score, generate)
 
 On each model (default `smollm2-135m`), one CPU thread (stable on a shared machine), the roof measured
 in the same process (bench/bench_roof.py) and, alternated round by round (A, B, A, B), best of each:
@@ -45,6 +46,7 @@ from trainer.shapes import model_shape
 
 SLOW = True
 MODELS_ENV = "SEEDLOOP_BENCH_REAL_MODELS"
+PARTS_ENV = "SEEDLOOP_BENCH_REAL_PARTS"  # train,score,generate (default: all three)
 TRAIN_STEPS = 4
 SCORE_BATCH = 16
 GEN_BATCH = 16  # the generator's batch (generate.py --batch-size): 16 decoding slots
@@ -57,14 +59,19 @@ CONSTRAINED_TARGET = 0.95
 def run() -> list[BenchRow]:
     import torch
 
+    models = [m.strip() for m in os.environ.get(MODELS_ENV, SMOLLM2).split(",") if m.strip()]
+    parts = [p.strip() for p in os.environ.get(PARTS_ENV, ",".join(PARTS)).split(",") if p.strip()]
+    unknown = set(parts) - set(PARTS)
+    if unknown:
+        raise ValueError(f"{PARTS_ENV}: unknown {sorted(unknown)}; one or more of {list(PARTS)}")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         roof = measure(1, bf16=False)
-        models = [m.strip() for m in os.environ.get(MODELS_ENV, SMOLLM2).split(",") if m.strip()]
         rows: list[BenchRow] = []
         for model in models:
-            rows += training_rows(model, roof) + scoring_rows(model, roof) + generation_rows(model, roof)
+            for part in parts:
+                rows += PARTS[part](model, roof)
     finally:
         torch.set_num_threads(threads)
     return rows
@@ -75,14 +82,17 @@ def _where(roof: Roof) -> str:
             f"GB/s; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
-def _alternate(runs: dict[str, Any], rounds: int = 2) -> dict[str, tuple[float, Any]]:
-    """Each named run `rounds` times, alternated (A, B, A, B): (best seconds, the result of the best)."""
+def _alternate(runs: dict[str, Any], rounds: int = 2, timed: bool = False) -> dict[str, tuple[float, Any]]:
+    """Each named run `rounds` times, alternated (A, B, A, B): (best seconds, the result of the best).
+    `timed`: each run times itself and returns (seconds, result) (its setup left out)."""
     best: dict[str, tuple[float, Any]] = {}
     for _ in range(rounds):
         for name, fn in runs.items():
             start = time.perf_counter()
             result = fn()
             seconds = time.perf_counter() - start
+            if timed:
+                seconds, result = result
             if name not in best or seconds < best[name][0]:
                 best[name] = (seconds, result)
     return best
@@ -90,8 +100,9 @@ def _alternate(runs: dict[str, Any], rounds: int = 2) -> dict[str, tuple[float, 
 
 # ---- training ----------------------------------------------------------------------------------------------
 def _train(cfg: TrainConfig, task: Any, records: list, trl_head: bool,
-           bf16: bool = False) -> tuple[int, list[float], Count, int]:
-    """One run of `TRAIN_STEPS` steps: (tokens, per-step losses, what it ran, LoRA parameters); `bf16`: under
+           bf16: bool = False) -> tuple[float, tuple[int, list[float], Count, int]]:
+    """One run of `TRAIN_STEPS` steps: (seconds of `trainer.train()`, (tokens, per-step losses, what it ran,
+    LoRA parameters)); building the trainer (the model's load, tokenising) is not timed. `bf16`: under
     bfloat16 autocast (not what the trainer does on a CPU: a what-if)."""
     import torch
 
@@ -104,10 +115,12 @@ def _train(cfg: TrainConfig, task: Any, records: list, trl_head: bool,
     trainer.args.disable_tqdm = True
     count = Count(model_shape(cfg.model))
     with count.watching(trainer.model), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        start = time.perf_counter()
         trainer.train()
+        seconds = time.perf_counter() - start
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     lora = sum(p.numel() for n, p in trainer.model.named_parameters() if "lora_" in n)
-    return trainer.state.num_input_tokens_seen, losses, count, lora
+    return seconds, (trainer.state.num_input_tokens_seen, losses, count, lora)
 
 
 def _step_peak(cfg: TrainConfig, task: Any, records: list, trl_head: bool) -> int:
@@ -135,11 +148,12 @@ def training_rows(model: str, roof: Roof) -> list[BenchRow]:
         used = records[: cfg.batch_size * TRAIN_STEPS]
         _train(cfg, task, used[: cfg.batch_size], trl_head=False)  # warm-up: first-call allocations
         best = _alternate({"ours": lambda: _train(cfg, task, used, trl_head=False),
-                           "trl": lambda: _train(cfg, task, used, trl_head=True)})
+                           "trl": lambda: _train(cfg, task, used, trl_head=True)}, timed=True)
         peaks = {head: _step_peak(cfg, task, used, trl_head=head) / 2**20 for head in (False, True)}
         # What-ifs that change the results (not done by default): no LoRA dropout, bf16 autocast; one run each.
         what_if = _alternate({"no_dropout": lambda: _train(replace(cfg, lora_dropout=0.0), task, used, trl_head=False),
-                              "bf16": lambda: _train(cfg, task, used, trl_head=False, bf16=True)}, rounds=1)
+                              "bf16": lambda: _train(cfg, task, used, trl_head=False, bf16=True)}, rounds=1,
+                             timed=True)
     (t_ours, (tokens, ours_loss, count, lora)), (t_trl, (_, trl_loss, _, _)) = best["ours"], best["trl"]
     same = max(abs(a - b) for a, b in zip(ours_loss, trl_loss, strict=True))
     tps, tps_trl = tokens / t_ours, tokens / t_trl
@@ -157,7 +171,8 @@ def training_rows(model: str, roof: Roof) -> list[BenchRow]:
                              f"{data}; {_where(roof)}"))
     return [
         BenchRow(f"real.train.compact_head_vs_trl_head_tokens_per_s.{model}", tps, tps_trl, ratio(tps, tps_trl), None,
-                 "tokens/s", f"baseline: TRL's fused LM head over every position (what it does off CUDA), same "
+                 "tokens/s", f"tokens / seconds of trainer.train() (building the trainer apart); baseline: TRL's fused "
+                 f"LM head over every position (what it does off CUDA), same "
                  f"model, data, seed; {data}; per-step losses max |difference| {same:.1e}; {_where(roof)}"),
         BenchRow(f"real.train.compact_head_vs_trl_head_step_peak_mb.{model}", peaks[False], peaks[True],
                  ratio(peaks[False], peaks[True], higher_is_better=False), None, "MB",
@@ -286,3 +301,6 @@ def generation_rows(model: str, roof: Roof) -> list[BenchRow]:
                  f"prefill subtracted); bound: read rate / {shape_count.weight_bytes / 2**20:.0f} MiB of float32 "
                  f"weights per token (the tied embedding/head once); {_where(roof)}"),
     ]
+
+
+PARTS = {"train": training_rows, "score": scoring_rows, "generate": generation_rows}
