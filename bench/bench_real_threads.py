@@ -7,8 +7,9 @@ The wait policy is read once, when torch loads, so each side is a child process:
 `backends` sets unless the user did). Each child imports torch before anything of ours, times each
 workload at every core (torch's default thread count) and at 1 thread, best of `ROUNDS`, and prints JSON.
 The workloads are smollm2-135m's: a LoRA training step (forward + backward, batch 8), scoring 16 items,
-decoding 8 rows x 16 tokens and 1 row x 24 tokens. On idle cores both policies run alike; when another
-process keeps a core busy, a spinning thread holds the core its partner needs (docs/benchmarks.md#real-weights).
+decoding 8 rows x 16 tokens and 1 row x 24 tokens. Which policy wins depends on what else runs on the
+cores: with another process keeping a core busy, a spinning thread holds the core its partner needs;
+on calmer cores spinning answers faster (both measured: docs/benchmarks.md#real-weights).
 """
 
 from __future__ import annotations
