@@ -91,7 +91,7 @@ def decode(
     layers) refills only once the batch is empty: fixed batches.
 
     Args:
-        model: a causal LM (a PEFT model too) taking `position_ids`, `past_key_values` and
+        model: a causal LM (a PEFT model too) taking `position_ids`, `cache` and
             `logits_to_keep`.
         prompts: each prompt's token ids (without padding).
         pad_id: the token id that left-pads shorter prompts (masked out).
@@ -126,10 +126,10 @@ def decode(
                         use_cache=True, logits_to_keep=1)
             extra = out.logits[:, -1].to(copy=True, dtype=torch.float32)
             if not active:
-                cache, mask, seqs, position, logits = out.past_key_values, fresh, ids, positions[:, -1:], extra
+                cache, mask, seqs, position, logits = out.cache, fresh, ids, positions[:, -1:], extra
                 mergeable = _mergeable(cache)
             else:
-                _merge_caches(cache, out.past_key_values)
+                _merge_caches(cache, out.cache)
                 columns = max(mask.shape[1], width)
                 mask = torch.cat([_left_pad(mask, columns, 1), _left_pad(fresh, columns, 1)])
                 seqs_width = max(seqs.shape[1], width)
@@ -170,6 +170,6 @@ def decode(
         position = position + 1
         mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
         out = model(input_ids=tokens[:, None], attention_mask=mask if padded else None, position_ids=position,
-                    past_key_values=cache, use_cache=True, logits_to_keep=1)
+                    cache=cache, use_cache=True, logits_to_keep=1)
         logits = out.logits[:, -1].to(copy=True, dtype=torch.float32)
     return new

@@ -119,6 +119,9 @@ class OpenAIBackend:
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.requests = 0
+        # How each settled request's cost is known: server (usage.cost), price_table, price_override,
+        # unpriced (a model missing from the table, no cost reported: counted as 0, said so), refused, unsettled.
+        self.cost_sources: dict[str, int] = {}
         self._lock = threading.Lock()
         self._no_logprobs: str | None = None  # set once the server shows it gives none
 
@@ -131,6 +134,13 @@ class OpenAIBackend:
         return self.spent_before + self.cost_usd + self.reserved_usd
 
     # ---- accounting ---------------------------------------------------------------------------
+    @property
+    def price_source(self) -> str:
+        """Where a request's price comes from when the server reports no cost."""
+        if self.price_per_1k is not None:
+            return "price_override"
+        return "price_table" if known_price(self.model_id) is not None else "unpriced"
+
     def most_cost_usd(self, prompt: Prompt, max_new_tokens: int) -> float:
         """The most one request for `prompt` can cost (what is reserved under the cap before it is sent)."""
         return self._most(_messages(prompt), max_new_tokens)
@@ -152,19 +162,25 @@ class OpenAIBackend:
         return request_id
 
     def _settle(self, request_id: str, most: float, usage: Any = None, billed: bool = True) -> tuple[int, int]:
-        """Replace the reservation by the actual cost from `usage` (0 when the server refused the request)."""
+        """Replace the reservation by the actual cost (0 when the server refused the request): the cost the
+        server reports in `usage.cost` where it does, else `usage`'s tokens at the table's price."""
         prompt = int(getattr(usage, "prompt_tokens", 0) or 0)
         completion = int(getattr(usage, "completion_tokens", 0) or 0)
-        if usage is not None:
+        reported = _reported_cost(usage)
+        if reported is not None:
+            actual, source = reported, "server"
+        elif usage is not None:
             actual = cost_usd(self.model_id, prompt, completion, self.price_per_1k)
+            source = self.price_source
         else:  # no usage: refused (not billed), or lost in transport (may be billed: count the most)
-            actual = most if billed else 0.0
+            actual, source = (most, "unsettled") if billed else (0.0, "refused")
         with self._lock:
             self.reserved_usd -= most
             self.cost_usd += actual
             self.prompt_tokens += prompt
             self.completion_tokens += completion
             self.requests += 1
+            self.cost_sources[source] = self.cost_sources.get(source, 0) + 1
             if self.ledger:
                 self.ledger.settle(request_id, actual)
         return prompt, completion
@@ -289,6 +305,15 @@ class OpenAIBackend:
 
 def _messages(prompt: Prompt) -> list[dict[str, str]]:
     return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+
+
+def _reported_cost(usage: Any) -> float | None:
+    """The request's cost in USD where the server reports it in `usage.cost` (OpenRouter's usage
+    accounting; the SDK keeps unknown usage fields), else None."""
+    cost = getattr(usage, "cost", None) if usage is not None else None
+    if isinstance(cost, bool) or not isinstance(cost, int | float) or not math.isfinite(cost) or cost < 0:
+        return None
+    return float(cost)
 
 
 def _attempt_seed(seed: int, attempt: int) -> int:

@@ -5,10 +5,14 @@
 A model missing from the table has no price (`known_price` is None): the OpenAI-compatible backend
 refuses to run it under a spend cap unless a price is given (`--price-per-1k IN,OUT`; `0,0` for a
 local vLLM or `transformers serve` endpoint), because counting it as free would make the cap lie.
-Prices are list prices at the time of writing; check your provider's page before relying on a cap.
+Prices are list prices on `PRICES_AS_OF`, the day the table was written; every run's manifest records
+that date beside its cost (`backends.metering`). Where the server reports a request's cost itself
+(`usage.cost`, as OpenRouter does), that number is used instead of the table.
 """
 
 from __future__ import annotations
+
+PRICES_AS_OF = "2026-11-22"  # the day the table below was written (commit 79c34a6)
 
 # model id (or its prefix before a date suffix) -> (USD per 1k input tokens, USD per 1k output tokens)
 PRICES_PER_1K: dict[str, tuple[float, float]] = {

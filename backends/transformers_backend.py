@@ -48,6 +48,7 @@ class TransformersBackend:
         self._outlines_model: Any = None
         self._processors: dict[str, Any] = {}
         self.compile_seconds: dict[str, float] = {}  # schema key -> seconds to compile (benchmarks)
+        self.score_tokens = 0  # tokens `score` has read, prompts and choices (a run's usage table)
 
     @property
     def device(self) -> Any:
@@ -216,6 +217,8 @@ class TransformersBackend:
         rows = [chat.choice_tokens(self.tokenizer, self.answer_prefix(p), choices, before=before, after=after)
                 for p in prompts]
         prompt_ids = [_prompt_part(row) for row in rows]
+        self.score_tokens += sum(len(p) + sum(len(ids) - len(p) for ids, _ in row)
+                                 for p, row in zip(prompt_ids, rows, strict=True))
         # Batches of similar lengths: a batch is padded to its longest prompt (after the shared prefix).
         order = sorted(range(len(prompts)), key=lambda i: len(prompt_ids[i]))
         scores: list[list[float]] = [[] for _ in prompts]
@@ -254,12 +257,12 @@ class TransformersBackend:
         cache = None
         if shared:
             prefix = torch.tensor([ids[0][:shared]], device=device)
-            cache = self.model(input_ids=prefix, use_cache=True, logits_to_keep=1).past_key_values
+            cache = self.model(input_ids=prefix, use_cache=True, logits_to_keep=1).cache
             cache.batch_repeat_interleave(rows)
         mask = torch.cat([rest_mask.new_ones(rows, shared), rest_mask], dim=1)
-        out = self.model(input_ids=input_ids, attention_mask=mask, past_key_values=cache, use_cache=True,
+        out = self.model(input_ids=input_ids, attention_mask=mask, cache=cache, use_cache=True,
                          position_ids=shared + (rest_mask.cumsum(-1) - 1).clamp(min=0), logits_to_keep=1)
-        return out.logits[:, -1, :], out.past_key_values, mask
+        return out.logits[:, -1, :], out.cache, mask
 
     def _score_batch(self, ids: list[list[int]], feeds: list[list[list[int]]],
                      scored: list[list[int]]) -> list[list[float]]:
@@ -291,7 +294,7 @@ class TransformersBackend:
             take = torch.tensor([[len(row[j]) - ns[j] <= i + 1 < len(row[j]) for i in range(width)]
                                  for row, ns in zip(feeds, scored, strict=True)], device=device)
             step = self.model(
-                input_ids=tokens[:, :-1], past_key_values=cache, use_cache=True,
+                input_ids=tokens[:, :-1], cache=cache, use_cache=True,
                 attention_mask=torch.cat([mask, mask.new_ones(rows, width)], dim=1),
                 position_ids=lengths + torch.arange(width, device=device),
             )

@@ -4,6 +4,7 @@
     row = paired_headline(metrics["paired"])          # the paired statistics a reader compares
     row = compare_predictions(a / "predictions.jsonl", b / "predictions.jsonl", seed=0)
     row = data_value_headline(result, out_dir)       # the data-value report's headline numbers
+    line = cost_line(manifest["usage"])              # what the synthetic samples cost, per stage
     print_summary(summary, auto_reviewer="auto")      # what `demo.py` prints at the end
 
 `demo.py` runs the stages and writes `summary.json`; this module reads numbers out of the evaluator's
@@ -83,6 +84,22 @@ def _num(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}"
 
 
+def cost_line(usage: dict[str, Any]) -> str:
+    """What generating and validating the synthetic samples cost, per stage (a run manifest's `usage`)."""
+    def cost(row: dict[str, Any]) -> str:
+        if row.get("cost_usd") is None:
+            return "cost unknown"
+        return "$0, local" if set(row.get("cost_sources") or {}) <= {"local"} else f"${row['cost_usd']:.4f}"
+
+    parts = [f"{name} {row['prompt_tokens'] + row['completion_tokens']} tokens"
+             + (f" / {row['texts']} texts" if row.get("texts") else "") + f", {row['seconds']:.0f} s"
+             for name, row in usage.get("stages", {}).items()]
+    total = usage.get("total", {})
+    return (f"cost      {total.get('prompt_tokens', 0)} tokens in / {total.get('completion_tokens', 0)} out, "
+            f"{total.get('seconds', 0):.0f} s, {cost(total)} (prices as of {usage.get('prices', {}).get('as_of')}): "
+            + "; ".join(parts))
+
+
 def print_summary(s: dict[str, Any], auto_reviewer: str) -> None:
     """The loop's headline numbers and artifact paths from `summary.json`'s content.
 
@@ -105,6 +122,8 @@ def print_summary(s: dict[str, Any], auto_reviewer: str) -> None:
             continue
         rules = ", ".join(f"{rule} {n}" for rule, n in sorted(v.get("rules", {}).items(), key=lambda kv: -kv[1]))
         print(f"          {name:<17} {v.get('passed', 0)}/{v.get('checked', 0)} passed" + (f"; failed: {rules}" if rules else ""))
+    if gen.get("cost"):
+        print(cost_line(gen["cost"]))
     print(f"train     {s['train']['records']} records, {s['train']['steps']} steps, {s['train']['wall_clock_s']} s")
     langs = ["all", *sorted(ev["tuned"].get("by_lang", {}))]
     cheap, vs_cheap = ev.get("baseline"), ev.get("paired_baseline")

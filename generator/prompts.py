@@ -116,11 +116,13 @@ class Planner:
             picked += rng.sample(rest, min(self.config.k - len(picked), len(rest)))
         return picked
 
-    def plan(self, index: int) -> Plan:
+    def plan(self, index: int, target_label: str | None = None) -> Plan:
+        """Sample `index`'s plan; `target_label` overrides the quota-balanced label (the rounds of
+        `generate.py --accepted` aim each prompt at a label still short of accepted samples)."""
         cfg = self.config
         prompt_index = index // cfg.samples_per_prompt
         rng = self._rng("prompt", prompt_index)
-        label = self.target_label(prompt_index)
+        label = target_label or self.target_label(prompt_index)
         seeds = self.pick_seeds(label, rng)
         template_id = self._draw(rng, self.templates, "templates")
         attributes = {name: self._draw(rng, self.task.attribute_values(name, self.lang), "attributes", name)

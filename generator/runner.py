@@ -2,14 +2,17 @@
 
     result = run_generation(RunConfig(task="fin_sentiment", lang="en", n=500, model="tiny",
                                       seeds=Path("runs/fin/data/train.jsonl"), out=Path("runs/fin/synthetic")))
+    run = Run(cfg); run.generate(indices, planner, labels); run.save("running")   # the rounds' building block
 
 Every sample, parsed or not, is appended (flushed and fsynced per batch) with its plan index in
 `provenance.index`. A re-run of the same config reads the file back, regenerates exactly the missing
 indices (plans are pure functions of config, seed and index) and so ends with exactly `n` samples
 even after SIGKILL. A different config in the same folder is refused; a larger `n` extends the run.
 The manifest's `run_id` names the run across resumes (the shared near-duplicate index keeps its keys
-under it). On Ray, a worker whose restarts are spent stops the run: manifest `status: stopped` with the
-reason, the finished batches kept, one error line; the same command resumes.
+under it), and its `usage` is the run's table of calls, tokens, seconds and dollars per stage
+(`backends.metering`), every session's added. On Ray, a worker whose restarts are spent stops the run:
+manifest `status: stopped` with the reason, the finished batches kept, one error line; Ctrl-C writes
+`status: interrupted` with everything counted so far; the same command resumes.
 """
 
 from __future__ import annotations
@@ -21,21 +24,21 @@ import json
 import platform
 import time
 import uuid
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backends import BACKENDS, Backend, Completion, get_backend, parse_with_schema
+from backends import BACKENDS, Backend, get_backend
+from backends.metering import merge_tables, new_stage, record, snapshot, with_totals
 from backends.ray_pool import RayBackendPool, WorkerLost, default_workers, init
 from backends.ray_workers import use_key_file
 from core.errors import fail
 from core.io import JsonlAppender, read_jsonl, read_records, write_json_atomic, write_jsonl_atomic
 from core.records import Record, now
-from core.task_spec import Task
 from core.tasks import load_task
 from generator.diversity import diversity_report
-from generator.prompts import Plan, PlanConfig, Planner
+from generator.prompts import PlanConfig, Planner
+from generator.samples import plan_batches, summarise, to_record
 from generator.seeds import file_digest, load_seeds
 
 SAMPLES, MANIFEST, SPEND_LEDGER = "samples.jsonl", "manifest.json", "spend.jsonl"
@@ -65,13 +68,19 @@ class RunConfig:
     ray: str | None = None  # a Ray address ('local' for a local cluster): see backends/ray_pool.py
     ray_workers: int | None = None  # default: the cluster's CPUs (GPUs for vllm)
     api_key_file: Path | None = None  # openai backend: read the key here (on every Ray node), not from the env
+    accepted: int | None = None  # generate in rounds until this many samples pass the validators (acceptance.py)
+    max_candidates: int | None = None  # with `accepted`: the most candidates to spend (default: a multiple of it)
+    on_exhausted: str = "return_partial"  # with `accepted`: return_partial (exit 0) or fail (exit non-zero)
 
     def identity(self, seeds_digest: str) -> dict[str, Any]:
-        """What makes two runs the same run (not `n`, `out`, batch size, device or Ray: those may change)."""
+        """What makes two runs the same run (not `n`, `accepted`, `out`, batch size, device or Ray: those may
+        change). A run to N accepted samples plans its rounds differently from `--n`: that mode is part of it."""
+        mode = {"mode": "accepted"} if self.accepted is not None else {}
         return {
             "task": self.task, "lang": self.lang, "backend": self.backend, "model": self.model,
             "seeds_sha256": seeds_digest, "constrained": self.constrained,
             **{f"plan.{k}": list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self.plan).items()},
+            **mode,
         }
 
 
@@ -96,6 +105,8 @@ class RunResult:
     records: list[Record]
     manifest: dict[str, Any]
     backend: Backend | None = None  # the loaded model, when this call generated anything
+    run: Run | None = field(default=None, repr=False)  # the session: its usage table and manifest
+    acceptance: Any = None  # generator.acceptance.Outcome of a run to N accepted samples
 
     @property
     def parsed(self) -> list[Record]:
@@ -124,55 +135,6 @@ def _check_folder(out: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
             fail(f"{out}: holds a run with a different config ({key}: {old.get(key)!r} there, "
                  f"{identity.get(key)!r} now); use another --out folder or repeat the original command")
     return previous
-
-
-def _to_record(task: Task, lang: str, plan: Plan, planner: Planner, completion: Completion,
-               backend: Backend, sampling: dict[str, Any], schema: Any) -> Record:
-    provenance = planner.provenance(plan)
-    provenance.update(model=backend.model_id, backend=backend.name, sampling=sampling,
-                      finish_reason=completion.finish_reason,
-                      tokens={"prompt": completion.prompt_tokens, "completion": completion.completion_tokens})
-    if completion.extra:
-        provenance["extra"] = completion.extra
-    parsed, error = completion.parsed, completion.error
-    if parsed is None and error is None:  # unconstrained backend: parse and validate here
-        parsed, error = parse_with_schema(completion.text.strip(), schema)
-    if parsed is None:
-        provenance["error"] = error or "no output"
-        provenance["raw_output"] = completion.text[:2000]
-        return Record.new(task=task.name, lang=lang, text="", source="synthetic", provenance=provenance)
-    labels = {k: str(v) for k, v in parsed.items() if k != task.input_name}
-    if labels.get(task.label_name) != plan.target_label:
-        provenance["label_mismatch"] = True  # flagged, not dropped: validators and reviewers decide
-    return Record.new(task=task.name, lang=lang, text=str(parsed[task.input_name]), labels=labels,
-                      source="synthetic", provenance=provenance)
-
-
-def summarise(records: list[Record], task: Task) -> dict[str, Any]:
-    """Counts for the manifest: parsed, failed, per label, template and strategy, tokens."""
-    parsed = [r for r in records if not r.provenance.get("error")]
-    tokens = Counter()
-    for r in records:
-        tokens.update(r.provenance.get("tokens", {}))
-    return {
-        "samples": len(records), "parsed": len(parsed), "failed": len(records) - len(parsed),
-        "parse_rate": round(len(parsed) / len(records), 4) if records else None,
-        "label_mismatch": sum(1 for r in parsed if r.provenance.get("label_mismatch")),
-        "by_label": dict(Counter(r.labels.get(task.label_name) for r in parsed)),
-        "by_target_label": dict(Counter(r.provenance.get("target_label") for r in records)),
-        "by_template": dict(Counter(r.provenance.get("template_id") for r in records)),
-        "by_strategy": dict(Counter(r.provenance.get("sampling", {}).get("strategy") for r in records)),
-        "errors": dict(Counter(str(r.provenance["error"]).split(":")[0] for r in records if r.provenance.get("error"))),
-        "tokens": {"prompt": tokens["prompt"], "completion": tokens["completion"]},
-    }
-
-
-def _batches(plans: list[Plan], size: int) -> list[list[Plan]]:
-    """Plans grouped by sampling parameters (one backend call takes one `Sampling`), then chunked."""
-    groups: dict[tuple[float, float], list[Plan]] = {}
-    for plan in plans:
-        groups.setdefault((plan.sampling.temperature, plan.sampling.top_p), []).append(plan)
-    return [group[i : i + size] for group in groups.values() for i in range(0, len(group), size)]
 
 
 def _backend_options(cfg: RunConfig, spent: float) -> dict[str, Any]:
@@ -208,76 +170,128 @@ def _load_backend(cfg: RunConfig, spent: float, run_id: str) -> Backend:
                           run_id=run_id, key_file=key_file)
 
 
+class Run:
+    """One session of a run folder: the config checked against the folder, the samples read back, the
+    backend loaded when something is left to generate, and the manifest written after every batch.
+
+    `generate(indices)` writes the missing ones of `indices`; `save(status)` writes the manifest with the
+    counts, the usage table (this session's rows added to the folder's earlier ones) and the time.
+    Others add to `manifest` (the rounds' acceptance) and `stages` (the validators' usage) before saving.
+    """
+
+    def __init__(self, cfg: RunConfig, *, backend: Backend | None = None, progress: bool = True):
+        if cfg.backend not in BACKENDS:
+            fail(f"unknown backend '{cfg.backend}' (available: {', '.join(BACKENDS)})")
+        self.cfg, self.progress, self.model = cfg, progress, backend
+        self.task = load_task(cfg.task)
+        self.planner = Planner(self.task, cfg.lang, load_seeds(cfg.seeds, self.task, cfg.lang), cfg.plan)
+        identity = cfg.identity(file_digest(cfg.seeds))
+        cfg.out.mkdir(parents=True, exist_ok=True)
+        previous = _check_folder(cfg.out, identity) or {}
+        self.spent = float(previous.get("cost_usd", 0.0))
+        self.elapsed_before = float(previous.get("time", {}).get("elapsed_s", 0.0))
+        self.started = previous.get("time", {}).get("started") or now().isoformat()
+        self.usage_before: dict[str, dict[str, Any]] = (previous.get("usage") or {}).get("stages", {})
+        self.stages: dict[str, dict[str, Any]] = {}  # this session's usage rows
+        self.schema = self.task.generation_schema()
+        self.appender = JsonlAppender(cfg.out / SAMPLES)  # repairs a partial last line left by a kill
+        self.records = read_records(cfg.out / SAMPLES, allow_empty=True) if (cfg.out / SAMPLES).stat().st_size else []
+        # Not derived from the seed: two runs of one config (two folders, two people) must not share it.
+        self.run_id = previous.get("run_id") or uuid.uuid4().hex
+        self.manifest: dict[str, Any] = {"config": identity, "run_id": self.run_id, "n": cfg.n,
+                                         "versions": _versions(), "status": "running"}
+        for key in ("acceptance", "target"):  # what the rounds recorded (they update it as they go)
+            if key in previous:
+                self.manifest[key] = previous[key]
+        self.session_start = time.perf_counter()
+        self._own_backend = backend is None
+
+    @property
+    def done(self) -> set[int]:
+        return {r.provenance.get("index") for r in self.records}
+
+    def stage(self, name: str) -> dict[str, Any]:
+        """This session's usage row of a stage (created empty)."""
+        return self.stages.setdefault(name, new_stage())
+
+    def usage(self) -> dict[str, Any]:
+        """The usage table of the whole run: the folder's earlier sessions plus this one."""
+        return with_totals(merge_tables(self.usage_before, self.stages))
+
+    def save(self, status: str, reason: str = "") -> None:
+        if hasattr(self.model, "restarts"):  # a Ray pool: how many of its workers came back (batches retried)
+            self.manifest["ray"] = {"workers": len(self.model.actors), "restarts": self.model.restarts}
+        self.manifest.update(status=status, stop_reason=reason, counts=summarise(self.records, self.task),
+                             cost_usd=round(_spent(self.model, self.spent), 6), usage=self.usage(),
+                             time={"started": self.started, "updated": now().isoformat(),
+                                   "elapsed_s": round(self.elapsed_before + time.perf_counter() - self.session_start, 2)})
+        write_json_atomic(self.cfg.out / MANIFEST, self.manifest)
+
+    def backend(self) -> Backend:
+        """The model, loaded on first use (a local one, or a Ray pool)."""
+        if self.model is None:
+            self.model = _load_backend(self.cfg, self.spent, self.run_id)
+        if getattr(self.model, "run_id", "") is None:
+            self.model.run_id = self.run_id  # a pool the caller made serves this run (its shared index keys)
+        return self.model
+
+    def generate(self, indices: list[int], planner: Planner | None = None,
+                 labels: dict[int, str] | None = None) -> str:
+        """Generate the missing ones of `indices` (with `planner`, and `labels[prompt_index]` as their target
+        labels where given); returns a stop reason, or "" when all are written. A worker whose restarts are
+        spent stops the run: manifest `status: stopped`, one error line; Ctrl-C saves `status: interrupted`."""
+        missing = [i for i in indices if i not in self.done]
+        if not missing:
+            return ""
+        try:
+            return _generate_missing(self, planner or self.planner, missing, labels or {})
+        except WorkerLost as exc:
+            self.close()
+            self.save("stopped", str(exc))
+            fail(f"generate: {exc}; {len(self.records)} samples are in {self.cfg.out / SAMPLES}: "
+                 "re-run the same command to resume")
+        except KeyboardInterrupt:
+            self.save("interrupted", "interrupted (Ctrl-C)")
+            raise
+
+    def close(self) -> None:
+        """The appender, and a Ray pool this session made (the caller's backend stays open)."""
+        self.appender.close()
+        if self._own_backend and self.cfg.ray is not None and self.model is not None:
+            self.model.close()
+            self.model = None
+
+    def result(self) -> RunResult:
+        self.records.sort(key=lambda r: r.provenance.get("index", 0))
+        return RunResult(self.cfg.out, self.records, self.manifest, self.model, run=self)
+
+
 def run_generation(cfg: RunConfig, *, backend: Backend | None = None, progress: bool = True) -> RunResult:
     """Generate (or finish generating) `cfg.n` samples into `cfg.out`; see the module docstring."""
     if cfg.n <= 0:
         fail(f"--n must be a positive number of samples (got {cfg.n})")
-    if cfg.backend not in BACKENDS:
-        fail(f"unknown backend '{cfg.backend}' (available: {', '.join(BACKENDS)})")
-    task = load_task(cfg.task)
-    seeds = load_seeds(cfg.seeds, task, cfg.lang)
-    planner = Planner(task, cfg.lang, seeds, cfg.plan)
-    identity = cfg.identity(file_digest(cfg.seeds))
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    previous = _check_folder(cfg.out, identity)
-    spent = float((previous or {}).get("cost_usd", 0.0))
-    elapsed_before = float((previous or {}).get("time", {}).get("elapsed_s", 0.0))
-    started = (previous or {}).get("time", {}).get("started") or now().isoformat()
-    schema = task.generation_schema()
-
-    appender = JsonlAppender(cfg.out / SAMPLES)  # repairs a partial last line left by a kill
-    records = read_records(cfg.out / SAMPLES, allow_empty=True) if (cfg.out / SAMPLES).stat().st_size else []
-    done = {r.provenance.get("index") for r in records}
-    missing = [i for i in range(cfg.n) if i not in done]
-    # Not derived from the seed: two runs of one config (two folders, two people) must not share it.
-    run_id = (previous or {}).get("run_id") or uuid.uuid4().hex
-    manifest: dict[str, Any] = {"config": identity, "run_id": run_id, "n": cfg.n, "versions": _versions(),
-                                "status": "running"}
-    session_start = time.perf_counter()
-
-    def write_manifest(status: str, reason: str = "") -> None:
-        if hasattr(model, "restarts"):  # a Ray pool: how many of its workers came back (batches retried)
-            manifest["ray"] = {"workers": len(model.actors), "restarts": model.restarts}
-        manifest.update(status=status, stop_reason=reason, counts=summarise(records, task),
-                        cost_usd=round(_spent(model, spent), 6),
-                        time={"started": started, "updated": now().isoformat(),
-                              "elapsed_s": round(elapsed_before + time.perf_counter() - session_start, 2)})
-        write_json_atomic(cfg.out / MANIFEST, manifest)
-
-    model: Any = None
-    write_manifest("running")
-    reason = ""
-    if missing:
-        try:
-            model = backend or _load_backend(cfg, spent, run_id)
-            if getattr(model, "run_id", "") is None:
-                model.run_id = run_id  # a pool the caller made serves this run (its shared index keys)
-            reason = _generate_missing(cfg, task, planner, model, schema, missing, records, appender,
-                                       write_manifest, progress)
-        except WorkerLost as exc:
-            appender.close()
-            write_manifest("stopped", str(exc))
-            if backend is None and model is not None:
-                model.close()
-            fail(f"generate: {exc}; {len(records)} of {cfg.n} samples are in {cfg.out / SAMPLES}: "
-                 "re-run the same command to resume")
-    appender.close()
-    records.sort(key=lambda r: r.provenance.get("index", 0))
-    manifest["diversity"] = diversity_report(records)
-    write_manifest("stopped" if reason else "complete", reason)
-    return RunResult(cfg.out, records, manifest, model)
+    run = Run(cfg, backend=backend, progress=progress)
+    run.save("running")
+    reason = run.generate(list(range(cfg.n)))
+    run.appender.close()
+    result = run.result()
+    run.manifest["diversity"] = diversity_report(result.records)
+    run.save("stopped" if reason else "complete", reason)
+    return result
 
 
-def _generate_missing(cfg: RunConfig, task: Task, planner: Planner, model: Backend, schema: Any,
-                      missing: list[int], records: list[Record], appender: JsonlAppender,
-                      write_manifest: Any, progress: bool) -> str:
+def _generate_missing(run: Run, planner: Planner, missing: list[int], labels: dict[int, str]) -> str:
     """Generate the missing indices batch by batch; returns a stop reason, or "" when all are done."""
     from tqdm import tqdm
 
-    bar = tqdm(total=cfg.n, initial=cfg.n - len(missing), unit="sample", disable=not progress,
-               desc=f"generate {cfg.task}/{cfg.lang}", dynamic_ncols=True)
+    cfg, task, schema = run.cfg, run.task, run.schema
+    model = run.backend()
+    stage = run.stage("generation")
+    bar = tqdm(total=len(missing), unit="sample", disable=not run.progress, desc=f"generate {cfg.task}/{cfg.lang}",
+               dynamic_ncols=True)
     tokens, start = 0, time.perf_counter()
-    batches = _batches([planner.plan(i) for i in missing], cfg.batch_size)
+    plans = [planner.plan(i, labels.get(i // cfg.plan.samples_per_prompt)) for i in missing]
+    batches = plan_batches(plans, cfg.batch_size)
     # One backend call takes one Sampling (the batch shares temperature and top-p) and one seed per
     # sample: sample i's draw depends on (run seed, i) only, never on its batch or on the worker.
     if hasattr(model, "map_batches"):  # a Ray pool: batches run on the workers, results come back in order
@@ -286,24 +300,30 @@ def _generate_missing(cfg: RunConfig, task: Task, planner: Planner, model: Backe
     else:
         results = _in_process(model, batches, schema if cfg.constrained else None)
     try:
+        before, spent_before, batch_start = snapshot(model), _spent(model, run.spent), time.perf_counter()
         for batch, completions in zip(batches, results, strict=False):
-            rows = []
+            rows, made = [], []
             for plan, completion in zip(batch, completions, strict=True):
                 if completion.extra.get("spend_cap"):
                     continue  # not generated: a resume with a higher cap does it
-                rows.append(_to_record(task, cfg.lang, plan, planner, completion, model,
-                                       plan.sampling.as_dict(), schema))
+                rows.append(to_record(task, cfg.lang, plan, planner, completion, model, plan.sampling.as_dict(), schema))
+                made.append(completion)
                 tokens += completion.completion_tokens
-            appender.write_batch(rows)
-            records.extend(rows)
+            run.appender.write_batch(rows)
+            run.records.extend(rows)
+            record(stage, model, before, rows=len(rows), failures=sum(1 for r in rows if r.provenance.get("error")),
+                   seconds=time.perf_counter() - batch_start,
+                   tokens=(sum(c.prompt_tokens for c in made), sum(c.completion_tokens for c in made)),
+                   cost=_spent(model, run.spent) - spent_before if cfg.backend == "openai" else None)
+            before, spent_before, batch_start = snapshot(model), _spent(model, run.spent), time.perf_counter()
             bar.update(len(rows))
-            parsed = sum(1 for r in records if not r.provenance.get("error"))
-            bar.set_postfix(accepted=f"{parsed / max(len(records), 1):.0%}",
+            parsed = sum(1 for r in run.records if not r.provenance.get("error"))
+            bar.set_postfix(parsed=f"{parsed / max(len(run.records), 1):.0%}",
                             tok_s=f"{tokens / max(time.perf_counter() - start, 1e-9):.0f}")
             if len(rows) < len(batch):
-                write_manifest("stopped", "spend cap reached (--max-cost-usd)")
+                run.save("stopped", "spend cap reached (--max-cost-usd)")
                 return "spend cap reached (--max-cost-usd)"
-            write_manifest("running")
+            run.save("running")
     finally:
         bar.close()
     return ""

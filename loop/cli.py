@@ -6,9 +6,14 @@ The work is `loop.generate.generate`; this module only turns flags into its argu
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
+import sys
 from pathlib import Path
+from typing import Any, NoReturn
 
 from backends import BACKENDS
+from backends.metering import format_usage
 from backends.models import DEFAULT_MODEL
 from core.errors import fail
 from core.help import DefaultsHelpFormatter
@@ -33,7 +38,16 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=DefaultsHelpFormatter)
     p.add_argument("--task", required=True, help="task name in tasks/ or a path to a task YAML")
     p.add_argument("--lang", required=True, help="language code of the samples (one of the task's)")
-    p.add_argument("--n", type=int, required=True, help="number of samples (a re-run with a larger n extends)")
+    count = p.add_mutually_exclusive_group(required=True)
+    count.add_argument("--n", type=int, default=None,
+                       help="number of candidates to generate, then validate (a re-run with a larger n extends)")
+    count.add_argument("--accepted", type=int, default=None, metavar="N",
+                       help="generate in rounds until N samples pass the validators (the judge too where the "
+                            "chain has it), label-balanced; a re-run continues, a larger N extends")
+    p.add_argument("--max-candidates", type=int, default=None, metavar="M",
+                   help="with --accepted: the most candidates to generate (default 5 x N)")
+    p.add_argument("--on-exhausted", choices=("return_partial", "fail"), default="return_partial",
+                   help="with --accepted, when M candidates are spent: keep the accepted ones and exit 0, or exit 2")
     p.add_argument("--seeds", required=True, help="seed records (JSONL, e.g. the data stage's train.jsonl)")
     p.add_argument("--out", required=True, help="run folder: samples.jsonl, manifest.json, ...")
     p.add_argument("--backend", default="transformers", help=f"one of: {', '.join(BACKENDS)}")
@@ -118,8 +132,14 @@ def main(argv: list[str] | None = None) -> int:
             fail(f"--price-per-1k takes 'IN,OUT' (two numbers), got '{args.price_per_1k}'")
     if args.backend not in BACKENDS:
         fail(f"unknown backend '{args.backend}' (available: {', '.join(BACKENDS)})")
-    if args.n <= 0:
+    if args.n is not None and args.n <= 0:
         fail(f"--n must be a positive number of samples (got {args.n})")
+    if args.accepted is not None and args.accepted <= 0:
+        fail(f"--accepted must be a positive number of samples (got {args.accepted})")
+    if args.accepted is None and args.max_candidates is not None:
+        fail("--max-candidates goes with --accepted N")
+    if args.accepted is not None and args.no_validate:
+        fail("--accepted counts the samples that pass the validators: drop --no-validate")
     for flag, path in (("--data-value", args.data_value), ("--data-value-real", args.data_value_real)):
         if path and not Path(path).is_file():  # fail before the generation, not after it
             fail(f"{flag} {path}: file not found")
@@ -130,8 +150,42 @@ def main(argv: list[str] | None = None) -> int:
     if args.weights_from:
         weights = weights_from(args.weights_from, task=load_task(args.task).name)
         print(f"sampling weights from {weights['source']}: {weights['decided_items']} reviewed items")
-    result = generate(
-        task=args.task, lang=args.lang, n=args.n, seeds=args.seeds, out=args.out, model=args.model,
+    try:
+        result = _generate(args, judge, weights, price)
+    except KeyboardInterrupt:
+        _interrupted(args, argv)
+    counts, usage = result.manifest["counts"], result.manifest["usage"]
+    print(f"{result.out}/samples.jsonl: {counts['samples']} samples, {counts['parsed']} parsed, "
+          f"{counts['failed']} failed, {counts['label_mismatch']} label mismatches; "
+          f"status {result.manifest['status']}" + (f" ({result.manifest['stop_reason']})"
+                                                   if result.manifest["stop_reason"] else ""))
+    print(format_report(result.manifest["diversity"]))
+    print("usage per stage (every session of this run):")
+    print(format_usage(usage))
+    if result.acceptance is not None:
+        print(result.acceptance.line)
+    return 0
+
+
+def _interrupted(args: argparse.Namespace, argv: list[str] | None) -> NoReturn:
+    """Ctrl-C: the run wrote what it had; say what is kept and the command that goes on."""
+    manifest_path = Path(args.out) / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
+    kept = manifest.get("counts", {}).get("samples", 0)
+    accepted = manifest.get("acceptance", {}).get("accepted")
+    total = manifest.get("usage", {}).get("total", {})
+    cost = "unknown" if total and total.get("cost_usd") is None else f"${total.get('cost_usd', 0.0):.6f}"
+    what = f"{kept} samples" + (f", {accepted} of {args.accepted} accepted" if accepted is not None else "")
+    command = shlex.join(["python", "generate.py", *(sys.argv[1:] if argv is None else argv)])
+    print(f"interrupted: {what} and their verdicts, counts and cost ({cost}) are kept in {args.out}; "
+          f"resume with: {command}", file=sys.stderr)
+    raise SystemExit(130)
+
+
+def _generate(args: argparse.Namespace, judge: dict | None, weights: dict | None, price: tuple | None) -> Any:
+    return generate(
+        task=args.task, lang=args.lang, n=args.n, accepted=args.accepted, max_candidates=args.max_candidates,
+        on_exhausted=args.on_exhausted, seeds=args.seeds, out=args.out, model=args.model,
         backend=args.backend, validate=not args.no_validate, review=not args.no_review, progress=not args.quiet,
         references=args.reference, redis_url=args.redis_url, data_value_eval=args.data_value,
         data_value_real=args.data_value_real,
@@ -142,11 +196,3 @@ def main(argv: list[str] | None = None) -> int:
         price_per_1k=price, device=args.device, ray=args.ray, ray_workers=args.ray_workers,
         api_key_file=args.openai_key_file, weights=weights, judge=judge,
     )
-    counts = result.manifest["counts"]
-    print(f"{result.out}/samples.jsonl: {counts['samples']} samples, {counts['parsed']} parsed, "
-          f"{counts['failed']} failed, {counts['label_mismatch']} label mismatches; "
-          f"tokens {counts['tokens']['prompt']} in / {counts['tokens']['completion']} out; "
-          f"status {result.manifest['status']}" + (f" ({result.manifest['stop_reason']})"
-                                                   if result.manifest["stop_reason"] else ""))
-    print(format_report(result.manifest["diversity"]))
-    return 0

@@ -119,6 +119,7 @@ def stage_generate(out: Path, seeds: str, eval_file: str, n: int, model: str, ba
                                                                "abstained", "abstained_because")
                                   if key in v} for name, v in report.get("validators", {}).items()},
             "queued": accepted, "diversity": result.manifest.get("diversity", {}),
+            "cost": result.manifest.get("usage"),  # tokens, seconds and dollars per stage (backends.metering)
             "files": {"samples": str(folder / "samples.jsonl"), "manifest": str(folder / "manifest.json"),
                       "accepted": str(folder / "accepted.jsonl"), "rejected": str(folder / "rejected.jsonl"),
                       "validation": str(report_path), "review_db": str(folder / "review.db"),

@@ -3,16 +3,20 @@
     from loop.generate import generate
     result = generate(task="fin_sentiment", lang="en", n=500, seeds="runs/fin/data/train.jsonl",
                       out="runs/fin/synthetic", model="tiny")
+    result = generate(task="fin_sentiment", lang="en", accepted=200, seeds=..., out=...)  # 200 that pass
 
 `generate` runs (or resumes) a generation (`generator.runner`), then the task's validator chain
 (`accepted.jsonl`, `rejected.jsonl`, `validation.json`) and the review queue (`review.db`) through
-`post_process`. Given a real held-out split (`data_value_eval`), it then writes the data-value report of
-the accepted samples against the real seeds into `<out>/data_value/` (`data_value.json`, `report.md`,
-figures: `evaluator.data_value`), next to the review queue.
+`post_process`. With `accepted=N` it generates and validates in rounds until N samples pass
+(`generator.acceptance`), then queues them. The models the validators ask are counted into the run's
+usage table (`manifest.json` `usage`: one row per stage, `backends.metering`). Given a real held-out split
+(`data_value_eval`), it then writes the data-value report of the accepted samples against the real seeds
+into `<out>/data_value/` (`data_value.json`, `report.md`, figures: `evaluator.data_value`).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -20,24 +24,31 @@ from backends import get_backend
 from backends.ray_pool import ValidationPool, default_workers, init
 from core.errors import fail
 from core.io import read_records, write_json_atomic, write_jsonl_atomic
+from core.records import Record
 from core.tasks import load_task
 from core.urls import redact_url
 from evaluator.data_value import data_value
 from evaluator.run import load_labelled
-from generator.runner import MANIFEST, SPEND_LEDGER, RunConfig, RunResult, make_config, run_generation
+from generator.acceptance import generate_accepted
+from generator.diversity import diversity_report
+from generator.runner import SPEND_LEDGER, Run, RunConfig, RunResult, make_config, run_generation
 from generator.seeds import load_seeds
 from review_app.store import ReviewStore
-from validators.chain import run_chain
+from validators.chain import Chain
 from validators.shared_index import SharedIndexError
 
 
-def generate(*, task: str, lang: str, n: int, seeds: str | Path, out: str | Path, model: str = "tiny",
-             backend: str = "transformers", validate: bool = True, review: bool = True,
+def generate(*, task: str, lang: str, seeds: str | Path, out: str | Path, n: int | None = None,
+             accepted: int | None = None, max_candidates: int | None = None, on_exhausted: str = "return_partial",
+             model: str = "tiny", backend: str = "transformers", validate: bool = True, review: bool = True,
              references: list[str | Path] = (), redis_url: str | None = None, progress: bool = True,
              data_value_eval: str | Path | None = None, data_value_real: str | Path | None = None,
              judge: dict[str, Any] | None = None, **options: Any) -> RunResult:
     """Run (or resume) a generation, then the validators and the review queue when available.
 
+    `n`: generate this many candidates, then validate them. `accepted`: instead, generate in rounds until
+    this many samples pass the validators (at most `max_candidates`, default 5 x `accepted`; when they are
+    spent, `on_exhausted` "return_partial" keeps what passed, "fail" raises `UserError` after writing it).
     `references` are record files the validators compare with besides the seeds: rows whose `split`
     is eval/test/dev are contamination checks (a sample near one is rejected).
     `redis_url` keeps the near-duplicate index in Redis; with `ray` too, that check runs on the Ray
@@ -46,23 +57,80 @@ def generate(*, task: str, lang: str, n: int, seeds: str | Path, out: str | Path
     report against the real records of the run's language (`data_value_real`, default the seeds).
     `judge`: turn the LLM judge on: {"model", "backend"} (None: the generator's), "mode" (filter / flag;
     None: the task's) and "thresholds" with the "calibration" they came from
-    (`review_app.calibration.calibrated_thresholds`); its tokens, dollars and thresholds go into
-    `manifest.json` under `judge`.
+    (`review_app.calibration.calibrated_thresholds`); its tokens, dollars and settings are its row of
+    `manifest.json`'s usage table.
     `options` are `RunConfig` fields (batch_size, constrained, max_cost_usd, price_per_1k, device,
     ray, ray_workers, api_key_file)
     or `PlanConfig` fields (seed, k, templates, samples_per_prompt, temperature, top_p,
     temperature_mix, max_new_tokens, weights: sampling weights from `review_app.weights`).
     """
-    cfg = make_config(task=task, lang=lang, n=n, seeds=seeds, out=out, model=model, backend=backend, **options)
-    result = run_generation(cfg, progress=progress)
+    if (n is None) == (accepted is None):
+        fail("give either n (candidates to generate) or accepted (samples that pass the validators)")
+    cfg = make_config(task=task, lang=lang, n=n or 0, seeds=seeds, out=out, model=model, backend=backend,
+                      accepted=accepted, max_candidates=max_candidates, on_exhausted=on_exhausted, **options)
+    if accepted is not None:
+        if not validate:
+            fail("--accepted counts the samples that pass the validators: drop --no-validate")
+        result = _generate_accepted(cfg, review=review, references=references, redis_url=redis_url,
+                                    judge=judge, progress=progress)
+    else:
+        result = run_generation(cfg, progress=progress)
     try:
-        post_process(result, cfg, validate=validate, review=review, references=references, redis_url=redis_url,
-                     judge=judge)
+        if accepted is None:
+            post_process(result, cfg, validate=validate, review=review, references=references, redis_url=redis_url,
+                         judge=judge)
         if validate and data_value_eval is not None:
             write_data_value(cfg, data_value_eval, data_value_real or cfg.seeds)
     finally:
         if cfg.ray is not None and result.backend is not None:
             result.backend.close()  # the Ray workers; their results are all in the folder
+    if result.acceptance is not None and result.acceptance.exhausted and cfg.on_exhausted == "fail":
+        fail(result.acceptance.line)
+    return result
+
+
+def _references(cfg: RunConfig, references: list[str | Path]) -> list[Record]:
+    known = load_seeds(cfg.seeds, load_task(cfg.task), cfg.lang)
+    for path in references:
+        known += read_records(path)
+    return known
+
+
+def _chain(cfg: RunConfig, backend: Any, references: list[str | Path], redis_url: str | None, workers: Any,
+           judge: dict[str, Any] | None) -> Chain:
+    """The task's validator chain over the seeds and references, asking `backend` (and the judge's model)."""
+    judge_backend = _judge_backend(cfg, backend, judge) if judge is not None else None
+    return Chain(load_task(cfg.task), _references(cfg, references), backend, seed=cfg.plan.seed, redis_url=redis_url,
+                 workers=workers, judge_backend=judge_backend, enable=["judge"] if judge is not None else [],
+                 overrides=_judge_options(judge))
+
+
+def _generate_accepted(cfg: RunConfig, *, review: bool, references: list[str | Path], redis_url: str | None,
+                       judge: dict[str, Any] | None, progress: bool) -> RunResult:
+    """Rounds of generate → validate until `cfg.accepted` pass (generator.acceptance), then the review queue."""
+    run = Run(cfg, progress=progress)
+    run.save("running")
+    backend = run.backend()  # self-consistency asks the generation model itself
+    workers, own_pool = _validation_workers(backend, cfg, redis_url, run.run_id)
+    try:
+        chain = _chain(cfg, backend, references, redis_url, workers, judge)
+        outcome = generate_accepted(run, chain, base_weights=cfg.plan.weights, progress=progress)
+    except SharedIndexError as exc:  # Redis failed mid-check: no verdicts rather than wrong ones
+        run.save("stopped", str(exc))
+        fail(f"validation stopped: {exc}; the samples stay in {cfg.out / 'samples.jsonl'}: "
+             "re-run the same command to go on")
+    finally:
+        run.close()
+        if own_pool is not None:
+            own_pool.close()
+    result = run.result()
+    result.acceptance = outcome
+    _judge_details(run, judge, json.loads((cfg.out / "validation.json").read_text(encoding="utf-8")))
+    run.manifest["diversity"] = diversity_report(result.records)
+    run.save(run.manifest["status"], run.manifest.get("stop_reason", ""))
+    print(f"validation: {len(outcome.accepted)} accepted -> {cfg.out}/accepted.jsonl")
+    if review and outcome.accepted:
+        _enqueue(cfg, outcome.accepted)
     return result
 
 
@@ -73,30 +141,30 @@ def post_process(result: RunResult, cfg: RunConfig, *, validate: bool, review: b
 
     With `redis_url` and `cfg.ray`, the near-duplicate check is split over the Ray workers (the
     generation pool, or a validation-only pool when this call generated nothing) through one Redis index.
+    The validators' usage joins the run's table in `manifest.json`.
     """
     records = result.parsed  # failed rows stay in samples.jsonl with their reason; only parsed go on
     if not validate or not records:
         return
-    task = load_task(cfg.task)
-    known = load_seeds(cfg.seeds, task, cfg.lang)
-    for path in references:
-        known += read_records(path)
     # Self-consistency asks the generation model itself: reuse the one already loaded (a second vLLM
     # engine would not fit beside the first); a resumed run with nothing left to generate loads it.
     backend = result.backend
     if backend is None and cfg.backend != "openai":
         backend = get_backend(cfg.backend, **({"model": cfg.model, "device": cfg.device}
                                               if cfg.backend == "transformers" else {"model": cfg.model}))
-    judge_backend = _judge_backend(cfg, backend, judge) if judge is not None else None
     workers, own_pool = _validation_workers(result.backend, cfg, redis_url, result.manifest.get("run_id"))
+    chain = _chain(cfg, backend, references, redis_url, workers, judge)
+    run = result.run
     try:
-        accepted, rejected, report = run_chain(
-            task, records, references=known, backend=backend, seed=cfg.plan.seed, redis_url=redis_url,
-            workers=workers, judge_backend=judge_backend, enable=["judge"] if judge is not None else [],
-            overrides=_judge_options(judge))
+        accepted, rejected, report = chain.run(records)
     except SharedIndexError as exc:  # Redis failed mid-check: no verdicts rather than wrong ones
         fail(f"validation stopped: {exc}; the samples stay in {cfg.out / 'samples.jsonl'}: "
              "re-run the same command to validate them")
+    except KeyboardInterrupt:  # what the validators spent so far stays counted
+        if run is not None:
+            run.stages.update(chain.usage)
+            run.save("interrupted", "interrupted (Ctrl-C) while validating")
+        raise
     finally:
         if own_pool is not None:
             own_pool.close()
@@ -104,12 +172,18 @@ def post_process(result: RunResult, cfg: RunConfig, *, validate: bool, review: b
         report["near_duplicates_on"] = {"ray_workers": len(workers.actors), "redis": redact_url(redis_url)}
     write_jsonl_atomic(cfg.out / "accepted.jsonl", accepted)
     write_jsonl_atomic(cfg.out / "rejected.jsonl", rejected)
+    if run is not None:
+        run.stages.update(chain.usage)
+        _judge_details(run, judge, report)
+        run.save(run.manifest["status"], run.manifest.get("stop_reason", ""))
+        report["usage"] = run.usage()["stages"]
     write_json_atomic(cfg.out / "validation.json", report)
-    if "judge" in report["validators"]:
-        _record_judge(result, cfg, report["validators"]["judge"], judge)
     print(f"validation: {len(accepted)} accepted, {len(rejected)} rejected -> {cfg.out}/accepted.jsonl")
-    if not review or not accepted:
-        return
+    if review and accepted:
+        _enqueue(cfg, accepted)
+
+
+def _enqueue(cfg: RunConfig, accepted: list[Record]) -> None:
     store = ReviewStore(cfg.out / "review.db")
     try:
         queued = store.enqueue(accepted, seed=cfg.plan.seed, source_file=str(cfg.out / "accepted.jsonl"))
@@ -156,16 +230,19 @@ def _judge_backend(cfg: RunConfig, backend: Any, judge: dict[str, Any]) -> Any:
     return get_backend(name, **options)
 
 
-def _record_judge(result: RunResult, cfg: RunConfig, stats: dict[str, Any], judge: dict[str, Any] | None) -> None:
-    """The judge's model, thresholds, tokens and dollars in `manifest.json`, beside generation's."""
-    entry: dict[str, Any] = dict(stats.get("usage") or {})
-    entry.update(checked=stats["checked"], rejected=stats["failed"])
-    if "skipped" in stats:
-        entry["skipped"] = stats["skipped"]
+def _judge_details(run: Run, judge: dict[str, Any] | None, report: dict[str, Any] | None = None) -> None:
+    """The judge's row of the usage table also says what it decided and where its thresholds came from."""
+    row = run.stages.get("judge")
+    if row is None:
+        return
+    details = row.setdefault("details", {})
+    stats = (report or {}).get("validators", {}).get("judge") or {}
+    if stats:
+        details.update(checked=stats["checked"], rejected=stats["failed"])
+        if "skipped" in stats:
+            details["skipped"] = stats["skipped"]
     if (judge or {}).get("calibration"):
-        entry["calibrated_from"] = judge["calibration"]
-    result.manifest["judge"] = entry
-    write_json_atomic(cfg.out / MANIFEST, result.manifest)
+        details["calibrated_from"] = judge["calibration"]
 
 
 def _validation_workers(pool: Any, cfg: RunConfig, redis_url: str | None,

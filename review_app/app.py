@@ -35,6 +35,7 @@ from core.errors import UserError
 from review_app.dashboard_page import dashboard_page
 from review_app.data_value_view import find_report
 from review_app.review_page import review_page
+from review_app.run_cost_view import find_manifest
 from review_app.signin import legacy_password_set, sign_in, sign_out
 from review_app.store import ReviewStore
 
@@ -88,7 +89,7 @@ def main() -> None:
         if page == "Review":
             review_page(store, annotator)
         else:
-            dashboard_page(store, find_report(args.db, args.data_value))
+            dashboard_page(store, find_report(args.db, args.data_value), find_manifest(args.db))
     except UserError as exc:  # a database that went away, a bad users file: one line on the page
         st.error(str(exc))
 

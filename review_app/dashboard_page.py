@@ -1,13 +1,13 @@
 """The dashboard page: the queue's totals, throughput, acceptance by generation setting, agreement.
 
-    dashboard_page(store, find_report(db, explicit))
+    dashboard_page(store, find_report(db, explicit), find_manifest(db))
 
 Numbers from `review_app.metrics.summary` (what `python -m review_app stats` prints). Agreement is
 over independent votes only and comes twice: on the label (what a classifier learns) and on the
 decision (the exact version voted for, what resolves an item); beside them, how many items needed a
 third vote, so a high label agreement cannot hide the items that went to a tie-break or the lead.
 The LLM judge's agreement with people, per rubric score (`review_app.calibration`), follows it. The
-data-value panel is `review_app.data_value_view`.
+data-value panel is `review_app.data_value_view`; what the run cost per stage, `review_app.run_cost_view`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import streamlit as st
 
 from review_app.calibration import stats
 from review_app.data_value_view import show_data_value
+from review_app.run_cost_view import show_run_cost
 from review_app.store import ReviewStore
 
 STATUSES = ("pending", "disputed", "approved", "edited", "rejected")
@@ -78,7 +79,7 @@ def judge_panel(rows: list[dict[str, Any]]) -> None:
                          hide_index=True)
 
 
-def dashboard_page(store: ReviewStore, report: Path | None = None) -> None:
+def dashboard_page(store: ReviewStore, report: Path | None = None, manifest: Path | None = None) -> None:
     s = stats(store)
     st.title("Dashboard")
     cols = st.columns(1 + len(STATUSES))
@@ -102,3 +103,4 @@ def dashboard_page(store: ReviewStore, report: Path | None = None) -> None:
         st.caption("Reasons given with reject votes that count")
         st.dataframe(s["reject_reasons"], hide_index=True)
     show_data_value(report)
+    show_run_cost(manifest)

@@ -21,11 +21,27 @@ def find_report(db: str, explicit: str | None = None) -> Path | None:
     if explicit:
         path = Path(explicit)
         return path / "data_value.json" if path.is_dir() else path
-    if "://" in db and not db.startswith("sqlite:///"):
+    folder = queue_folder(db)
+    if folder is None:
         return None  # a database server: no folder to look in; pass --data-value
-    folder = Path(db.removeprefix("sqlite:///")).parent
     path = folder / REPORT
     return path if path.is_file() else None
+
+
+def queue_folder(db: str) -> Path | None:
+    """The folder of a SQLite queue file (the run folder generate.py writes it into); None for a database server."""
+    if "://" in db and not db.startswith("sqlite:///"):
+        return None
+    return Path(db.removeprefix("sqlite:///")).parent
+
+
+def read_panel_json(path: Path, what: str) -> dict[str, Any] | None:
+    """A panel's JSON file, or None after one warning line naming `what` it should have been."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        st.warning(f"{path}: not a readable {what} ({exc})")
+        return None
 
 
 def _pct(value: float | None) -> str:
@@ -57,10 +73,8 @@ def show_data_value(path: Path | None) -> None:
         st.caption("No data-value report for this queue: `python generate.py ... --data-value EVAL.jsonl` writes "
                    "one next to review.db (or pass `-- --data-value DIR` to the app).")
         return
-    try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        st.warning(f"{path}: not a readable data-value report ({exc})")
+    report = read_panel_json(path, "data-value report")
+    if report is None:
         return
     st.caption(f"Accepted samples at generation time against the real data ({path}); every value is the "
                "report's own (report.md beside it has the full story)")

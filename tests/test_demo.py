@@ -33,6 +33,9 @@ def test_demo_runs_every_stage_then_reuses_them(repo, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["data"]["train"] == 60 and summary["data"]["eval"] == 16
     assert summary["synthetic"]["generated"] == 6
+    cost = summary["synthetic"]["cost"]  # the run's usage table: generation and each validator that used a model
+    assert cost["stages"]["generation"]["calls"] == 6 and cost["total"]["cost_usd"] == 0.0
+    assert "cost      " in first.stdout and "generation " in first.stdout and "prices as of" in first.stdout
     review = summary["review"]
     assert review["reviewer"] == "auto"
     assert review["approved"] + review["rejected"] == summary["synthetic"]["queued"]

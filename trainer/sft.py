@@ -31,7 +31,7 @@ from trainer.config import ALL_LINEAR, TrainConfig
 from trainer.formatting import to_examples, tokenize
 from trainer.lengths import fit_lengths
 from trainer.lm_head import compact_lm_head
-from trainer.memory import free_bytes
+from trainer.memory import CPU_SHARE, free_bytes
 from trainer.plan import fit
 from trainer.report import data_counts, peak_memory_mb, plot_loss_curve
 
@@ -260,12 +260,16 @@ def plan_memory(cfg: TrainConfig, longest: int | None = None,
         return cfg, {"used": False, "reason": str(exc)}
     if decision.changed:
         print(f"memory plan: {cfg.model} needs about {decision.required / 2**30:.1f} GiB as configured, "
-              f"{free / 2**30:.1f} GiB free on {device}: {decision.changed}", file=sys.stderr, flush=True)
+              f"{free / 2**30:.1f} GiB {_allowed(device)}: {decision.changed}", file=sys.stderr, flush=True)
     if not decision.fits:
         print(f"warning: memory plan: {cfg.model} needs about {decision.required / 2**30:.1f} GiB even at batch "
-              f"{decision.batch_size} with checkpointing; {free / 2**30:.1f} GiB free on {device}; training anyway",
+              f"{decision.batch_size} with checkpointing; {free / 2**30:.1f} GiB {_allowed(device)}; training anyway",
               file=sys.stderr, flush=True)
     return fitted, {"used": True, **decision.as_dict()}
+
+
+def _allowed(device: str) -> str:
+    return "free on cuda" if device.startswith("cuda") else f"allowed on the cpu ({CPU_SHARE:.0%} of the available RAM)"
 
 
 def _last(history: list[dict], key: str) -> float | None:

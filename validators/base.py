@@ -8,9 +8,14 @@ changes nothing. `doubt(verdict)` maps its verdict to 0..1 for the review queue'
 from __future__ import annotations
 
 import importlib
+import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+import numpy as np
+
+from backends.embeddings import embed
+from backends.metering import new_stage, record_texts
 from core.errors import fail
 from core.records import Record, Verdict
 from core.task_spec import Task
@@ -21,6 +26,7 @@ REGISTRY: dict[str, str] = {
     "quality": "validators.quality:QualityValidator",
     "near_duplicates": "validators.near_duplicates:NearDuplicateValidator",
     "language": "validators.language:LanguageValidator",
+    "paraphrase_duplicates": "validators.paraphrase:ParaphraseDuplicateValidator",
     "self_consistency": "validators.self_consistency:SelfConsistencyValidator",
     "neighbour_agreement": "validators.neighbours:NeighbourAgreementValidator",
     "judge": "validators.judge:JudgeValidator",
@@ -38,6 +44,8 @@ class Context:
         backend: a `backends.Backend` for model-based checks, or None to skip them.
         redis_url, workers: with both, `near_duplicates` runs on the workers through one Redis index.
         judge_backend: the model the LLM judge asks (`--judge-model`); None: `backend`.
+        earlier: samples of this run accepted in earlier rounds (`generate.py --accepted`): the duplicate
+            checks compare with them as they do with references; no other check reads them.
     """
 
     references: list[Record] = field(default_factory=list)
@@ -46,6 +54,7 @@ class Context:
     redis_url: str | None = None
     workers: Any = None  # a validators.shared_index.ShardPool (Ray workers) that splittable checks may use
     judge_backend: Any = None
+    earlier: list[Record] = field(default_factory=list)
 
     @property
     def eval_refs(self) -> list[Record]:
@@ -83,6 +92,7 @@ class BaseValidator:
         self.task = task
         self.options = {**self.defaults, **options}
         self.context = context or Context()
+        self.stage = new_stage()  # its models' calls, tokens, seconds and cost (backends.metering)
 
     @property
     def model(self) -> Any:
@@ -102,6 +112,20 @@ class BaseValidator:
 
     def claimed_label(self, record: Record) -> str | None:
         return record.labels.get(self.task.label_name)
+
+
+class EncoderValidator(BaseValidator):
+    """A validator that embeds texts with a sentence encoder (options `model`, `device`, `batch_size`), every
+    call counted as texts and seconds into its usage row (paraphrase_duplicates, neighbour_agreement)."""
+
+    expensive = True
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        start = time.perf_counter()
+        vectors = embed(texts, self.options["model"], device=self.options["device"],
+                        batch_size=int(self.options["batch_size"]))
+        record_texts(self.stage, str(self.options["model"]), len(texts), time.perf_counter() - start)
+        return vectors
 
 
 def validator_class(name: str) -> type[BaseValidator]:

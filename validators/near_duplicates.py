@@ -3,7 +3,8 @@
 - against eval references: **contamination**, always a rejection (a synthetic sample near an eval
   item must never reach training);
 - against train / seed references: a copy of a seed is not synthesis;
-- within the batch: the first record of a near-duplicate cluster is kept, later ones are rejected.
+- within the batch: the first record of a near-duplicate cluster is kept, later ones are rejected;
+- against samples of this run accepted in earlier rounds (`Context.earlier`, `generate.py --accepted`).
 
 Exact copies (same normalised text) are caught even when too short to shingle. The LSH index lives
 in memory, or in Redis when `redis_url` is set (option or `--redis-url`); with Ray workers in the
@@ -23,7 +24,8 @@ from validators.base import BaseValidator, clip01
 from validators.minhash import SHINGLING, NearDuplicateIndex, Shingler
 from validators.shared_index import shared_similarities
 
-_KINDS = {"e": "eval", "t": "train", "b": "batch"}
+_KINDS = {"e": "eval", "t": "train", "a": "earlier", "b": "batch"}
+_RULES = {"e": "contamination", "t": "seed_copy", "a": "earlier_duplicate", "b": "batch_duplicate"}
 
 
 class NearDuplicateValidator(BaseValidator):
@@ -38,7 +40,7 @@ class NearDuplicateValidator(BaseValidator):
 
     def check(self, records: list[Record]) -> list[Verdict]:
         threshold = float(self.options["threshold"])
-        groups = {"e": self.context.eval_refs, "t": self.context.train_refs, "b": records}
+        groups = {"e": self.context.eval_refs, "t": self.context.train_refs, "a": self.context.earlier, "b": records}
         keys = [f"{kind}:{i}" for kind, recs in groups.items() for i in range(len(recs))]
         everything = [r for recs in groups.values() for r in recs]
         row = {k: i for i, k in enumerate(keys)}
@@ -99,7 +101,7 @@ class NearDuplicateValidator(BaseValidator):
         later = [k for k, s in sims.items() if k[0] == "b" and int(k[2:]) > my_index and s >= threshold]
         if later:
             details["kept_over"] = [ref(k).id for k in later[:5]]
-        for kind in ("e", "t", "b"):
+        for kind in ("e", "t", "a", "b"):
             found = [k for k in hits if k[0] == kind]
             if not found:
                 continue
@@ -111,9 +113,11 @@ class NearDuplicateValidator(BaseValidator):
                 reason = f"contamination: {'copy of' if exact else 'near'} eval item {other.id} ({sim})"
             elif kind == "t":
                 reason = f"{'exact copy' if exact else 'near copy'} of seed/train item {other.id} ({sim})"
+            elif kind == "a":
+                reason = f"{'exact' if exact else 'near'} duplicate of {other.id}, accepted in an earlier round ({sim})"
             else:
                 reason = f"{'exact' if exact else 'near'} duplicate of {other.id} in this batch ({sim})"
-            rule = {"e": "contamination", "t": "seed_copy", "b": "batch_duplicate"}[kind]
+            rule = _RULES[kind]
             return self.verdict(False, relevant[key], reason, rule=rule, kind=_KINDS[kind], exact=exact, **details)
         return self.verdict(True, best, **details)
 

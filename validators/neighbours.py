@@ -13,19 +13,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from backends.embeddings import BUNDLED, embed
+from backends.embeddings import BUNDLED
 from core.records import Record, Verdict
-from validators.base import BaseValidator
+from validators.base import EncoderValidator
 
 
-class NeighbourAgreementValidator(BaseValidator):
+class NeighbourAgreementValidator(EncoderValidator):
     name = "neighbour_agreement"
     defaults: ClassVar[dict[str, Any]] = {"model": BUNDLED, "n_neighbours": 5, "min_agreement": 0.4, "device": "cpu", "batch_size": 64}
     expensive = True
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        return embed(texts, self.options["model"], device=self.options["device"],
-                     batch_size=int(self.options["batch_size"]))
 
     def check(self, records: list[Record]) -> list[Verdict]:
         seeds = [r for r in self.context.train_refs if self.claimed_label(r) in self.task.labels]
@@ -33,7 +29,10 @@ class NeighbourAgreementValidator(BaseValidator):
             return []
         if not seeds:
             return [self.verdict(True, None, "no labelled seed set to compare with", skipped=True) for _ in records]
-        sims = self.embed([r.text for r in records]) @ self.embed([s.text for s in seeds]).T
+        key = tuple(s.id for s in seeds)
+        if self.__dict__.get("_seeds_key") != key:  # the seeds are embedded once per chain, not per round
+            self._seeds_key, self._seed_vectors = key, self.embed([s.text for s in seeds])
+        sims = self.embed([r.text for r in records]) @ self._seed_vectors.T
         n = min(int(self.options["n_neighbours"]), len(seeds))
         verdicts = []
         for rec, row in zip(records, sims, strict=True):

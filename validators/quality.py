@@ -25,11 +25,13 @@ BOILERPLATE = [
     r"\btôi là một (mô hình|trợ lý|ai)\b", r"\blà một mô hình ngôn ngữ\b", r"\bdưới đây là\b", r"\bxin lỗi, tôi\b",
 ]
 _JINJA_TAG = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)
-# A template placeholder copied instead of filled: {{name}}, {name}, [Company Name], <ticker>, {{1}}.
+# A template placeholder copied instead of filled: {{name}}, {name}, [Company Name], [Insurance Company], <ticker>, {{1}}.
 PLACEHOLDER = re.compile(
     r"\{\{[^{}]{0,40}\}\}|\{%|\{[A-Za-z_][\w ]{0,30}\}"
     r"|[\[<](?:insert |your |the )?(?:company|customer|product|brand)?[ _]?(?:name|amount|date|ticker|number|percent(?:age)?|"
-    r"figure|value|x|y|z)[\]>]", re.I)
+    r"figure|value|x|y|z)[\]>]"
+    # a kind of company in brackets where a name belongs: [Insurance Company], [Tech Firm] (a real name is unbracketed)
+    r"|\[(?:[A-Za-z]+ ){0,3}(?:company|corporation|corp|firm|bank|group|brand)\]", re.I)
 
 
 class QualityValidator(BaseValidator):

@@ -151,8 +151,11 @@ class SelfConsistencyValidator(BaseValidator):
         for i, rec in enumerate(records):
             by_lang.setdefault(rec.lang, []).append(i)
         voting: list[int] = []
+        memo = self.__dict__.setdefault("_competence", {})  # one measurement per language and chain (rounds)
         for lang, indices in by_lang.items():
-            measured = self.competence(lang)
+            if lang not in memo:
+                memo[lang] = self.competence(lang)
+            measured = memo[lang]
             if measured is None or measured["competent"]:
                 voting += indices
                 continue

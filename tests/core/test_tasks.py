@@ -153,8 +153,9 @@ def test_bad_language_overrides_name_file_and_key(tmp_path, mutation, message):
 def test_vietnamese_sentiment_is_asked_about_student_feedback_not_investors():
     task = load_task("fin_sentiment")
     system, user = (m["content"] for m in task.classify_messages("Thầy dạy rất nhiệt tình.", "vi"))
-    assert "sinh viên" in system and "investor" not in system + user and "financial" not in system + user
-    assert user.startswith("Phân loại cảm xúc") and user.endswith("Text: Thầy dạy rất nhiệt tình.")
+    assert "student" in system and "investor" not in system + user and "financial" not in system + user
+    assert user.startswith("Classify the sentiment of this Vietnamese feedback")
+    assert user.endswith("Text: Thầy dạy rất nhiệt tình.")
     for variant in range(len(task.classify_prompts("vi").instructions)):
         text = task.classify_messages("x", "vi", variant)[1]["content"]
         assert all(label in text for label in task.label_names)  # the answer words stay the task's labels

@@ -2,7 +2,8 @@
 API produces and a test cannot buy: HTTP 402 (budget exhausted), 429 (rate limited), 500, and chat
 completions without logprobs. Not an LLM: its answers are a fixed JSON object of the fin_sentiment
 shape, with fixed `usage` token counts, and it keeps its own bill (what it answered, priced per 1k
-tokens) so a test can check a client's spend against the server's side of the ledger.
+tokens) so a test can check a client's spend against the server's side of the ledger; with
+`report_cost=True` each answer's `usage.cost` reports that bill, as a server with usage accounting does.
 
     with MeteringProxy(mode="402") as proxy:            # or "429", "500", "nologprobs"
         client = OpenAI(base_url=proxy.base_url, api_key="x")
@@ -28,11 +29,12 @@ class MeteringProxy:
 
     def __init__(self, mode: str = "nologprobs", *, port: int = 0, prompt_tokens: int = 100,
                  completion_tokens: int = 50, price_per_1k: tuple[float, float] = (1.0, 1.0), delay_s: float = 0.0,
-                 pay_for: int | None = None):
-        """`pay_for`: answer that many requests, then HTTP 402 for every later one (a budget spent halfway)."""
+                 pay_for: int | None = None, report_cost: bool = False):
+        """`pay_for`: answer that many requests, then HTTP 402 for every later one (a budget spent halfway).
+        `report_cost`: each answer's `usage` also says what it was billed, in `cost` (as OpenRouter's does)."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}")
-        self.mode, self.delay_s, self.pay_for = mode, delay_s, pay_for
+        self.mode, self.delay_s, self.pay_for, self.report_cost = mode, delay_s, pay_for, report_cost
         self.usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens}
         self.price_per_1k = price_per_1k
@@ -101,11 +103,13 @@ class MeteringProxy:
                     return self._send(500, {"error": {"message": "upstream failed", "type": "server_error"}})
                 time.sleep(proxy.delay_s)
                 content = proxy.content(body)
-                usage = proxy.usage_of(body, content)
+                usage = dict(proxy.usage_of(body, content))
                 price_in, price_out = proxy.price_per_1k
+                bill = usage["prompt_tokens"] / 1000 * price_in + usage["completion_tokens"] / 1000 * price_out
                 with proxy._lock:
-                    proxy.billed.append(usage["prompt_tokens"] / 1000 * price_in
-                                        + usage["completion_tokens"] / 1000 * price_out)
+                    proxy.billed.append(bill)
+                if proxy.report_cost:
+                    usage["cost"] = bill
                 self._send(200, {
                     "id": f"chatcmpl-{len(proxy.requests)}", "object": "chat.completion", "created": int(time.time()),
                     "model": body.get("model", "fake"),

@@ -1,5 +1,5 @@
 """`generate.py` with the LLM judge: thresholds calibrated from a review database, its mode, and the judge's
-model, thresholds and tokens recorded in the manifest beside generation's."""
+model, thresholds and tokens recorded in the manifest's usage table, a row beside generation's."""
 
 from __future__ import annotations
 
@@ -33,14 +33,16 @@ def test_generate_judges_with_calibrated_thresholds_and_records_its_cost(tmp_pat
     assert done.returncode == 0, done.stderr
     assert f"judge thresholds from {db} (24 review decisions): " in done.stdout and "label_right >= 3" in done.stdout
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
-    judge = manifest["judge"]
+    assert "judge" not in manifest  # one shape: the judge is a row of the usage table, beside generation's
+    row = manifest["usage"]["stages"]["judge"]
+    judge = row["details"]
     assert judge["calibrated_from"]["source"] == str(db) and judge["thresholds"]["label_right"] == 3
     assert judge["thresholds"] == judge["calibrated_from"]["thresholds"]
-    assert judge["model"] == "tiny" and judge["backend"] == "transformers" and judge["cost_usd"] is None
-    assert judge["checked"] == judge["records"] == 3 and judge["parsed"] == 3
+    assert row["model"] == "tiny" and row["backend"] == "transformers" and row["cost_sources"] == {"local": 3}
+    assert judge["checked"] == judge["records"] == row["calls"] == 3 and judge["parsed"] == 3
     assert judge["mode"] == "flag" and judge["rejected"] == 0  # flag: recorded, nothing rejected
-    assert judge["tokens"]["prompt"] > 0 and judge["tokens"]["completion"] > 0  # beside generation's
-    assert manifest["counts"]["tokens"]["completion"] > 0
+    assert row["prompt_tokens"] > 0 and row["completion_tokens"] > 0 and row["seconds"] > 0
+    assert manifest["usage"]["stages"]["generation"]["completion_tokens"] == manifest["counts"]["tokens"]["completion"] > 0
     validated = [json.loads(line) for name in ("accepted.jsonl", "rejected.jsonl")
                  for line in (tmp_path / "run" / name).read_text().splitlines()]
     verdicts = [v for r in validated for v in r["verdicts"] if v["name"] == "judge"]

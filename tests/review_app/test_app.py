@@ -318,3 +318,33 @@ def test_the_judge_is_shown_beside_the_validators_and_against_people_on_the_dash
     best = next(d.value for d in at.dataframe if "best threshold" in d.value.columns)
     assert best.set_index("score").loc["label_right", "best threshold"] == 3
     assert any(t.startswith("fin_sentiment: 24 votes on 21 items by 2 people") for t in texts(at))
+
+
+def test_dashboard_shows_what_the_run_beside_the_queue_cost_per_stage(app, tmp_path):
+    """generate.py writes manifest.json next to review.db; its usage table is on the dashboard, an unknown
+    price said as unknown."""
+    import json
+
+    at, _ = app
+    usage = {"stages": {"generation": {"model": "gpt-4o-mini", "calls": 30, "failures": 1, "prompt_tokens": 9000,
+                                       "completion_tokens": 1500, "texts": 0, "seconds": 12.5, "cost_usd": 0.0123,
+                                       "cost_sources": {"server": 30}},
+                        "judge": {"model": "my-judge", "calls": 11, "failures": 0, "prompt_tokens": 4000,
+                                  "completion_tokens": 900, "texts": 0, "seconds": 3.0, "cost_usd": None,
+                                  "cost_sources": {"unpriced": 11},
+                                  "cost_note": "model 'my-judge' is not in backends/pricing.py"}},
+             "total": {"model": "all", "calls": 41, "failures": 1, "prompt_tokens": 13000, "completion_tokens": 2400,
+                       "texts": 0, "seconds": 15.5, "cost_usd": None, "cost_sources": {"server": 30, "unpriced": 11}},
+             "prices": {"table": "backends/pricing.py", "as_of": "2026-11-22"}}
+    (tmp_path / "manifest.json").write_text(json.dumps({
+        "status": "complete", "usage": usage,
+        "acceptance": {"target": 10, "accepted": 10, "candidates": 30, "passed": 11, "rate": 0.3667,
+                       "rounds": [{}, {}]}}))
+    sign_in(at)
+    at.sidebar.radio(key="page").set_value("Dashboard").run()
+    assert not at.exception
+    assert "accepted 10 of 10: 30 candidates in 2 rounds, 11 passed the validators (acceptance 37%)" in texts(at)
+    table = at.dataframe[-1].value
+    assert list(table["stage"]) == ["generation", "judge", "total"]
+    assert list(table["cost"]) == ["$0.0123", "unknown", "unknown"] and list(table["tokens in"]) == [9000, 4000, 13000]
+    assert "judge: model 'my-judge' is not in backends/pricing.py" in texts(at)

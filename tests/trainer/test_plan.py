@@ -112,3 +112,20 @@ def test_plan_takes_run_py_s_config_file_and_names_an_unknown_model(tmp_path, ca
     assert "cpu-fp32" in capsys.readouterr().out
     with pytest.raises(UserError, match="someone/unknown-model"):
         main(["plan", "--model", "someone/unknown-model"])
+
+
+def test_a_cpu_run_plans_for_half_the_available_ram():
+    # The RAM is shared with the machine's other processes: a demo planned at 10.6 of 22.6 available GiB was
+    # OOM-killed when another job grew beside it. A smollm2-135m batch of 8 Vietnamese examples (510 tokens)
+    # needs ~10.6 GiB: on this 24 GiB machine the plan now halves it rather than take it all.
+    import psutil
+
+    from trainer.memory import free_bytes
+
+    available = psutil.virtual_memory().available
+    allowed = free_bytes("cpu")
+    assert 0.4 * available < allowed < 0.6 * available
+    cfg = TrainConfig(task="fin_sentiment", model="smollm2-135m", out="x", device="cpu").resolved()
+    fitted, decision = fit(cfg, "cpu", 11 * GIB // 2, longest=510, answer=2)
+    assert decision.fits and fitted.batch_size < cfg.batch_size
+    assert fitted.batch_size * fitted.grad_accum == cfg.batch_size * cfg.grad_accum

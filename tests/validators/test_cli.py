@@ -51,8 +51,9 @@ def test_cli_writes_accepted_rejected_and_report(tmp_path):
     assert [r.id for r in accepted] == ["s1", "s6", "s7"]
     cheap = ["schema", "quality", "near_duplicates", "language"]
     for rec in accepted + rejected:  # every record keeps every verdict the chain gave it
-        # neighbour_agreement (no model needed) judges only what passed the cheap checks
-        assert [v.name for v in rec.verdicts] == cheap + (["neighbour_agreement"] if rec in accepted else [])
+        # paraphrase_duplicates and neighbour_agreement (encoders, no model) judge only what passed the cheap checks
+        encoders = ["paraphrase_duplicates", "neighbour_agreement"]
+        assert [v.name for v in rec.verdicts] == cheap + (encoders if rec in accepted else [])
         assert 0.0 <= rec.meta["doubt"] <= 1.0
     report = json.loads((out / "report.json").read_text())
     assert report["accepted"] == 3 and report["rejected"] == 4 and report["references"]["eval"] == 1

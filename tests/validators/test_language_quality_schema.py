@@ -65,12 +65,14 @@ def test_repeated_ngrams_prompt_echo_and_boilerplate(fin):
 def test_template_placeholders_and_preambles_from_a_small_model(fin):
     """What SmolLM2-135M wrote from list-shaped prompts: placeholders copied, not filled, and preambles."""
     for text in ["{{branded_text}}", "{{1}}. Press release: shares of the bank rose", "Acme [Company Name] cut its guidance",
-                 "Revenue rose {percent} in the quarter", "<company_name> reports a quarterly loss"]:
+                 "Revenue rose {percent} in the quarter", "<company_name> reports a quarterly loss",
+                 "The [Insurance Company] has also announced plans to revamp its [Lloyds] unit"]:
         v = _one(fin, "quality", make(text))
         assert not v.passed and v.details["rule"] == "placeholder", text
     preamble = _one(fin, "quality", make("Here are the text sentences with their sentiment in a JSON format: bank up"))
     assert not preamble.passed and preamble.details["rule"] == "boilerplate"
-    for text in ["Oil rises 2% as supply tightens [Reuters]", "Profit $AAPL up 5% (Q3) [1]", "Stake {222.114.03} sold"]:
+    for text in ["Oil rises 2% as supply tightens [Reuters]", "Profit $AAPL up 5% (Q3) [1]", "Stake {222.114.03} sold",
+                 "Lloyds Banking Group [LLOY] rose 3%"]:
         assert _one(fin, "quality", make(text)).passed, text
 
 
