@@ -91,7 +91,7 @@ class Count:
         if ids is None:
             ids = kwargs["inputs_embeds"][..., 0]
         rows, new = ids.shape[0], ids.shape[1]
-        cache = kwargs.get("past_key_values")
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))  # transformers 5.25 renamed it `cache`
         past = int(cache.get_seq_length()) if cache is not None else 0
         mask = kwargs.get("attention_mask")
         if mask is None or mask.dim() != 2:  # no padding: every key is real

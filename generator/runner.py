@@ -37,7 +37,7 @@ from core.io import JsonlAppender, read_jsonl, read_records, write_json_atomic, 
 from core.records import Record, now
 from core.tasks import load_task
 from generator.diversity import diversity_report
-from generator.prompts import PlanConfig, Planner
+from generator.prompts import Plan, PlanConfig, Planner
 from generator.samples import plan_batches, summarise, to_record
 from generator.seeds import file_digest, load_seeds
 
