@@ -30,9 +30,9 @@ Prompt = str | list[dict[str, str]]
 # user says otherwise. Read once when torch loads libgomp, so it is set here, before any module of ours
 # imports torch (tests/backends/test_threads.py checks every entry point). On a machine whose cores are
 # shared with another busy process, a spinning thread holds the core its partner needs to finish the
-# same parallel region: a smollm2-135m training step took 3x, batch-1 decoding 6-10x as long with torch's
-# 2 default threads as with 1; sleeping, 2 threads are on par with 1 there, and keep their gain on
-# idle cores (docs/benchmarks.md#real-weights). The thread count itself is unchanged: same results.
+# same parallel region: at load 3.4 on 2 cores a smollm2-135m training step took 2.8x, decoding 3-5x as
+# long spinning as sleeping. On a calmer run (load 1.6-3.0) spinning was 1.2-2x faster: the trade-off is
+# measured, not settled (docs/benchmarks.md#real-weights). The thread count is unchanged: same results.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 

@@ -16,8 +16,9 @@ generation rows (distilabel), bench/peers_generation.py; the scoring rows (lm-ev
 bench/peers_scoring.py. This module runs them in turn.
 
 Settings (environment): SEEDLOOP_PEERS_ROUNDS (default 3), SEEDLOOP_PEERS_SCORING (scoring models,
-default tiny-llama3; "tiny-llama3,tiny" adds the 4k-vocabulary one), SEEDLOOP_PEERS_PIPELINE=0 (skip
-distilabel's as-shipped Pipeline run). Inputs, task YAMLs, per-item outputs and each side's log:
+default tiny-llama3; "tiny-llama3,tiny" adds the 4k-vocabulary one, "smollm2-135m" the real weights),
+SEEDLOOP_PEERS_GENERATION (generation models, default tiny; "tiny,smollm2-135m" adds the real weights),
+SEEDLOOP_PEERS_PIPELINE=0 (skip distilabel's as-shipped Pipeline run). Inputs, task YAMLs, per-item outputs and each side's log:
 runs/bench-peers/.
 """
 
@@ -27,7 +28,7 @@ import sys
 import time
 
 from bench import BenchRow
-from bench.peers_generation import generation_rows
+from bench.peers_generation import GENERATION, generation_rows
 from bench.peers_harness import load_avg, peers_python
 from bench.peers_scoring import SCORING, scoring_rows
 
@@ -39,7 +40,8 @@ def run() -> list[BenchRow]:
 
     peers_python()  # the venv first, so its install time is not mistaken for a side's work
     rows: list[BenchRow] = []
-    phases = [("generation", generation_rows)] + [(f"scoring {m}", lambda m=m: scoring_rows(m)) for m in SCORING]
+    phases = ([(f"generation {m}", lambda m=m: generation_rows(m)) for m in GENERATION]
+              + [(f"scoring {m}", lambda m=m: scoring_rows(m)) for m in SCORING])
     for name, phase in phases:
         start = time.perf_counter()
         cpu = resource.getrusage(resource.RUSAGE_CHILDREN)

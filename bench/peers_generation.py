@@ -13,13 +13,16 @@ import os
 import time
 
 from backends import parse_with_schema
-from backends.models import REPO_ROOT, TINY, tiny_model_path
+from backends.models import REPO_ROOT, TINY, resolve_model
 from bench import BenchRow, ratio
 from bench.bench_generation import seed_plans
 from bench.peers_harness import ROUNDS, THREADS, alternate, best, both_sides, dump, load_avg
 from core.tasks import load_task
 
 N_GEN = 16  # generation prompts (the Planner's first 16 fin_sentiment plans)
+# Generation models: the tiny one; SEEDLOOP_PEERS_GENERATION=tiny,smollm2-135m adds the real model (its rows
+# get the model's name as a suffix).
+GENERATION = os.environ.get("SEEDLOOP_PEERS_GENERATION", TINY).split(",")
 GEN_BATCH = 8  # our decoding slots; distilabel as shipped runs one prompt at a time
 N_GREEDY = 8  # prompts for the greedy same-text check
 # distilabel as shipped inside its Pipeline too (its step subprocess loads the model again: ~30 s here);
@@ -39,15 +42,16 @@ def generation_inputs(task) -> tuple[list[list[dict]], list[int], dict]:
 
 
 # ---- generation: distilabel ----------------------------------------------------------------------
-def generation_rows() -> list[BenchRow]:
+def generation_rows(model_name: str = TINY) -> list[BenchRow]:
     task = load_task("fin_sentiment")
     schema_model = task.generation_schema()
     schema = schema_model.model_json_schema()
     messages, seeds, sampling = generation_inputs(task)
-    model = str(tiny_model_path(name=TINY))
+    model = resolve_model(model_name)
+    suffix = "" if model_name == TINY else f".{model_name}"
     rows: list[BenchRow] = []
     load_before = load_avg()
-    with both_sides("generation") as (ours, peer):
+    with both_sides(f"generation{suffix}") as (ours, peer):
         our_load = ours("load", model=model, batch=GEN_BATCH, threads=THREADS, schema=True)
         their_load = peer("distilabel_load", model=model, schema=schema, threads=THREADS)
         a, b = ours("inputs", messages=messages), peer("distilabel_inputs", messages=messages)
@@ -110,7 +114,7 @@ def generation_rows() -> list[BenchRow]:
         return len(result["parsed"]) / (result["seconds"] + extra)
 
     same_greedy = sum(x == y for x, y in zip(greedy_ours["texts"], greedy_theirs["texts"], strict=True))
-    settings = (f"tiny model folder, {n} Planner prompts (fin_sentiment en, byte-identical text and token ids "
+    settings = (f"{model_name} model folder, {n} Planner prompts (fin_sentiment en, byte-identical text and token ids "
                 f"asserted), generation schema as compact JSON, temperature {sampling['temperature']}, top_p "
                 f"{sampling['top_p']}, max_new_tokens {sampling['max_new_tokens']}, no top-k, no repetition penalty, "
                 f"1 CPU thread each, best of {ROUNDS} alternated; load avg {load_before} -> {load_after} on "
@@ -123,7 +127,7 @@ def generation_rows() -> list[BenchRow]:
              f"{'raised ' + stock['raised'] if stock['raised'] else 'gave ' + str(stock['rows']) + ' rows'} "
              f"({in_pipeline}); the bench resets the processor before each model.generate")
     rows.append(BenchRow(
-        "peers.generation_vs_distilabel_parsed_per_s", per_s(o), per_s(d), ratio(per_s(o), per_s(d)), 1.0,
+        f"peers.generation_vs_distilabel_parsed_per_s{suffix}", per_s(o), per_s(d), ratio(per_s(o), per_s(d)), 1.0,
         "parsed rows/s",
         f"ours: TransformersBackend.generate (batch {GEN_BATCH}, continuous batching, per-row seeds); baseline: "
         f"distilabel {their_load['distilabel']} TransformersLLM.generate with structured_output json (outlines "
@@ -131,7 +135,7 @@ def generation_rows() -> list[BenchRow]:
         f"{len(d['parsed'])}/{n}; tokens/s {sum(o['tokens']) / o['seconds']:.0f} vs "
         f"{sum(d['tokens']) / d['seconds']:.0f}. {patch}. {settings}"))
     rows.append(BenchRow(
-        "peers.generation_vs_distilabel_batch8_parsed_per_s", per_s(o), per_s(d8), ratio(per_s(o), per_s(d8)), 1.0,
+        f"peers.generation_vs_distilabel_batch8_parsed_per_s{suffix}", per_s(o), per_s(d8), ratio(per_s(o), per_s(d8)), 1.0,
         "parsed rows/s",
         f"baseline: distilabel with its HF pipeline's batch size set to {GEN_BATCH} (left padding), which "
         f"TransformersLLM never does itself; parsed {len(d8['parsed'])}/{n}. {settings}"))
@@ -140,29 +144,29 @@ def generation_rows() -> list[BenchRow]:
     failed = [t for t in d["texts"] if parse_with_schema(t, schema_model)[0] is None]
     long = sum(len(_field(t, "text")) > limit and "\ufffd" in _field(t, "text") for t in failed)
     rows.append(BenchRow(
-        "peers.generation_parse_share_vs_distilabel", share_o, share_d, ratio(share_o, share_d), None, "share",
+        f"peers.generation_parse_share_vs_distilabel{suffix}", share_o, share_d, ratio(share_o, share_d), None, "share",
         "rows that parse under the task's generation schema (our pydantic model, the same parser for both "
         f"sides); of distilabel's {len(failed)} misses, {long} are JSON whose text is over maxLength={limit} "
         "characters and holds U+FFFD: Outlines 0.2's regex counts a token of broken UTF-8 bytes as one "
         "character where the decoded text has more"))
     rows.append(BenchRow(
-        "peers.generation_peak_rss_vs_distilabel_mb", o["peak_rss_mb"], d["peak_rss_mb"],
+        f"peers.generation_peak_rss_vs_distilabel_mb{suffix}", o["peak_rss_mb"], d["peak_rss_mb"],
         ratio(o["peak_rss_mb"], d["peak_rss_mb"], higher_is_better=False), None, "MB",
         "peak RSS of each side's own process (model, libraries, compiled schema) during its best generate "
         "round (VmHWM reset before the call)"))
     rows.append(BenchRow(
-        "peers.generation_load_vs_distilabel_s", our_load["load_s"], their_load["load_s"],
+        f"peers.generation_load_vs_distilabel_s{suffix}", our_load["load_s"], their_load["load_s"],
         ratio(our_load["load_s"], their_load["load_s"], higher_is_better=False), None, "s",
         "model load + the schema's constraint compiled (ours: Outlines-core 0.2 index; distilabel's "
         "TransformersLLM.load: HF pipeline + Outlines 0.2 regex FSM), once per process"))
     rows.append(BenchRow(
-        "peers.generation_greedy_same_text_vs_distilabel", same_greedy / N_GREEDY, 1.0, same_greedy / N_GREEDY,
+        f"peers.generation_greedy_same_text_vs_distilabel{suffix}", same_greedy / N_GREEDY, 1.0, same_greedy / N_GREEDY,
         None, "share",
         f"agreement check: both sides greedy on the first {N_GREEDY} prompts; {same_greedy}/{N_GREEDY} texts "
         "identical (sampled rows cannot match: distilabel has one global torch seed, ours one per row)"))
     o_dd, d_dd = own["ours"]["seconds"], own["distilabel"]["seconds"]
     rows.append(BenchRow(
-        "peers.generation_with_dedup_vs_distilabel_parsed_per_s", per_s(o, o_dd), per_s(d, d_dd),
+        f"peers.generation_with_dedup_vs_distilabel_parsed_per_s{suffix}", per_s(o, o_dd), per_s(d, d_dd),
         ratio(per_s(o, o_dd), per_s(d, d_dd)), 1.0, "parsed rows/s",
         f"the generation row plus each side's dedup of its own parsed rows (ours: near_duplicates validator "
         f"{o_dd * 1000:.1f} ms; distilabel: MinHashDedup.process {d_dd * 1000:.1f} ms, its load() apart). "
@@ -171,7 +175,7 @@ def generation_rows() -> list[BenchRow]:
     od, dd = best(dedup["ours"]), best(dedup["distilabel"])
     agree = sum(x == y for x, y in zip(od["keep"], dd["keep"], strict=True))
     rows.append(BenchRow(
-        "peers.dedup_vs_distilabel_minhash_ms", od["seconds"] * 1000, dd["seconds"] * 1000,
+        f"peers.dedup_vs_distilabel_minhash_ms{suffix}", od["seconds"] * 1000, dd["seconds"] * 1000,
         ratio(od["seconds"], dd["seconds"], higher_is_better=False), None, "ms",
         f"the same {len(same)} rows (both sides' parsed rows + the 60 en sample rows with planted copies), "
         f"character {DEDUP_N}-grams (distilabel's 'words' tokenizer needs an nltk download), threshold "
@@ -179,7 +183,7 @@ def generation_rows() -> list[BenchRow]:
         f"MinHashDedup.process after load() ({dd['load_s'] * 1000:.0f} ms); first call in the process: ours "
         f"{od['first_s'] * 1000:.0f} ms. Kept {sum(od['keep'])} vs {sum(dd['keep'])}; same verdict on "
         f"{agree}/{len(same)} rows"))
-    dump("generation", {"stock": stock, "runs": runs, "greedy": [greedy_ours, greedy_theirs], "own_dedup": own,
+    dump(f"generation{suffix}", {"stock": stock, "runs": runs, "greedy": [greedy_ours, greedy_theirs], "own_dedup": own,
                          "dedup": dedup, "load": [our_load, their_load]})
     return rows
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from backends import chat
-from backends.models import TINY_LLAMA3, load_tokenizer, tiny_model_path
+from backends.models import TINY_LLAMA3, load_tokenizer, resolve_model
 from bench import BenchRow, ratio
 from bench.bench_evaluator import _records
 from bench.peers_harness import ROUNDS, THREADS, WORK, alternate, best, both_sides, dump, load_avg
@@ -27,7 +27,7 @@ from evaluator.prompts import score_choices, tuned_prompts
 
 EVAL_BATCH = 16  # both sides' scoring batch
 # Scoring models: the Llama-3-shaped tiny model (128k vocabulary, like the models users score); add
-# "tiny" (4k vocabulary) with SEEDLOOP_PEERS_SCORING=tiny-llama3,tiny.
+# "tiny" (4k vocabulary) or the real smollm2-135m with SEEDLOOP_PEERS_SCORING=tiny-llama3,smollm2-135m.
 SCORING = os.environ.get("SEEDLOOP_PEERS_SCORING", TINY_LLAMA3).split(",")
 # Per-item, per-choice log-likelihood agreement, in nats. Both sides compute float32 log-softmax of
 # the same logits, but over different batch shapes and paddings (lm-eval: right-padded rows without
@@ -92,7 +92,7 @@ def token_facts(tokenizer, texts: list[str], choices: list[str], stock_cont: lis
 class ScoringInputs:
     """What both sides of one scoring comparison are given, made before any server starts."""
 
-    model: str  # a tiny model's name (tiny_model_path)
+    model: str  # an offline model's name (a tiny one or a packaged one: backends.models.resolve_model)
     folder: Path  # its model folder, which both sides load
     task: Task
     records: list[Record]  # every usable fin_sentiment sample row, en + vi: the bench's eval split
@@ -116,7 +116,7 @@ def scoring_inputs(model_name: str) -> ScoringInputs:
     if scored.frame():
         raise ValueError(f"{task.name} scores its labels inside an answer frame {scored.frame()}: the peers "
                          "bench compares bare labels only")
-    folder = tiny_model_path(name=model_name)
+    folder = Path(resolve_model(model_name))
     tokenizer = load_tokenizer(str(folder))
     eos = json.loads((folder / "generation_config.json").read_text())["eos_token_id"]
     return ScoringInputs(model=model_name, folder=folder, task=task, records=records,

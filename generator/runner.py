@@ -37,11 +37,16 @@ from core.io import JsonlAppender, read_jsonl, read_records, write_json_atomic, 
 from core.records import Record, now
 from core.tasks import load_task
 from generator.diversity import diversity_report
-from generator.prompts import PlanConfig, Planner
+from generator.prompts import Plan, PlanConfig, Planner
 from generator.samples import plan_batches, summarise, to_record
 from generator.seeds import file_digest, load_seeds
 
 SAMPLES, MANIFEST, SPEND_LEDGER = "samples.jsonl", "manifest.json", "spend.jsonl"
+# In process, one backend call takes up to this many consecutive batches of the same sampling: the local
+# backend refills a finished row's slot from the call's queue (continuous batching), so its slots stay full
+# while each batch's longest rows finish (1.1-1.2x on smollm2-135m, docs/benchmarks.md#real-weights).
+# Samples are still appended batch by batch.
+CALL_BATCHES = 4
 _VERSIONED = ("seedloop", "torch", "transformers", "outlines", "openai", "pydantic")
 
 
@@ -289,12 +294,11 @@ def _generate_missing(run: Run, planner: Planner, missing: list[int], labels: di
     batches = plan_batches(plans, cfg.batch_size)
     # One backend call takes one Sampling (the batch shares temperature and top-p) and one seed per
     # sample: sample i's draw depends on (run seed, i) only, never on its batch or on the worker.
-    calls = (([p.messages for p in batch], batch[0].sampling, [p.sampling.seed for p in batch]) for batch in batches)
     if hasattr(model, "map_batches"):  # a Ray pool: batches run on the workers, results come back in order
+        calls = (([p.messages for p in b], b[0].sampling, [p.sampling.seed for p in b]) for b in batches)
         results = model.map_batches(cfg.task, cfg.constrained, calls)
     else:
-        results = (model.generate(prompts, schema if cfg.constrained else None, sampling, seeds=seeds)
-                   for prompts, sampling, seeds in calls)
+        results = _in_process(model, batches, schema if cfg.constrained else None)
     try:
         before, spent_before, batch_start = snapshot(model), _spent(model, run.spent), time.perf_counter()
         for batch, completions in zip(batches, results, strict=False):
@@ -323,6 +327,25 @@ def _generate_missing(run: Run, planner: Planner, missing: list[int], labels: di
     finally:
         bar.close()
     return ""
+
+
+def _in_process(model: Backend, batches: list[list[Plan]], schema: Any) -> Any:
+    """Each batch's completions, from backend calls of up to `CALL_BATCHES` consecutive batches that share
+    temperature and top-p (one call takes one Sampling)."""
+    start = 0
+    while start < len(batches):
+        key = (batches[start][0].sampling.temperature, batches[start][0].sampling.top_p)
+        end = start + 1
+        while (end < len(batches) and end - start < CALL_BATCHES
+               and (batches[end][0].sampling.temperature, batches[end][0].sampling.top_p) == key):
+            end += 1
+        plans = [p for batch in batches[start:end] for p in batch]
+        done = model.generate([p.messages for p in plans], schema, plans[0].sampling,
+                              seeds=[p.sampling.seed for p in plans])
+        for batch in batches[start:end]:
+            yield done[: len(batch)]
+            done = done[len(batch) :]
+        start = end
 
 
 def read_samples(out: Path) -> list[dict[str, Any]]:
