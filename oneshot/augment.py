@@ -123,8 +123,10 @@ def augment(rows: list[TrainRow], *, seed: int, max_cost_usd: float, time_budget
                    provenance={"paraphrase_of": r.id, "model": model})
         for r, c in answered if c.ok and c.parsed
     ]
+    # A paraphrase is meant to say its source ticket again: paraphrase_duplicates, which rejects exactly that
+    # in generated data, is skipped here (a paraphrase joins its source's group, so it is never evidence).
     accepted, _, _ = run_chain(task, paraphrases, references=real, seed=seed, progress=False,
-                               skip=("self_consistency",)) if paraphrases else ([], [], {})
+                               skip=("self_consistency", "paraphrase_duplicates")) if paraphrases else ([], [], {})
     by_id = {r.id: r for r in rows}
     taken, tickets = set(by_id), {r.ticket.casefold() for r in rows}
     extra: list[TrainRow] = []
