@@ -15,13 +15,11 @@ What each tiny model is: docs/training.md#design-backendsmodelspy
 from __future__ import annotations
 
 import hashlib
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from backends import tiny, zoo
-from backends.cache import cache_dir
+from backends.cache import build_once, cache_dir
 from backends.packaged import PACKAGED_MODELS, is_packaged, packaged_model_path
 from core.errors import UserError
 
@@ -61,20 +59,7 @@ def tiny_model_path(seed: int = 0, name: str = TINY) -> Path:
             zoo.build(name, out, seed=seed)
     else:
         raise ValueError(f"not a tiny model: {name!r} (one of {', '.join(TINY_MODELS)})")
-    if (target / "config.json").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
-    try:
-        builder(tmp)
-        try:
-            tmp.rename(target)
-        except OSError:  # another process finished first: theirs is identical, keep it
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+    return build_once(target, builder)
 
 
 def resolve_model(name: str, seed: int = 0) -> str:

