@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 # A CPU run's share of the machine's available memory. The RAM is shared with every other process (another
-# stage, an annotator's browser, a second job) and the page cache, and memory only grows during a run: a
+# stage, an annotator's browser, a second job), whose memory grows during a run as ours does: a
 # smollm2-135m demo planned at 10.6 GiB of 22.6 available was OOM-killed when another job grew beside it.
 # A smaller device batch with more accumulation costs a CPU little speed (its matmuls run near the roof from
 # a few hundred rows), so the plan keeps half back.

@@ -269,7 +269,7 @@ def plan_memory(cfg: TrainConfig, longest: int | None = None,
 
 
 def _allowed(device: str) -> str:
-    return "free on cuda" if device.startswith("cuda") else f"allowed on the cpu ({CPU_SHARE:.0%} of the available RAM)"
+    return "free on cuda" if device.startswith("cuda") else f"allowed on {device} ({CPU_SHARE:.0%} of the available RAM)"
 
 
 def _last(history: list[dict], key: str) -> float | None:
