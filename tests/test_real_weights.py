@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 from pathlib import Path
 
@@ -26,7 +27,7 @@ pytestmark = [pytest.mark.real, pytest.mark.timeout(900)]
 
 
 def _cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([PY, *args], cwd=REPO, env=child_env(OMP_NUM_THREADS="2"), capture_output=True,
+    return subprocess.run([PY, *args], cwd=REPO, env=child_env(OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2")), capture_output=True,
                           text=True, timeout=timeout)
 
 
