@@ -5,7 +5,9 @@ it stops, and queued prompts take the freed slots.
                         stop_ids=[tok.eos_token_id], processors=[mask])   # one list of new tokens per prompt
 
 Each row gets the tokens greedy `model.generate` gives it. Processors are called on the active rows
-only, so each must follow the batch: `keep(rows)` and `add(rows)` (`RowProcessor`).
+only, so each must follow the batch: `keep(rows)` and `add(rows)` (`RowProcessor`). Prefill is where
+the time goes on a real model (a task's instruction is most of each prompt), so prompts run in family
+order (those that start alike together, shorter first) and the tokens a prefill's prompts share run once.
 Design: docs/generation.md#design-backendsdecodepy
 """
 
@@ -14,6 +16,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
+
+from backends.prefix import PASS_OVERHEAD, prefix_groups, shared_prefix
 
 
 class RowProcessor(Protocol):
@@ -71,15 +75,56 @@ def _trim(cache: Any, mask: Any) -> int:
     return first
 
 
+def _family_order(prompts: Sequence[Sequence[int]]) -> list[int]:
+    """Prompt indices with the prompts that start alike together (`prefix_groups`: one group per
+    instruction, say), shortest first within a group: a refill then shares its group's prefix and
+    pads little."""
+    groups = prefix_groups([list(p) for p in prompts])
+    return [i for group in groups for i in sorted(group, key=lambda i: len(prompts[i]))]
+
+
+def _prefill(model: Any, rows: list[Sequence[int]], *, pad_id: int, shared: int) -> tuple[Any, Any, Any, Any]:
+    """One forward pass over new prompts: (token ids, attention mask, position ids, model output), the
+    prompts left-padded to one width.
+
+    The first `shared` tokens (every row starts with them) run once, as one row, and their KV cache is
+    repeated for every row; only the rest of each prompt runs batched, left-padded after the shared
+    part. Positions count real tokens only, as in `generate`; a batch without padding runs without a mask.
+    """
+    import torch
+
+    device = next(model.parameters()).device
+    rests = [list(row[shared:]) for row in rows]
+    width = max(len(rest) for rest in rests)
+    ids = torch.tensor([[pad_id] * (width - len(rest)) + rest for rest in rests], device=device)
+    fresh = torch.tensor([[0] * (width - len(rest)) + [1] * len(rest) for rest in rests], device=device)
+    positions = shared + (fresh.cumsum(-1) - 1).masked_fill(fresh == 0, 0)
+    cache = None
+    if shared:
+        prefix = torch.tensor([list(rows[0][:shared])], device=device)
+        cache = model(input_ids=prefix, use_cache=True, logits_to_keep=1).cache
+        cache.batch_repeat_interleave(len(rows))
+        ids = torch.cat([prefix.expand(len(rows), -1), ids], dim=1)
+        fresh = torch.cat([fresh.new_ones(len(rows), shared), fresh], dim=1)
+    out = model(input_ids=ids[:, shared:], attention_mask=None if bool(fresh.all()) else fresh,
+                position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1)
+    return ids, fresh, positions, out
+
+
 def decode(
     model: Any, prompts: Sequence[Sequence[int]], *, batch_size: int, pad_id: int, max_new_tokens: int,
     stop_ids: Iterable[int], processors: Sequence[RowProcessor] = (), refill_at: int | None = None,
+    share_prefixes: bool = True,
 ) -> list[list[int]]:
     """Greedy decoding of tokenised prompts, at most `batch_size` rows at a time; each prompt's new tokens.
 
     A row's list ends with its stop token when it stopped, else it holds `max_new_tokens` tokens.
     Each row's tokens are those `model.generate(..., do_sample=False, logits_processor=processors)`
     gives it: rows only ever share a batch through padding, which no row attends to.
+
+    Prompts are taken in `_family_order`; a refill prefills each family among its prompts on its own
+    (`prefix.prefix_groups`), the tokens they share once (`_prefill`), where that saves more than a
+    forward pass costs and the cache can be merged.
 
     Refill policy: after a step in which rows stopped, the next queued prompts are prefilled (as one
     left-padded batch, positions from their own masks) into the free slots when at least `refill_at`
@@ -97,7 +142,21 @@ def decode(
         pad_id: the token id that left-pads shorter prompts (masked out).
         stop_ids: token ids that end a row (the model's end-of-sequence ids).
         processors: applied in order to the active rows' float32 logits; see `RowProcessor`.
+        share_prefixes: False takes the prompts in the given order and prefills each refill in one plain
+            pass (what `decode` did before; `bench real`'s baseline).
     """
+    import torch
+
+    with torch.inference_mode():  # whoever calls: no autograd graph over a whole decoding's cache
+        return _decode(model, prompts, batch_size=batch_size, pad_id=pad_id, max_new_tokens=max_new_tokens,
+                       stop_ids=stop_ids, processors=processors, refill_at=refill_at, share_prefixes=share_prefixes)
+
+
+def _decode(
+    model: Any, prompts: Sequence[Sequence[int]], *, batch_size: int, pad_id: int, max_new_tokens: int,
+    stop_ids: Iterable[int], processors: Sequence[RowProcessor], refill_at: int | None, share_prefixes: bool,
+) -> list[list[int]]:
+    """`decode`'s loop, under inference mode."""
     import torch
 
     if not prompts:
@@ -105,40 +164,41 @@ def decode(
     stops = set(stop_ids)
     device = next(model.parameters()).device
     refill_at = max(1, batch_size // 4) if refill_at is None else refill_at
-    queue = deque(range(len(prompts)))
+    # A one-token pass tells whether this model's cache can be merged (and so share a prefix).
+    mergeable = _mergeable(model(input_ids=torch.tensor([list(prompts[0][:1])], device=device), use_cache=True,
+                                 logits_to_keep=1).cache)
+    queue = deque(_family_order(prompts) if share_prefixes else range(len(prompts)))
     new: list[list[int]] = [[] for _ in prompts]
     active: list[int] = []  # batch position -> prompt index
     cache: Any = None
     mask = seqs = position = logits = None
-    mergeable = True
     while True:
         free = batch_size - len(active)
         if queue and free and (not active or (mergeable and (free >= refill_at or len(queue) <= free))):
-            rows = [queue.popleft() for _ in range(min(free, len(queue)))]
-            width = max(len(prompts[r]) for r in rows)
-            ids = torch.tensor([[pad_id] * (width - len(prompts[r])) + list(prompts[r]) for r in rows], device=device)
-            fresh = torch.tensor([[0] * (width - len(prompts[r])) + [1] * len(prompts[r]) for r in rows],
-                                 device=device)
-            # As `generate`: positions count real tokens only (left padding does not shift them), and
-            # a batch without padding runs without a mask.
-            positions = (fresh.cumsum(-1) - 1).masked_fill(fresh == 0, 0)
-            out = model(input_ids=ids, attention_mask=None if bool(fresh.all()) else fresh, position_ids=positions,
-                        use_cache=True, logits_to_keep=1)
-            extra = out.logits[:, -1].to(copy=True, dtype=torch.float32)
-            if not active:
-                cache, mask, seqs, position, logits = out.cache, fresh, ids, positions[:, -1:], extra
-                mergeable = _mergeable(cache)
-            else:
-                _merge_caches(cache, out.cache)
-                columns = max(mask.shape[1], width)
-                mask = torch.cat([_left_pad(mask, columns, 1), _left_pad(fresh, columns, 1)])
-                seqs_width = max(seqs.shape[1], width)
-                seqs = torch.cat([_left_pad(seqs, seqs_width, 1, pad_id), _left_pad(ids, seqs_width, 1, pad_id)])
-                position = torch.cat([position, positions[:, -1:]])
-                logits = torch.cat([logits, extra])
-            active += rows
-            for processor in processors:
-                processor.add(rows)
+            taken = [queue.popleft() for _ in range(min(free, len(queue)))]
+            # Each family of the refill (prompts that start alike) is prefilled on its own, the tokens its
+            # prompts share once; a cache that cannot be merged takes the refill in one plain pass.
+            sharing = mergeable and share_prefixes
+            groups = prefix_groups([list(prompts[r]) for r in taken]) if sharing else [list(range(len(taken)))]
+            for group in groups:
+                rows = [taken[i] for i in group]
+                shared = shared_prefix([list(prompts[r]) for r in rows]) if sharing else 0
+                if shared * (len(rows) - 1) <= PASS_OVERHEAD:  # not worth a pass of its own
+                    shared = 0
+                ids, fresh, positions, out = _prefill(model, [prompts[r] for r in rows], pad_id=pad_id, shared=shared)
+                extra = out.logits[:, -1].to(copy=True, dtype=torch.float32)
+                if not active:
+                    cache, mask, seqs, position, logits = out.cache, fresh, ids, positions[:, -1:], extra
+                else:
+                    _merge_caches(cache, out.cache)
+                    columns = max(mask.shape[1], fresh.shape[1])
+                    mask = torch.cat([_left_pad(mask, columns, 1), _left_pad(fresh, columns, 1)])
+                    seqs = torch.cat([_left_pad(seqs, columns, 1, pad_id), _left_pad(ids, columns, 1, pad_id)])
+                    position = torch.cat([position, positions[:, -1:]])
+                    logits = torch.cat([logits, extra])
+                active += rows
+                for processor in processors:
+                    processor.add(rows)
             padded = not bool(mask.all())
         scores = logits
         for processor in processors:

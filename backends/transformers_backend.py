@@ -334,14 +334,16 @@ def _keep_decoder_spaces(tokenizer: Any) -> None:
 
 
 def _token_logprobs(logits: Any, targets: Any) -> Any:
-    """log-softmax(logits)[..., target] per position, in float32, without a full log-softmax copy.
+    """log-softmax(logits)[..., target] per position, in float32 (float64 stays float64), without a full
+    log-softmax copy.
 
     logits: [rows, (positions,) vocab]; targets: [rows, k] token ids. With positions, target i is read
     at position i ([rows, k] out); without, every target is read at the one position ([rows, k] out).
     """
     import torch
 
-    logits = logits.float()
+    if logits.dtype != torch.float64:
+        logits = logits.float()
     norm = torch.logsumexp(logits, dim=-1, keepdim=True)  # [rows, (positions,) 1]
     if logits.dim() == 2:
         return logits.gather(-1, targets) - norm

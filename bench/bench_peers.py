@@ -17,7 +17,8 @@ bench/peers_scoring.py. This module runs them in turn.
 
 Settings (environment): SEEDLOOP_PEERS_ROUNDS (default 3), SEEDLOOP_PEERS_SCORING (scoring models,
 default tiny-llama3; "tiny-llama3,tiny" adds the 4k-vocabulary one, "smollm2-135m" the real weights),
-SEEDLOOP_PEERS_GENERATION (generation models, default tiny; "tiny,smollm2-135m" adds the real weights),
+SEEDLOOP_PEERS_GENERATION (generation models, default tiny; "tiny,smollm2-135m" adds the real weights; empty:
+none, and the same for scoring),
 SEEDLOOP_PEERS_PIPELINE=0 (skip distilabel's as-shipped Pipeline run). Inputs, task YAMLs, per-item outputs and each side's log:
 runs/bench-peers/.
 """

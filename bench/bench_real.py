@@ -2,7 +2,7 @@
 
     python -m bench real                                     # SLOW (minutes): `python -m bench --all` runs it too
     SEEDLOOP_BENCH_REAL_MODELS=smollm2-135m,gemma3-270m python -m bench real
-    SEEDLOOP_BENCH_REAL_PARTS=train python -m bench real    # only the training rows (train, score, generate)
+    SEEDLOOP_BENCH_REAL_PARTS=train python -m bench real    # only the training rows (train, score, predict, generate)
 
 On each model (default `smollm2-135m`), one CPU thread (stable on a shared machine), the roof measured
 in the same process (bench/bench_roof.py) and, alternated round by round (A, B, A, B), best of each:
@@ -13,6 +13,7 @@ in the same process (bench/bench_roof.py) and, alternated round by round (A, B, 
   achieved FLOP/s as a share of the roof;
 - choice scoring as the evaluator runs it (`evaluator.inference.predict(mode="score")`) on the 120
   fin_sentiment items: items/s with prompts batched by length against the given order, and the share;
+- the evaluator's constrained mode: decode's shared-instruction prefill against whole prompts in order;
 - constrained generation (the task's generation schema, the generator's sampling) against free
   generation of the same rows to the same lengths, and the share;
 - batch-1 greedy decoding as a share of the memory-bandwidth bound (read rate / weight bytes per token).
@@ -46,7 +47,7 @@ from trainer.shapes import model_shape
 
 SLOW = True
 MODELS_ENV = "SEEDLOOP_BENCH_REAL_MODELS"
-PARTS_ENV = "SEEDLOOP_BENCH_REAL_PARTS"  # train,score,generate (default: all three)
+PARTS_ENV = "SEEDLOOP_BENCH_REAL_PARTS"  # train,score,predict,generate (default: all four)
 TRAIN_STEPS = 4
 SCORE_BATCH = 16
 GEN_BATCH = 16  # the generator's batch (generate.py --batch-size): 16 decoding slots
@@ -231,6 +232,44 @@ def scoring_rows(model: str, roof: Roof) -> list[BenchRow]:
     ]
 
 
+def prediction_rows(model: str, roof: Roof) -> list[BenchRow]:
+    """The evaluator's constrained mode (the label as an enum under the task's output schema) on the 120
+    items through `decode`: prompts in family order, each family's shared instruction prefilled once,
+    against the same prompts in the given order, each refill prefilled whole (before)."""
+    from backends.decode import decode
+
+    task = load_task("fin_sentiment")
+    prompts = tuned_prompts(task, _records(task))
+    backend = TransformersBackend(model, loaded=load_model(model, device="cpu"), batch_size=SCORE_BATCH)
+    tokenizer = backend.tokenizer
+    ids = tokenizer([backend.render(p) for p in prompts], add_special_tokens=False)["input_ids"]
+    processor = backend.logits_processor(task.output_schema())
+    eos = backend.model.generation_config.eos_token_id
+    counts = {name: Count(model_shape(model)) for name in ("shared", "plain")}
+
+    def run(name: str) -> list[list[int]]:
+        processor.reset()
+        counts[name].reset()
+        with counts[name].watching(backend.model):
+            return decode(backend.model, ids, batch_size=SCORE_BATCH, pad_id=tokenizer.pad_token_id,
+                          max_new_tokens=task.max_new_tokens(), stop_ids=eos if isinstance(eos, list) else [eos],
+                          processors=[processor], share_prefixes=name == "shared")
+
+    run("shared")  # warm-up: the schema's masks
+    best = _alternate({"shared": lambda: run("shared"), "plain": lambda: run("plain")})
+    (t_new, new), (t_old, old) = best["shared"], best["plain"]
+    same = sum(a == b for a, b in zip(new, old, strict=True))
+    n = len(prompts)
+    return [
+        BenchRow(f"real.predict_constrained.shared_prefill_vs_plain_items_per_s.{model}", n / t_new, n / t_old,
+                 ratio(t_old, t_new), 1.0, "items/s",
+                 f"{n} items (60 en + 60 vi, two instructions), {SCORE_BATCH} slots, the label under the output "
+                 f"schema; positions through the model: {counts['shared'].computed} (family order, each family's "
+                 f"shared tokens once per refill) against {counts['plain'].computed} (given order, whole prompts); "
+                 f"same tokens on {same}/{n} rows; {_where(roof)}"),
+    ]
+
+
 # ---- generation and batch-1 decoding -----------------------------------------------------------------------
 def generation_rows(model: str, roof: Roof) -> list[BenchRow]:
     from backends.decode import decode
@@ -303,4 +342,4 @@ def generation_rows(model: str, roof: Roof) -> list[BenchRow]:
     ]
 
 
-PARTS = {"train": training_rows, "score": scoring_rows, "generate": generation_rows}
+PARTS = {"train": training_rows, "score": scoring_rows, "predict": prediction_rows, "generate": generation_rows}

@@ -22,7 +22,7 @@ from core.tasks import load_task
 N_GEN = 16  # generation prompts (the Planner's first 16 fin_sentiment plans)
 # Generation models: the tiny one; SEEDLOOP_PEERS_GENERATION=tiny,smollm2-135m adds the real model (its rows
 # get the model's name as a suffix).
-GENERATION = os.environ.get("SEEDLOOP_PEERS_GENERATION", TINY).split(",")
+GENERATION = [m for m in os.environ.get("SEEDLOOP_PEERS_GENERATION", TINY).split(",") if m]
 GEN_BATCH = 8  # our decoding slots; distilabel as shipped runs one prompt at a time
 N_GREEDY = 8  # prompts for the greedy same-text check
 # distilabel as shipped inside its Pipeline too (its step subprocess loads the model again: ~30 s here);

@@ -37,6 +37,15 @@ def load(model: str, batch: int, threads: int, task: str = "fin_sentiment", sche
     return {"load_s": seconds, "peak_rss_mb": peak}
 
 
+def dtype(name: str) -> dict:
+    """The loaded model's weights cast to `name` (e.g. "float64", for the agreement check without float32
+    rounding)."""
+    import torch
+
+    STATE["backend"].model.to(getattr(torch, name))
+    return {"dtype": name}
+
+
 def inputs(messages: list[list[dict]]) -> dict:
     """The exact text and token ids our backend feeds the model for each chat prompt."""
     backend = STATE["backend"]
@@ -88,7 +97,7 @@ def imports() -> dict:
     return {"seconds": seconds}
 
 
-OPS = {f.__name__: f for f in (imports, load, inputs, generate, dedup, predict)}
+OPS = {f.__name__: f for f in (imports, load, dtype, inputs, generate, dedup, predict)}
 
 
 def main() -> None:

@@ -28,12 +28,16 @@ from evaluator.prompts import score_choices, tuned_prompts
 EVAL_BATCH = 16  # both sides' scoring batch
 # Scoring models: the Llama-3-shaped tiny model (128k vocabulary, like the models users score); add
 # "tiny" (4k vocabulary) or the real smollm2-135m with SEEDLOOP_PEERS_SCORING=tiny-llama3,smollm2-135m.
-SCORING = os.environ.get("SEEDLOOP_PEERS_SCORING", TINY_LLAMA3).split(",")
+SCORING = [m for m in os.environ.get("SEEDLOOP_PEERS_SCORING", TINY_LLAMA3).split(",") if m]
 # Per-item, per-choice log-likelihood agreement, in nats. Both sides compute float32 log-softmax of
 # the same logits, but over different batch shapes and paddings (lm-eval: right-padded rows without
 # attention mask; ours: left-padded prompts, a KV cache, choices on top), so they agree to float32
 # rounding (~1e-6 measured), not bit for bit; 1e-4 is far below any difference between two labels.
 TOLERANCE = 1e-4
+# The same check in float64 on both sides (the first F64_ITEMS items, our tokens): without float32
+# rounding, the two implementations must agree to F64_TOLERANCE.
+F64_ITEMS = 32
+F64_TOLERANCE = 1e-5
 
 
 def write_lmeval_tasks(folder: Path, name: str, items: list[dict], choices: list[str], stops: list[str],
@@ -199,6 +203,10 @@ def scoring_rows(model_name: str) -> list[BenchRow]:
             "constrained": lambda: ours("predict", messages=messages, mode="constrained", batch=EVAL_BATCH),
             "free": lambda: ours("predict", messages=messages, mode="free", batch=EVAL_BATCH),
             "lmeval": lambda: peer("lmeval_run", task=gen)})
+        ours("dtype", name="float64")
+        peer("lmeval_dtype", name="float64")
+        wide_ours = ours("predict", messages=messages[:F64_ITEMS], mode="score", batch=EVAL_BATCH)["scores"]
+        wide_theirs = [doc["loglik"] for doc in peer("lmeval_run", task=mc, encode="ids", limit=F64_ITEMS)["docs"]]
     load_after = load_avg()
 
     n = len(records)
@@ -238,6 +246,14 @@ def scoring_rows(model_name: str) -> list[BenchRow]:
         f"the prompt's trailing {facts['moved']} into the continuation, see the next row). Met when <= "
         f"{TOLERANCE:g} on every item. Our joint encoding (prompt + choice, split after the prompt's tokens) "
         f"equals prompt and choice encoded apart on {facts['joint_same']}/{facts['pairs']} pairs"))
+    wide_diff = max(abs(x - y) for a, b in zip(wide_ours, wide_theirs, strict=True) for x, y in zip(a, b, strict=True))
+    rows.append(BenchRow(
+        f"peers.score_{tag}_loglik_same_tokens_float64_max_abs_diff", wide_diff, F64_TOLERANCE,
+        ratio(F64_TOLERANCE, wide_diff), 1.0, "nats",
+        f"the same-tokens agreement check with both models cast to float64 (ours: the backend's weights; "
+        f"lm-eval: HFLM's, its log-softmax then in float64 too), on the first {len(wide_ours)} items x "
+        f"{len(choices)} choices: max |ours - lm-eval's|. Met when <= {F64_TOLERANCE:g}: the float32 rows' "
+        f"differences are rounding over different batch shapes, not different arithmetic"))
     rows.append(BenchRow(
         f"peers.score_{tag}_loglik_stock_choice_diff_max_abs_diff", rel_diff, TOLERANCE, ratio(TOLERANCE, rel_diff),
         1.0, "nats",

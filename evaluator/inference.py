@@ -21,9 +21,9 @@ from evaluator.parser import INVALID, parse_label
 from evaluator.prompts import Messages, score_choices
 
 MODES = ("score", "constrained", "free")
-# Score mode hands the backend this many batches per call: a local backend orders a call's prompts by
-# length before batching them (less padding), so a call should hold more than one batch.
-SCORE_SPAN = 8
+# Each backend call holds this many batches: a local backend orders a call's prompts (by length, those
+# that share an instruction together) before batching them, so a call should hold more than one batch.
+CALL_SPAN = 8
 
 
 @dataclass
@@ -42,15 +42,15 @@ def predict(
     backend: Backend, task: Task, prompts: list[Messages], *, mode: str = "score", batch_size: int = 16,
     max_new_tokens: int | None = None, seed: int = 0, desc: str = "predict",
 ) -> list[Prediction]:
-    """Predict a label for every prompt, `batch_size` prompts per backend call (greedy decoding); in score
-    mode `SCORE_SPAN` batches per call, which the backend batches `batch_size` at a time itself."""
+    """Predict a label for every prompt (greedy decoding): `CALL_SPAN` batches per backend call, which the
+    backend runs `batch_size` prompts at a time itself."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     sampling = Sampling(temperature=0.0, max_new_tokens=max_new_tokens or task.max_new_tokens(),
                         seed=seed, strategy="greedy")
     out: list[Prediction] = []
     with tqdm(total=len(prompts), desc=desc, unit="item", leave=False) as bar:
-        span = batch_size * SCORE_SPAN if mode == "score" else batch_size
+        span = batch_size * CALL_SPAN
         for start in range(0, len(prompts), span):
             chunk = prompts[start : start + span]
             if mode == "score":

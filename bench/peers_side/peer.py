@@ -196,8 +196,18 @@ def lmeval_encode(pairs: list[list]) -> dict:
     return {"pairs": len(pairs)}
 
 
-def lmeval_run(task: str, encode: str = "stock") -> dict:
-    """`lm_eval.simple_evaluate` of one task on the loaded model: wall and engine seconds, per-doc outputs."""
+def lmeval_dtype(name: str) -> dict:
+    """The loaded HFLM's weights cast to `name` (e.g. "float64", for the agreement check without float32
+    rounding: its log-softmax then runs in that dtype too)."""
+    import torch
+
+    STATE["lm"].model.to(getattr(torch, name))
+    return {"dtype": name}
+
+
+def lmeval_run(task: str, encode: str = "stock", limit: int | None = None) -> dict:
+    """`lm_eval.simple_evaluate` of one task on the loaded model (its first `limit` docs, or all): wall and
+    engine seconds, per-doc outputs."""
     import lm_eval
 
     STATE.update(encode=encode, seen={})
@@ -205,7 +215,7 @@ def lmeval_run(task: str, encode: str = "stock") -> dict:
 
     def run():
         return lm_eval.simple_evaluate(model=STATE["lm"], tasks=[task], task_manager=STATE["tm"], device="cpu",
-                                       log_samples=True, bootstrap_iters=0, random_seed=0)
+                                       log_samples=True, bootstrap_iters=0, random_seed=0, limit=limit)
 
     seconds, peak, out = timed(run)
     samples = sorted(out["samples"][task], key=lambda s: s["doc_id"])
@@ -233,7 +243,7 @@ def imports() -> dict:
 
 OPS = {f.__name__: f for f in (imports, distilabel_load, distilabel_inputs, distilabel_stock, distilabel_pipeline,
                                distilabel_generate,
-                               distilabel_dedup, lmeval_load, lmeval_encode, lmeval_run)}
+                               distilabel_dedup, lmeval_load, lmeval_encode, lmeval_dtype, lmeval_run)}
 
 
 def main() -> None:
