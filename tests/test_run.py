@@ -98,7 +98,6 @@ def test_no_model_runs_when_the_decision_does_not_use_it(default_run):
     assert all(p["tokens_used"] == 0 for p in results["predictions"])
 
 
-@pytest.mark.slow
 def test_beats_the_nearest_neighbour_baseline_on_a_held_out_domain(tmp_path):
     """On tickets of a product we never tuned on: intent accuracy and reply similarity at least 1-NN's."""
     from bench.oneshot_baselines import evaluate
@@ -123,7 +122,6 @@ def test_adapter_is_standard_peft(default_run):
     assert type(model).__name__ == "PeftModelForCausalLM"
 
 
-@pytest.mark.slow
 def test_same_seed_gives_identical_predictions(default_run, tmp_path):
     """A second default run in a fresh folder gives the same predictions and training loss."""
     (_, a), (proc, b) = default_run, run_contract(tmp_path)

@@ -19,7 +19,6 @@ import pytest
 from backends import Sampling
 from tests.cli_helpers import PY, REPO, child_env
 
-pytestmark = pytest.mark.slow
 pytest.importorskip("fastapi")
 
 

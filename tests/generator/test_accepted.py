@@ -97,7 +97,6 @@ def _kill_after(args: list[str], path, lines: int, sig: int) -> subprocess.Popen
     return proc
 
 
-@pytest.mark.slow
 def test_a_run_killed_in_its_second_round_and_run_again_reaches_the_same_10(reference_run, tmp_path, seeds_file):
     task, reference, _ = reference_run
     out = tmp_path / "killed"
@@ -134,7 +133,6 @@ def test_max_candidates_spent_gives_the_partial_set_and_one_line_and_fail_exits_
     assert "Traceback" not in failed.stderr
 
 
-@pytest.mark.slow
 def test_ctrl_c_writes_samples_verdicts_counts_and_cost_and_says_how_to_resume(tmp_path, seeds_file):
     task = planted_task(tmp_path)
     out = tmp_path / "interrupted"

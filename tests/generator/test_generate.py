@@ -108,7 +108,6 @@ def _by_index(out):
                                        r["provenance"]["sampling"]["seed"]) for r in _rows(out)}
 
 
-@pytest.mark.slow
 def test_a_killed_and_resumed_run_draws_the_same_samples_as_an_uninterrupted_one(seeds_file, tmp_path):
     """Sample i's randomness is a function of (run seed, i): neither a SIGKILL + resume nor another batch size
     changes what it draws; and samples of one prompt (--samples-per-prompt 2) differ."""
