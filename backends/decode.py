@@ -75,12 +75,21 @@ def _trim(cache: Any, mask: Any) -> int:
     return first
 
 
+# Prompts grouped into families at a time: `prefix_groups` splits recursively, in quadratic time.
+FAMILY_WINDOW = 256
+
+
 def _family_order(prompts: Sequence[Sequence[int]]) -> list[int]:
     """Prompt indices with the prompts that start alike together (`prefix_groups`: one group per
     instruction, say), shortest first within a group: a refill then shares its group's prefix and
-    pads little."""
-    groups = prefix_groups([list(p) for p in prompts])
-    return [i for group in groups for i in sorted(group, key=lambda i: len(prompts[i]))]
+    pads little. Sorted by their tokens first, so a family stays together across windows."""
+    by_tokens = sorted(range(len(prompts)), key=lambda i: list(prompts[i]))
+    order: list[int] = []
+    for start in range(0, len(by_tokens), FAMILY_WINDOW):
+        window = by_tokens[start : start + FAMILY_WINDOW]
+        for group in prefix_groups([list(prompts[i]) for i in window]):
+            order += sorted((window[j] for j in group), key=lambda i: len(prompts[i]))
+    return order
 
 
 def _prefill(model: Any, rows: list[Sequence[int]], *, pad_id: int, shared: int) -> tuple[Any, Any, Any, Any]:

@@ -227,6 +227,23 @@ def test_family_order_groups_prompts_that_start_alike_shortest_first(backends):
     assert [len(ids[i]) for i in first] == sorted(len(ids[i]) for i in first)
 
 
+def test_family_order_of_thousands_of_prompts_is_a_permutation_with_families_together():
+    """A call with thousands of prompts (a validator's whole batch) is ordered in windows, without deep
+    recursion, and each family's prompts still come out next to each other."""
+    import random
+    from itertools import pairwise
+
+    from backends.decode import _family_order
+
+    rng = random.Random(0)
+    families = [[1, 2, 3] + [f] * 40 for f in (7, 8, 9)]
+    prompts = [families[i % 3] + [rng.randrange(10, 99) for _ in range(rng.randrange(1, 30))] for i in range(3000)]
+    order = _family_order(prompts)
+    assert sorted(order) == list(range(3000))
+    runs = sum(1 for a, b in pairwise(order) if a % 3 != b % 3)
+    assert runs == 2  # three families, each one contiguous run
+
+
 @pytest.mark.parametrize("mode", ["free", "constrained"])
 def test_a_shared_instruction_runs_once_per_prefill_and_every_row_keeps_its_tokens(backends, mode, monkeypatch):
     """Prompts that share a long instruction: each prefill runs it once (the model sees far fewer prompt
