@@ -92,9 +92,9 @@ def _family_order(prompts: Sequence[Sequence[int]]) -> list[int]:
     return order
 
 
-def _prefill(model: Any, rows: list[Sequence[int]], *, pad_id: int, shared: int) -> tuple[Any, Any, Any, Any]:
+def prefill(model: Any, rows: list[Sequence[int]], *, pad_id: int, shared: int) -> tuple[Any, Any, Any, Any]:
     """One forward pass over new prompts: (token ids, attention mask, position ids, model output), the
-    prompts left-padded to one width.
+    prompts left-padded to one width. Decoding's prefill here, and scoring's (`TransformersBackend.score`).
 
     The first `shared` tokens (every row starts with them) run once, as one row, and their KV cache is
     repeated for every row; only the rest of each prompt runs batched, left-padded after the shared
@@ -132,7 +132,7 @@ def decode(
     gives it: rows only ever share a batch through padding, which no row attends to.
 
     Prompts are taken in `_family_order`; a refill prefills each family among its prompts on its own
-    (`prefix.prefix_groups`), the tokens they share once (`_prefill`), where that saves more than a
+    (`prefix.prefix_groups`), the tokens they share once (`prefill`), where that saves more than a
     forward pass costs and the cache can be merged.
 
     Refill policy: after a step in which rows stopped, the next queued prompts are prefilled (as one
@@ -194,7 +194,7 @@ def _decode(
                 shared = shared_prefix([list(prompts[r]) for r in rows]) if sharing else 0
                 if shared * (len(rows) - 1) <= PASS_OVERHEAD:  # not worth a pass of its own
                     shared = 0
-                ids, fresh, positions, out = _prefill(model, [prompts[r] for r in rows], pad_id=pad_id, shared=shared)
+                ids, fresh, positions, out = prefill(model, [prompts[r] for r in rows], pad_id=pad_id, shared=shared)
                 extra = out.logits[:, -1].to(copy=True, dtype=torch.float32)
                 if not active:
                     cache, mask, seqs, position, logits = out.cache, fresh, ids, positions[:, -1:], extra

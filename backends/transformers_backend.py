@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from backends import Completion, Prompt, Sampling, chat, parse_with_schema, row_seeds
-from backends.decode import decode
+from backends.decode import decode, prefill
 from backends.models import TINY, load_model
 from backends.prefix import prefix_groups, shared_prefix
 from backends.processors import GuidedMask, RowSampler
@@ -241,27 +241,11 @@ class TransformersBackend:
 
         The tokens every prompt of the batch starts with (the task's instruction, a system prompt,
         k-shot examples) run once, as one row, and their KV cache is repeated for every row; only the
-        rest of each prompt runs batched, left-padded after the shared part (padding is masked, and
-        positions count real tokens only, as in `generate`). Same scores as one padded pass over the
-        whole prompts, for a fraction of the work when the shared part is most of each prompt.
+        rest of each prompt runs batched, left-padded after the shared part (`decode.prefill`, as
+        decoding's prefill). Same scores as one padded pass over the whole prompts, for a fraction of
+        the work when the shared part is most of each prompt.
         """
-        import torch
-
-        rows, device = len(ids), self.device
-        shared = shared_prefix(ids)
-        rests = [row[shared:] for row in ids]
-        width = max(len(row) for row in rests)
-        pad = self.tokenizer.pad_token_id
-        input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rests], device=device)
-        rest_mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rests], device=device)
-        cache = None
-        if shared:
-            prefix = torch.tensor([ids[0][:shared]], device=device)
-            cache = self.model(input_ids=prefix, use_cache=True, logits_to_keep=1).cache
-            cache.batch_repeat_interleave(rows)
-        mask = torch.cat([rest_mask.new_ones(rows, shared), rest_mask], dim=1)
-        out = self.model(input_ids=input_ids, attention_mask=mask, cache=cache, use_cache=True,
-                         position_ids=shared + (rest_mask.cumsum(-1) - 1).clamp(min=0), logits_to_keep=1)
+        _, mask, _, out = prefill(self.model, ids, pad_id=self.tokenizer.pad_token_id, shared=shared_prefix(ids))
         return out.logits[:, -1, :], out.cache, mask
 
     def _score_batch(self, ids: list[list[int]], feeds: list[list[list[int]]],
