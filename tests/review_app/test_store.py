@@ -240,7 +240,11 @@ def test_two_annotators_never_claim_the_same_item(request, tmp_path, engine):
     outs = [p.communicate(timeout=300)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs)
     done = [[json.loads(line)[0] for line in out.splitlines()] for out in outs]
-    assert len(done[0]) > 50 and len(done[1]) > 50  # both really worked the queue
+    # Both really worked the queue, at the same time: each claimed items while the other was claiming.
+    # (How many each gets is up to the OS scheduler: under `make test`'s two workers one process got 45
+    # of 1,000 on SQLite, whose writers take turns.)
+    assert all(len(d) >= 10 for d in done), [len(d) for d in done]
+    assert min(done[0]) < max(done[1]) and min(done[1]) < max(done[0])
     assert not set(done[0]) & set(done[1])
     store = ReviewStore(db)
     log = store.decision_log()
